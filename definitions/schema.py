@@ -1,0 +1,251 @@
+"""Typed shape of procedure step files and registries.
+
+A procedure file is turned into a :class:`Procedure` before anything runs; the
+workflow only ever sees this validated form (inside a :class:`ProcedureSnapshot`).
+These models are pure: no I/O, safe to import from workflow code.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Iterator, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from definitions.durations import DURATION_PATTERN, EXPECTED as DURATION_EXPECTED
+
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, description=DURATION_EXPECTED, examples=["3d", "0.5d", "4h"]),
+]
+Code = Annotated[str, Field(min_length=1, max_length=120)]
+
+OPERATORS = ("equals", "in", "gt", "gte", "lt", "lte")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+
+class Condition(_Strict):
+    """``when``: one field of the dossier's data and one comparison."""
+
+    field: str = Field(min_length=1)
+    equals: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> "Condition":
+        given = [op for op in OPERATORS if op in self._given()]
+        if len(given) != 1:
+            raise ValueError(
+                f"`when` takes exactly one of {', '.join(OPERATORS)} (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+    def _given(self) -> set[str]:
+        # An operator is given when it has a value (`equals: null` is not supported).
+        return {op for op in OPERATORS if getattr(self, "in_" if op == "in" else op) is not None}
+
+    @property
+    def operator(self) -> str:
+        return next(op for op in OPERATORS if op in self._given())
+
+    def holds(self, data: dict[str, Any]) -> bool:
+        """A missing field or an incomparable value makes the condition false."""
+        if self.field not in data:
+            return False
+        value = data[self.field]
+        op = self.operator
+        if op == "equals":
+            return value == self.equals
+        if op == "in":
+            return value in (self.in_ or [])
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return False
+        bound = getattr(self, op)
+        return {
+            "gt": number > bound,
+            "gte": number >= bound,
+            "lt": number < bound,
+            "lte": number <= bound,
+        }[op]
+
+
+class Step(_Strict):
+    """One agency's share of the work, with its own deadline."""
+
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str | None = None
+    agency: str = Field(min_length=1, description="agency code; {field} is filled from the dossier data")
+    deadline: Duration
+    escalate_to: str | None = None
+    when: Condition | None = None
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+    def placeholders(self) -> list[str]:
+        return _PLACEHOLDER.findall(self.agency)
+
+
+class Sequence(_Strict):
+    sequence: list["Node"] = Field(min_length=1)
+
+
+class Parallel(_Strict):
+    """Every branch must finish; a branch is a step or a ``sequence``."""
+
+    parallel: list[Annotated[Union[Annotated[Step, Tag("step")], Annotated[Sequence, Tag("sequence")]], Discriminator(lambda value: _node_tag(value))]] = Field(min_length=1)
+
+
+def _node_tag(value: Any) -> str | None:
+    if isinstance(value, dict):
+        if "parallel" in value:
+            return "parallel"
+        if "sequence" in value:
+            return "sequence"
+        return "step"
+    if isinstance(value, Parallel):
+        return "parallel"
+    if isinstance(value, Sequence):
+        return "sequence"
+    if isinstance(value, Step):
+        return "step"
+    return None
+
+
+Node = Annotated[
+    Union[
+        Annotated[Step, Tag("step")],
+        Annotated[Parallel, Tag("parallel")],
+        Annotated[Sequence, Tag("sequence")],
+    ],
+    Discriminator(_node_tag),
+]
+Sequence.model_rebuild()
+
+
+class Procedure(_Strict):
+    """A procedure step file (thủ tục hành chính): who does what, within which time."""
+
+    code: str = Field(min_length=1, description="national procedure code, e.g. 1.012756")
+    name: str = Field(min_length=1)
+    sector: str = Field(min_length=1, description="a code from sectors.yaml")
+    level: str = Field(min_length=1, description="a level used in agencies.yaml")
+    version: int = Field(ge=1)
+    effective_from: date | None = None
+    calendar: str = "vn-gov"
+    deadline: Duration
+    on_supplement: Literal["pause", "restart"] = "pause"
+    supplement_deadline: Duration | None = None
+    steps: list[Node] = Field(min_length=1)
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _code_is_text(cls, value: Any) -> Any:
+        # `code: 1.012756` in YAML is a float; procedure codes are strings.
+        if not isinstance(value, str):
+            raise ValueError('expected a string; quote the code, e.g. code: "1.012756"')
+        return value
+
+    @property
+    def ref(self) -> str:
+        return f"{self.code}@{self.version}"
+
+    def iter_steps(self) -> Iterator[Step]:
+        yield from iter_steps(self.steps)
+
+
+def iter_steps(nodes: list[Any]) -> Iterator[Step]:
+    for node in nodes:
+        if isinstance(node, Step):
+            yield node
+        elif isinstance(node, Parallel):
+            yield from iter_steps(list(node.parallel))
+        elif isinstance(node, Sequence):
+            yield from iter_steps(node.sequence)
+
+
+class ProcedureSnapshot(BaseModel):
+    """What a dossier is started with: the validated procedure, frozen for its life."""
+
+    model_config = ConfigDict(frozen=True)
+
+    procedure: Procedure
+    content_hash: str = Field(description="sha256 of the step file's bytes")
+    source: str | None = Field(default=None, description="where it was read from")
+
+    @property
+    def ref(self) -> str:
+        return self.procedure.ref
+
+
+class Agency(_Strict):
+    code: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    level: str = Field(min_length=1)
+    webhook: str | None = None
+    receives_dossiers: bool = False  # a one-stop desk (bộ phận một cửa) may take submissions
+
+
+class Sector(_Strict):
+    code: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
+class AgencyRegistry(_Strict):
+    agencies: list[Agency]
+
+
+class SectorRegistry(_Strict):
+    sectors: list[Sector]
+
+
+class UnknownAgencyError(ValueError):
+    pass
+
+
+def resolve_agency(template: str, data: dict[str, Any]) -> str:
+    """Fill ``{field}`` placeholders of an agency code from the dossier's data."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in data or data[name] in (None, ""):
+            raise UnknownAgencyError(
+                f"agency {template!r} needs field {name!r} in the dossier data"
+            )
+        return str(data[name])
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def template_matches(template: str, code: str) -> bool:
+    """Whether ``code`` could come from ``template`` (the fixed parts match)."""
+    parts = _PLACEHOLDER.split(template)
+    fixed = parts[0::2]
+    pattern = ".+".join(re.escape(part) for part in fixed)
+    return re.fullmatch(pattern, code) is not None
