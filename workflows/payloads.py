@@ -1,0 +1,240 @@
+"""What `DossierWorkflow` exchanges with the world: its input, updates, query state.
+
+Pure pydantic models: imported by workflow code, activities, the CLI and tests.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from definitions.schema import ProcedureSnapshot
+
+
+class DossierStatus(StrEnum):
+    PROCESSING = "processing"
+    AWAITING_SUPPLEMENT = "awaiting_supplement"  # chờ bổ sung: the applicant's turn
+    REJECTED = "rejected"
+    COMPLETED = "completed"
+
+
+# Status codes of the national public-service portal (Cổng dịch vụ công quốc gia).
+PORTAL_STATUS: dict[DossierStatus, int] = {
+    DossierStatus.PROCESSING: 4,  # đang xử lý
+    DossierStatus.AWAITING_SUPPLEMENT: 5,  # yêu cầu bổ sung giấy tờ
+    DossierStatus.REJECTED: 8,  # dừng xử lý
+    DossierStatus.COMPLETED: 10,  # đã trả kết quả
+}
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+
+class Outcome(StrEnum):
+    APPROVED = "approved"
+    SUPPLEMENT = "supplement"  # the applicant must supplement documents
+    REJECTED = "rejected"
+
+
+# Decision 766/QĐ-TTg: early = done on a day before the due day; on_time = on the due day.
+Verdict = Literal["early", "on_time", "late"]
+Channel = Literal["in_person", "online", "postal"]
+
+
+class DossierInput(BaseModel):
+    """Start input: the definition snapshot a dossier lives by, and its data."""
+
+    dossier_id: str = Field(min_length=1, max_length=200)
+    snapshot: ProcedureSnapshot
+    data: dict[str, Any] = Field(default_factory=dict)
+    channel: Channel = "in_person"
+    received_at: AwareDatetime | None = Field(
+        default=None, description="when the desk received it; default: when the workflow starts"
+    )
+    received_by: str | None = Field(default=None, description="agency code of the receiving desk")
+
+
+class Note(BaseModel):
+    """A line of the process-control sheet that is not a handover."""
+
+    at: datetime
+    kind: Literal["supplement_requested", "resubmitted", "extended", "supplement_expired", "rejected"]
+    agency: str | None = None
+    step_id: str | None = None
+    text: str
+
+
+class StepState(BaseModel):
+    id: str
+    name: str
+    agency: str | None = None  # resolved from the template once the step is reached
+    escalate_to: str | None = None
+    deadline: str
+    status: StepStatus = StepStatus.PENDING
+    assigned_at: datetime | None = None
+    due_at: datetime | None = None
+    original_due_at: datetime | None = None
+    extendable_from: datetime | None = None
+    completed_at: datetime | None = None
+    outcome: Outcome | None = None
+    note: str | None = None
+    verdict: Verdict | None = None
+    overdue: bool = False  # missed its original due; an extension does not erase it
+    escalations: int = 0
+    extensions: int = 0
+
+
+class DossierState(BaseModel):
+    """The `state` query: everything an operator or the projection needs."""
+
+    dossier_id: str
+    procedure_code: str
+    procedure_version: int
+    procedure_name: str
+    content_hash: str
+    sector: str
+    level: str
+    calendar: str
+    channel: Channel
+    status: DossierStatus = DossierStatus.PROCESSING
+    portal_status: int = PORTAL_STATUS[DossierStatus.PROCESSING]
+    received_at: datetime
+    clock_started_at: datetime | None = None
+    due_at: datetime | None = None
+    original_due_at: datetime | None = None
+    overdue: bool = False
+    verdict: Verdict | None = None
+    completed_at: datetime | None = None
+    result_note: str | None = None
+    supplement_count: int = 0
+    paused_at: datetime | None = None
+    supplement_due_at: datetime | None = None
+    steps: list[StepState] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (DossierStatus.REJECTED, DossierStatus.COMPLETED)
+
+    @property
+    def current_agencies(self) -> list[str]:
+        return sorted({s.agency for s in self.steps if s.status == StepStatus.ASSIGNED and s.agency})
+
+    def step(self, step_id: str) -> StepState | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+
+class CompleteStep(BaseModel):
+    """An agency reports its step done. `outcome` is checked by the validator, so an
+    unknown value is refused with a reason instead of failing deserialisation."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    step_id: str
+    agency: str
+    outcome: str = Outcome.APPROVED.value
+    note: str | None = None
+
+
+class Resubmit(BaseModel):
+    note: str | None = None
+
+
+class Extend(BaseModel):
+    """Apology and new appointment (phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
+
+    agency: str
+    new_due: AwareDatetime
+    reason: str
+    step_id: str | None = None
+
+
+# --- activity payloads -------------------------------------------------------
+
+
+class ClockRequest(BaseModel):
+    calendar: str
+    received_at: datetime
+    deadline: str
+
+
+class DossierClock(BaseModel):
+    clock_started_at: datetime
+    due_at: datetime
+
+
+class StepDueRequest(BaseModel):
+    calendar: str
+    assigned_at: datetime
+    deadline: str
+
+
+class StepDue(BaseModel):
+    due_at: datetime
+    extendable_from: datetime  # less than one working day left from here on
+
+
+class ResumeRequest(BaseModel):
+    """Re-apply the agencies' remaining working time after a supplement pause."""
+
+    calendar: str
+    paused_at: datetime
+    resumed_at: datetime
+    dues: list[datetime]
+
+
+class ResumedClock(BaseModel):
+    clock_started_at: datetime
+    dues: list[datetime]
+
+
+class VerdictRequest(BaseModel):
+    calendar: str
+    completed_at: datetime
+    due_at: datetime
+
+
+class Routing(BaseModel):
+    """A step handed to an agency (or taken back from it)."""
+
+    dossier_id: str
+    procedure_code: str
+    procedure_version: int
+    sector: str
+    step_id: str
+    step_name: str
+    agency: str
+    assigned_at: datetime
+    due_at: datetime
+    reason: Literal["assigned", "resumed", "withdrawn"] = "assigned"
+
+
+class Escalation(BaseModel):
+    dossier_id: str
+    sector: str
+    step_id: str
+    agency: str  # the agency whose step is late; it stays responsible
+    escalate_to: str
+    due_at: datetime
+    overdue_since: datetime
+
+
+class DossierEvent(BaseModel):
+    """One transition for the audit log; `seq` orders and de-duplicates them."""
+
+    dossier_id: str
+    seq: int
+    kind: str
+    at: datetime
+    actor: str | None = None  # agency code, "applicant" or "system"
+    step_id: str | None = None
+    note: str | None = None
+    state: DossierState
