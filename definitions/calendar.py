@@ -1,0 +1,462 @@
+"""Working-time calendars: when the legal clock starts, runs and stops.
+
+Deadlines in administrative procedures are counted in *working time*: ``3d`` means
+three working days of the receiving agency, not 72 hours.  A calendar answers
+
+* ``start_of_clock(received_at)`` — the receipt cut-off rule (received at/after
+  15:00 counts from the next working day);
+* ``add(start, duration)`` — the instant a working-time budget runs out;
+* ``elapsed(start, end)`` — how much working time lies between two instants;
+* ``verdict(completed_at, due_at)`` — early / on time / late.
+
+``vn-gov`` (and any province calendar) is described by ``calendars/<name>.yaml``;
+public holidays and substituted weekend days come from the ``holidays`` package,
+the yaml only adds overrides.  ``continuous`` is built in: plain wall-clock time.
+
+Everything here is a pure function of its arguments and the loaded files, so it is
+safe to call from Temporal activities and gives the same answer on every retry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from definitions.durations import parse_duration
+
+__all__ = [
+    "Calendar",
+    "CalendarFileError",
+    "ContinuousCalendar",
+    "OfficeCalendar",
+    "UnknownCalendarError",
+    "Verdict",
+    "WorkingCalendar",
+    "available_calendars",
+    "definitions_root",
+    "load_calendar",
+]
+
+CONTINUOUS = "continuous"
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+Verdict = Literal["early", "on_time", "late"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Calendar names become file names: keep them to a safe, boring alphabet.
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class UnknownCalendarError(ValueError):
+    """No calendar with that name (built in or under ``calendars/``)."""
+
+
+class CalendarFileError(ValueError):
+    """A calendar yaml that cannot be used; the message reads ``PATH:LINE: what is wrong``."""
+
+
+def definitions_root() -> Path:
+    """The folder holding ``calendars/`` and ``procedures/``."""
+    env = os.environ.get("LIENTHONG_DEFINITIONS")
+    return Path(env) if env else Path(__file__).parent
+
+
+def available_calendars(root: Path | None = None) -> list[str]:
+    folder = (root or definitions_root()) / "calendars"
+    names = {p.stem for p in folder.glob("*.yaml") if _NAME_RE.match(p.stem)} if folder.is_dir() else set()
+    return sorted(names | {CONTINUOUS})
+
+
+# Loaded calendars keyed by file identity: reuse keeps the per-year holiday cache warm,
+# and the mtime in the key makes an edited file load afresh.
+_LOADED: dict[tuple[str, int, int], OfficeCalendar] = {}
+
+
+def load_calendar(name: str, root: Path | None = None) -> WorkingCalendar:
+    if name == CONTINUOUS:
+        return ContinuousCalendar()
+    root = root or definitions_root()
+    path = root / "calendars" / f"{name}.yaml"
+    if not (isinstance(name, str) and _NAME_RE.match(name)) or not path.is_file():
+        known = ", ".join(available_calendars(root))
+        raise UnknownCalendarError(f"unknown calendar {name!r}; known calendars: {known}")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:
+        _LOADED[key] = OfficeCalendar(_read_calendar_file(path))
+    return _LOADED[key]
+
+
+# --------------------------------------------------------------------------- base
+
+
+class WorkingCalendar(ABC):
+    """What every calendar answers; ``load_calendar`` returns one of these."""
+
+    name: str
+    timezone: ZoneInfo
+    day_length: timedelta
+
+    @abstractmethod
+    def is_working_day(self, day: date) -> bool: ...
+
+    @abstractmethod
+    def start_of_clock(self, received_at: datetime) -> datetime: ...
+
+    @abstractmethod
+    def add(self, start: datetime, duration: str | timedelta) -> datetime: ...
+
+    @abstractmethod
+    def elapsed(self, start: datetime, end: datetime) -> timedelta: ...
+
+    def duration(self, value: str | timedelta) -> timedelta:
+        """Working time for ``"3d"``/``"4h"``/… (``d`` = this calendar's day) or a timedelta."""
+        if isinstance(value, timedelta):
+            return value
+        return parse_duration(value, self.day_length)
+
+    def verdict(self, completed_at: datetime, due_at: datetime) -> Verdict:
+        """``early`` means done on an earlier (local) day than the deadline's day."""
+        completed_at, due_at = _aware(completed_at, "completed_at"), _aware(due_at, "due_at")
+        if completed_at > due_at:
+            return "late"
+        if self._local(completed_at).date() < self._local(due_at).date():
+            return "early"
+        return "on_time"
+
+    def _local(self, at: datetime) -> datetime:
+        return at.astimezone(self.timezone)
+
+    def _budget(self, duration: str | timedelta) -> timedelta:
+        budget = self.duration(duration)
+        if budget < timedelta(0):
+            raise ValueError(f"duration {duration!r}: must not be negative")
+        return budget
+
+    def _day(self, day: date) -> date:
+        # A datetime is a date too; take its local date rather than its wall date.
+        if isinstance(day, datetime):
+            return self._local(_aware(day, "day")).date()
+        return day
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+Calendar = WorkingCalendar  # shorter name for annotations
+
+
+def _aware(at: datetime, what: str) -> datetime:
+    if not isinstance(at, datetime):
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {at!r}")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware (got naive {at.isoformat()})")
+    return at
+
+
+# --------------------------------------------------------------------------- continuous
+
+
+class ContinuousCalendar(WorkingCalendar):
+    """Wall-clock time: every day works, ``1d`` = 24 h, the clock starts on receipt."""
+
+    def __init__(self, timezone: str = DEFAULT_TIMEZONE) -> None:
+        self.name = CONTINUOUS
+        self.timezone = ZoneInfo(timezone)
+        self.day_length = timedelta(hours=24)
+
+    def is_working_day(self, day: date) -> bool:
+        self._day(day)  # still reject a naive datetime
+        return True
+
+    def start_of_clock(self, received_at: datetime) -> datetime:
+        return self._local(_aware(received_at, "received_at"))
+
+    def add(self, start: datetime, duration: str | timedelta) -> datetime:
+        start = _aware(start, "start")
+        # In UTC: Python subtracts/adds same-tzinfo datetimes as wall time, not as instants.
+        return self._local(start.astimezone(UTC) + self._budget(duration))
+
+    def elapsed(self, start: datetime, end: datetime) -> timedelta:
+        return _aware(end, "end").astimezone(UTC) - _aware(start, "start").astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- file-based
+
+
+class DayEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: date
+    reason: str = Field(min_length=1)
+
+
+class CalendarSpec(BaseModel):
+    """The shape of ``calendars/<name>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME_RE.pattern)
+    timezone: str
+    country: str | None = Field(
+        default=None, description="ISO code for the `holidays` package: public holidays + substituted days"
+    )
+    working_periods: list[tuple[time, time]] = Field(min_length=1)
+    weekend: list[Weekday] = Field(default_factory=lambda: list[Weekday](["sat", "sun"]))
+    receipt_cutoff: time | None = Field(
+        default=None, description="received at/after this local time: the clock starts the next working day"
+    )
+    days_off: list[DayEntry] = Field(default_factory=list)
+    working_days: list[DayEntry] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Ho_Chi_Minh)") from exc
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.list_supported_countries():
+            raise ValueError(f"country {value!r} is not supported by the `holidays` package")
+        return value
+
+    @field_validator("working_periods")
+    @classmethod
+    def _ordered_periods(cls, periods: list[tuple[time, time]]) -> list[tuple[time, time]]:
+        previous_end: time | None = None
+        for start, end in periods:
+            if start.tzinfo is not None or end.tzinfo is not None:
+                raise ValueError("working period times are local wall times: no offset")
+            if start >= end:
+                raise ValueError(f"working period {start:%H:%M}-{end:%H:%M} must end after it starts")
+            if previous_end is not None and start < previous_end:
+                raise ValueError("working periods must be in order and must not overlap")
+            previous_end = end
+        return periods
+
+    @field_validator("weekend")
+    @classmethod
+    def _some_weekdays(cls, weekend: list[Weekday]) -> list[Weekday]:
+        if len(set(weekend)) == 7:
+            raise ValueError("a calendar needs at least one working weekday")
+        return weekend
+
+    @model_validator(mode="after")
+    def _cutoff_has_no_offset(self) -> CalendarSpec:
+        if self.receipt_cutoff is not None and self.receipt_cutoff.tzinfo is not None:
+            raise ValueError("receipt_cutoff is a local wall time: no offset")
+        return self
+
+
+class OfficeCalendar(WorkingCalendar):
+    """Office hours on working days, from ``calendars/<name>.yaml`` (``vn-gov``, provinces)."""
+
+    def __init__(self, spec: CalendarSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.timezone = ZoneInfo(spec.timezone)
+        self.day_length = sum(
+            (datetime.combine(date.min, end) - datetime.combine(date.min, start) for start, end in spec.working_periods),
+            timedelta(0),
+        )
+        self._weekend = frozenset(_WEEKDAYS.index(d) for d in spec.weekend)
+        self._days_off = frozenset(e.date for e in spec.days_off)
+        self._working_days = frozenset(e.date for e in spec.working_days)
+        # year -> (holidays, substituted working weekend days) from the `holidays` package
+        self._package_days: dict[int, tuple[frozenset[date], frozenset[date]]] = {}
+
+    # -- days
+
+    def is_working_day(self, day: date) -> bool:
+        day = self._day(day)
+        if day in self._working_days:
+            return True
+        if day in self._days_off:
+            return False
+        package_off, package_working = self._package_year(day.year)
+        if day in package_off:
+            return False
+        if day in package_working:
+            return True
+        return day.weekday() not in self._weekend
+
+    def _package_year(self, year: int) -> tuple[frozenset[date], frozenset[date]]:
+        cached = self._package_days.get(year)
+        if cached is None:
+            if self.spec.country is None:
+                cached = (frozenset(), frozenset())
+            else:
+                # Neighbouring years too: a substitution may cross New Year (e.g. a
+                # December Saturday worked for a day off on 2 January).
+                found = holidays.country_holidays(self.spec.country, years=range(year - 1, year + 2))
+                cached = (
+                    frozenset(d for d in found if d.year == year),
+                    frozenset(d for d in getattr(found, "weekend_workdays", ()) if d.year == year),
+                )
+            self._package_days[year] = cached
+        return cached
+
+    def periods_on(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The day's working periods as aware instants (empty on a day off)."""
+        day = self._day(day)
+        if not self.is_working_day(day):
+            return []
+        return [
+            (
+                datetime.combine(day, start, tzinfo=self.timezone),
+                datetime.combine(day, end, tzinfo=self.timezone),
+            )
+            for start, end in self.spec.working_periods
+        ]
+
+    def is_working_time(self, at: datetime) -> bool:
+        """Inside a working period (start included, end excluded)."""
+        at = _aware(at, "at")
+        return any(start <= at < end for start, end in self.periods_on(at))
+
+    def next_working_day(self, day: date) -> date:
+        day = self._day(day) + timedelta(days=1)
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    # -- instants
+
+    def start_of_clock(self, received_at: datetime) -> datetime:
+        local = self._local(_aware(received_at, "received_at"))
+        cutoff = self.spec.receipt_cutoff
+        for start, end in self.periods_on(local.date()):
+            if local < end:
+                begins = max(local, start)
+                if cutoff is None or begins.time() < cutoff:
+                    return begins
+                break
+        first_start = self.spec.working_periods[0][0]
+        return datetime.combine(self.next_working_day(local.date()), first_start, tzinfo=self.timezone)
+
+    def add(self, start: datetime, duration: str | timedelta) -> datetime:
+        remaining = self._budget(duration)
+        cursor = _aware(start, "start").astimezone(UTC)
+        if not remaining:
+            return self._local(cursor)
+        day = self._local(cursor).date()
+        # Day by day, period by period: cheap even for budgets of hundreds of days.
+        while True:
+            for period_start, period_end in self._utc_periods(day):
+                if period_end <= cursor:
+                    continue
+                begins = max(period_start, cursor)
+                available = period_end - begins
+                if remaining <= available:
+                    # `<=`: a budget that ends exactly at a period's end stays there.
+                    return self._local(begins + remaining)
+                remaining -= available
+            day += timedelta(days=1)
+
+    def elapsed(self, start: datetime, end: datetime) -> timedelta:
+        start = _aware(start, "start").astimezone(UTC)
+        end = _aware(end, "end").astimezone(UTC)
+        if end < start:
+            return -self.elapsed(end, start)
+        total = timedelta(0)
+        day, last = self._local(start).date(), self._local(end).date()
+        while day <= last:
+            for period_start, period_end in self._utc_periods(day):
+                overlap = min(period_end, end) - max(period_start, start)
+                if overlap > timedelta(0):
+                    total += overlap
+            day += timedelta(days=1)
+        return total
+
+    def _utc_periods(self, day: date) -> list[tuple[datetime, datetime]]:
+        # UTC so that arithmetic is on instants even in zones with DST.
+        return [(s.astimezone(UTC), e.astimezone(UTC)) for s, e in self.periods_on(day)]
+
+
+# --------------------------------------------------------------------------- yaml reading
+
+
+class _TextDates(RoundTripConstructor):
+    """Leaves ``2026-01-02`` as text: ruamel would raise a bare, line-less ValueError on
+    ``2026-13-10``, while pydantic parses the text and we can point at the line."""
+
+
+_TextDates.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.construct_yaml_str)
+
+
+def _read_calendar_file(path: Path) -> CalendarSpec:
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _TextDates
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise CalendarFileError(f"{path}:{line}: invalid YAML: {exc.problem or exc}") from exc
+    except YAMLError as exc:
+        raise CalendarFileError(f"{path}:1: invalid YAML: {exc}") from exc
+    if not isinstance(raw, CommentedMap):
+        raise CalendarFileError(f"{path}:1: a calendar file is a mapping (name:, timezone:, working_periods:, ...)")
+    try:
+        spec = CalendarSpec.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{path}:{_line_of(raw, err['loc'])}: {_describe(err)}" for err in exc.errors()]
+        raise CalendarFileError("\n".join(lines)) from exc
+    if spec.name != path.stem:
+        raise CalendarFileError(f"{path}:{_line_of(raw, ('name',))}: name {spec.name!r} must match the file name {path.stem!r}")
+    _check_overrides(path, raw, spec)
+    return spec
+
+
+def _check_overrides(path: Path, raw: CommentedMap, spec: CalendarSpec) -> None:
+    """A date may appear once across ``days_off`` and ``working_days``."""
+    seen: dict[date, str] = {}
+    for key in ("days_off", "working_days"):
+        for index, entry in enumerate(getattr(spec, key)):
+            where = seen.get(entry.date)
+            if where is not None:
+                line = _line_of(raw, (key, index))
+                raise CalendarFileError(f"{path}:{line}: {entry.date} is already listed in {where}")
+            seen[entry.date] = key
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
+    """1-based line of the deepest yaml node that ``loc`` (a pydantic error path) reaches."""
+    line = getattr(getattr(node, "lc", None), "line", 0) or 0
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0]
+        else:
+            break
+        node = node[part]
+    return line + 1
+
+
+def _describe(err: Any) -> str:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(CalendarSpec.model_fields) if len(err["loc"]) == 1 else "date, reason"
+        return f"unknown key {err['loc'][-1]!r} (expected one of: {known})"
+    if err["type"] == "missing":
+        return f"{where}: required"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
