@@ -7,25 +7,24 @@ history, so a replay gets the same answers even if a calendar file changes.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from temporalio import activity
 
-from definitions.calendar import load_calendar
+from definitions.calendar import WorkingCalendar, load_calendar
 from workflows.payloads import (
     ClockRequest,
     DossierClock,
+    Due,
     ResumedClock,
     ResumeRequest,
-    StepDue,
     StepDueRequest,
-    VerdictRequest,
 )
 
 
 @lru_cache(maxsize=32)
-def _calendar(name: str):  # type: ignore[no-untyped-def]
+def _calendar(name: str) -> WorkingCalendar:
     # Loading builds the holiday tables; do it once per worker process.
     return load_calendar(name)
 
@@ -34,41 +33,48 @@ def clear_calendar_cache() -> None:
     _calendar.cache_clear()
 
 
-@activity.defn
-def start_clock(request: ClockRequest) -> DossierClock:
-    cal = _calendar(request.calendar)
-    started = cal.start_of_clock(request.received_at)
-    return DossierClock(clock_started_at=started, due_at=cal.add(started, request.deadline))
-
-
-@activity.defn
-def step_due(request: StepDueRequest) -> StepDue:
-    cal = _calendar(request.calendar)
-    deadline = cal.duration(request.deadline)
+def _due(cal: WorkingCalendar, start: datetime, deadline: str | timedelta) -> Due:
+    working = cal.duration(deadline)
+    due_at = cal.add(start, working)
+    local = due_at.astimezone(cal.timezone)
     # An apology/extension may be asked once less than one working day is left.
-    warning = max(timedelta(0), deadline - cal.day_length)
-    return StepDue(
-        due_at=cal.add(request.assigned_at, deadline),
-        extendable_from=cal.add(request.assigned_at, warning),
+    warning = max(timedelta(0), working - cal.day_length)
+    return Due(
+        due_at=due_at,
+        due_day_start=local.replace(hour=0, minute=0, second=0, microsecond=0),
+        extendable_from=cal.add(start, warning),
     )
 
 
 @activity.defn
-def resume_clock(request: ResumeRequest) -> ResumedClock:
-    """Pause mode: each due keeps the working time it had left when the clock stopped."""
+def start_clock(request: ClockRequest) -> DossierClock:
     cal = _calendar(request.calendar)
-    restarted = cal.start_of_clock(request.resumed_at)
-    dues = []
-    for due in request.dues:
-        remaining = cal.elapsed(request.paused_at, due)
-        # Already late when paused: it stays late, the pause does not forgive it.
-        dues.append(cal.add(restarted, remaining) if remaining > timedelta(0) else due)
-    return ResumedClock(clock_started_at=restarted, dues=dues)
+    started = cal.start_of_clock(request.received_at)
+    return DossierClock(clock_started_at=started, due=_due(cal, started, request.deadline))
 
 
 @activity.defn
-def judge_verdict(request: VerdictRequest) -> str:
-    return _calendar(request.calendar).verdict(request.completed_at, request.due_at)
+def step_due(request: StepDueRequest) -> Due:
+    cal = _calendar(request.calendar)
+    return _due(cal, request.assigned_at, request.deadline)
 
 
-LOCAL_ACTIVITIES = [start_clock, step_due, resume_clock, judge_verdict]
+@activity.defn
+def resume_clock(request: ResumeRequest) -> ResumedClock:
+    cal = _calendar(request.calendar)
+    restarted = cal.start_of_clock(request.resumed_at)
+
+    def resumed(due_at: datetime, deadline: str) -> Due:
+        if request.mode == "restart":
+            return _due(cal, restarted, deadline)
+        remaining = cal.elapsed(request.paused_at, due_at)
+        # Already late when paused: it stays late, the pause does not forgive it.
+        return _due(cal, restarted, remaining) if remaining > timedelta(0) else _due(cal, due_at, timedelta(0))
+
+    return ResumedClock(
+        clock_started_at=restarted,
+        dues=[resumed(d, dl) for d, dl in zip(request.dues, request.deadlines, strict=True)],
+    )
+
+
+LOCAL_ACTIVITIES = [start_clock, step_due, resume_clock]

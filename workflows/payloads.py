@@ -83,6 +83,7 @@ class StepState(BaseModel):
     due_at: datetime | None = None
     original_due_at: datetime | None = None
     extendable_from: datetime | None = None
+    due_day_start: datetime | None = None
     completed_at: datetime | None = None
     outcome: Outcome | None = None
     note: str | None = None
@@ -110,6 +111,7 @@ class DossierState(BaseModel):
     clock_started_at: datetime | None = None
     due_at: datetime | None = None
     original_due_at: datetime | None = None
+    original_due_day_start: datetime | None = None
     overdue: bool = False
     verdict: Verdict | None = None
     completed_at: datetime | None = None
@@ -166,9 +168,17 @@ class ClockRequest(BaseModel):
     deadline: str
 
 
+class Due(BaseModel):
+    """A due instant, with what the workflow needs to judge it without a calendar."""
+
+    due_at: datetime
+    due_day_start: datetime  # local midnight of the due day: before it is "early"
+    extendable_from: datetime  # less than one working day left from here on
+
+
 class DossierClock(BaseModel):
     clock_started_at: datetime
-    due_at: datetime
+    due: Due
 
 
 class StepDueRequest(BaseModel):
@@ -177,29 +187,30 @@ class StepDueRequest(BaseModel):
     deadline: str
 
 
-class StepDue(BaseModel):
-    due_at: datetime
-    extendable_from: datetime  # less than one working day left from here on
-
-
 class ResumeRequest(BaseModel):
-    """Re-apply the agencies' remaining working time after a supplement pause."""
+    """After a supplement: `pause` re-applies the working time each due had left
+    when the clock stopped; `restart` starts every deadline again."""
 
     calendar: str
+    mode: Literal["pause", "restart"]
     paused_at: datetime
     resumed_at: datetime
     dues: list[datetime]
+    deadlines: list[str]  # the full deadline behind each due, for `restart`
 
 
 class ResumedClock(BaseModel):
     clock_started_at: datetime
-    dues: list[datetime]
+    dues: list[Due]
 
 
-class VerdictRequest(BaseModel):
-    calendar: str
-    completed_at: datetime
-    due_at: datetime
+def judge(completed_at: datetime, due: Due) -> Verdict:
+    """Decision 766/QĐ-TTg: early before the due day, on time up to the due instant."""
+    if completed_at > due.due_at:
+        return "late"
+    if completed_at < due.due_day_start:
+        return "early"
+    return "on_time"
 
 
 class Routing(BaseModel):

@@ -1,0 +1,107 @@
+"""Helpers to run DossierWorkflow against a real Temporal server in tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+
+from definitions.schema import Procedure, ProcedureSnapshot
+from workers.temporal import build_worker
+from workflows.dossier import DossierWorkflow
+from workflows.payloads import CompleteStep, DossierInput, DossierState, Extend, Resubmit
+
+BASE_PROCEDURE: dict[str, Any] = {
+    "code": "T.000001",
+    "name": "Thủ tục thử nghiệm",
+    "sector": "G13-TN01",
+    "level": "xa",
+    "version": 1,
+    "calendar": "continuous",
+    "deadline": "3d",
+    "steps": [
+        {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"},
+        {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d", "escalate_to": "so-nnmt"},
+        {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "1d"},
+    ],
+}
+DATA = {"commune": "xa-tan-lap", "area_m2": 320}
+
+
+def snapshot(**overrides: Any) -> ProcedureSnapshot:
+    body = {**BASE_PROCEDURE, **overrides}
+    return ProcedureSnapshot(procedure=Procedure.model_validate(body), content_hash="sha256:test")
+
+
+@asynccontextmanager
+async def running_worker(client: Client) -> AsyncIterator[str]:
+    task_queue = f"test-{uuid.uuid4()}"
+    async with build_worker(client, task_queue):
+        yield task_queue
+
+
+async def start_dossier(
+    client: Client,
+    task_queue: str,
+    snap: ProcedureSnapshot | None = None,
+    data: dict[str, Any] | None = None,
+    received_at: datetime | None = None,
+    dossier_id: str | None = None,
+) -> WorkflowHandle[DossierWorkflow, DossierState]:
+    dossier_id = dossier_id or f"HS-{uuid.uuid4().hex[:10]}"
+    return await client.start_workflow(
+        DossierWorkflow.run,
+        DossierInput(dossier_id=dossier_id, snapshot=snap or snapshot(), data=DATA if data is None else data,
+                     received_at=received_at),
+        id=dossier_id,
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+
+
+async def state(handle: WorkflowHandle[DossierWorkflow, DossierState]) -> DossierState:
+    return await handle.query(DossierWorkflow.state)
+
+
+async def complete(handle: WorkflowHandle[DossierWorkflow, DossierState], step_id: str, agency: str,
+                   outcome: str = "approved", note: str | None = None, update_id: str | None = None) -> DossierState:
+    return await handle.execute_update(
+        DossierWorkflow.complete_step,
+        CompleteStep(step_id=step_id, agency=agency, outcome=outcome, note=note),
+        id=update_id,
+    )
+
+
+async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierState], note: str | None = None) -> DossierState:
+    return await handle.execute_update(DossierWorkflow.resubmit, Resubmit(note=note))
+
+
+async def extend(handle: WorkflowHandle[DossierWorkflow, DossierState], agency: str, new_due: datetime,
+                 reason: str, step_id: str | None = None) -> DossierState:
+    return await handle.execute_update(
+        DossierWorkflow.extend, Extend(agency=agency, new_due=new_due, reason=reason, step_id=step_id)
+    )
+
+
+async def until(handle: WorkflowHandle[DossierWorkflow, DossierState], predicate, what: str = "condition",
+                attempts: int = 200) -> DossierState:
+    """Poll the `state` query until `predicate(state)` holds (the workflow runs on
+    another task; this waits for it, it does not measure it)."""
+    import asyncio
+
+    current = await state(handle)
+    for _ in range(attempts):
+        if predicate(current):
+            return current
+        await asyncio.sleep(0.05)
+        current = await state(handle)
+    raise AssertionError(f"dossier {handle.id}: {what} never held; state: {current.model_dump_json(indent=1)}")
+
+
+def assigned(step_id: str):
+    return lambda s: s.step(step_id) is not None and s.step(step_id).status == "assigned"

@@ -1,0 +1,59 @@
+"""Temporal client and worker wiring: one data converter, one list of activities."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.recording import record_event
+from activities.routing import notify_escalation, route_step
+from activities.working_time import LOCAL_ACTIVITIES
+from workers.settings import Settings
+from workflows.dossier import DossierWorkflow
+
+ACTIVITIES = [route_step, notify_escalation, record_event, *LOCAL_ACTIVITIES]
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+def build_worker(client: Client, task_queue: str) -> Worker:
+    """The dossier worker. Calendar activities are plain functions (CPU work), so
+    they run on a thread pool instead of blocking the event loop."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DossierWorkflow],
+        activities=ACTIVITIES,
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Register the custom search attributes the workflow upserts (idempotent)."""
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workflows.search_attributes import ALL
+
+    wanted = {key.name: key.indexed_value_type for key in ALL}
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        wanted = {name: kind for name, kind in wanted.items() if name not in existing.custom_attributes}
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server cannot list
+            raise
+    if wanted:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
+        )

@@ -1,0 +1,12 @@
+"""Custom search attributes, so operators can filter dossiers in the Temporal UI
+(e.g. `LienthongSector = "G13-TN01" AND LienthongStatus = "processing"`)."""
+
+from temporalio.common import SearchAttributeKey
+
+PROCEDURE = SearchAttributeKey.for_keyword("LienthongProcedure")
+SECTOR = SearchAttributeKey.for_keyword("LienthongSector")
+STATUS = SearchAttributeKey.for_keyword("LienthongStatus")
+CURRENT_AGENCIES = SearchAttributeKey.for_keyword_list("LienthongAgencies")
+DUE_AT = SearchAttributeKey.for_datetime("LienthongDueAt")
+
+ALL = [PROCEDURE, SECTOR, STATUS, CURRENT_AGENCIES, DUE_AT]
