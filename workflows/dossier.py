@@ -153,10 +153,15 @@ class DossierWorkflow:
         except UnknownAgencyError as err:  # submission checks this; a bug if it happens
             raise ApplicationError(str(err), type="UnknownAgency", non_retryable=True) from err
         st.status = StepStatus.ASSIGNED
-        st.assigned_at = workflow.now()
+        # Until an agency has finished something, the dossier has been with the
+        # receiving desk since receipt; later steps start at their handover.
+        first = not any(s.status == StepStatus.COMPLETED for s in self._state.steps)
+        st.assigned_at = self._state.received_at if first else workflow.now()
+        assert self._state.clock_started_at is not None
         due = await self._local(
             "step_due",
-            StepDueRequest(calendar=self._state.calendar, assigned_at=st.assigned_at, deadline=step.deadline),
+            StepDueRequest(calendar=self._state.calendar, deadline=step.deadline,
+                           assigned_at=max(st.assigned_at, self._state.clock_started_at)),
             Due,
         )
         self._set_step_due(st, due, original=True)

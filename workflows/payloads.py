@@ -88,7 +88,7 @@ class StepState(BaseModel):
     outcome: Outcome | None = None
     note: str | None = None
     verdict: Verdict | None = None
-    overdue: bool = False  # missed its original due; an extension does not erase it
+    overdue: bool = False  # a due (original or extended) passed before completion; stays set
     escalations: int = 0
     extensions: int = 0
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 
 from definitions.schema import Procedure, ProcedureSnapshot
@@ -38,11 +38,24 @@ def snapshot(**overrides: Any) -> ProcedureSnapshot:
     return ProcedureSnapshot(procedure=Procedure.model_validate(body), content_hash="sha256:test")
 
 
+_started: dict[str, list[WorkflowHandle[Any, Any]]] = {}
+
+
 @asynccontextmanager
 async def running_worker(client: Client) -> AsyncIterator[str]:
+    """A worker on a fresh task queue. Dossiers it leaves running are terminated on
+    exit: on the shared time-skipping server, orphans' timers would keep firing
+    with no worker to take them and stall the clock for later tests."""
     task_queue = f"test-{uuid.uuid4()}"
-    async with build_worker(client, task_queue):
-        yield task_queue
+    _started[task_queue] = []
+    try:
+        async with build_worker(client, task_queue):
+            yield task_queue
+    finally:
+        for handle in _started.pop(task_queue):
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
 
 
 async def start_dossier(
@@ -54,7 +67,7 @@ async def start_dossier(
     dossier_id: str | None = None,
 ) -> WorkflowHandle[DossierWorkflow, DossierState]:
     dossier_id = dossier_id or f"HS-{uuid.uuid4().hex[:10]}"
-    return await client.start_workflow(
+    handle = await client.start_workflow(
         DossierWorkflow.run,
         DossierInput(dossier_id=dossier_id, snapshot=snap or snapshot(), data=DATA if data is None else data,
                      received_at=received_at),
@@ -62,6 +75,8 @@ async def start_dossier(
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
+    _started.setdefault(task_queue, []).append(handle)
+    return handle
 
 
 async def state(handle: WorkflowHandle[DossierWorkflow, DossierState]) -> DossierState:
