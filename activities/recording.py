@@ -20,7 +20,6 @@ async def record_event(event: DossierEvent) -> None:
     state = event.state
     log.info(
         "dossier_event",
-        dossier_id=event.dossier_id,
         seq=event.seq,
         kind=event.kind,
         at=event.at.isoformat(),

@@ -18,14 +18,12 @@ log = structlog.get_logger("lienthong.routing")
 async def route_step(routing: Routing) -> None:
     log.info(
         "step_routed" if routing.reason != "withdrawn" else "step_withdrawn",
-        dossier_id=routing.dossier_id,
         procedure=f"{routing.procedure_code}@{routing.procedure_version}",
         sector=routing.sector,
         step_id=routing.step_id,
         agency=routing.agency,
         reason=routing.reason,
         due_at=routing.due_at.isoformat(),
-        attempt=activity.info().attempt,
     )
 
 
@@ -33,7 +31,6 @@ async def route_step(routing: Routing) -> None:
 async def notify_escalation(escalation: Escalation) -> None:
     log.warning(
         "step_escalated",
-        dossier_id=escalation.dossier_id,
         sector=escalation.sector,
         step_id=escalation.step_id,
         agency=escalation.agency,

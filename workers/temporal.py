@@ -8,6 +8,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from activities.logging_context import DossierLogContext
 from activities.recording import record_event
 from activities.routing import notify_escalation, route_step
 from activities.working_time import LOCAL_ACTIVITIES
@@ -34,6 +35,7 @@ def build_worker(client: Client, task_queue: str) -> Worker:
         workflows=[DossierWorkflow],
         activities=ACTIVITIES,
         activity_executor=ThreadPoolExecutor(max_workers=16),
+        interceptors=[DossierLogContext()],
     )
 
 

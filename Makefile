@@ -1,0 +1,28 @@
+# Two commands: `make run` starts the engine, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test validate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: Temporal dev server (UI on :8233) + a dossier worker; Ctrl-C stops both
+run: $(STAMP)
+	$(BIN)/lienthong dev $(ARGS)
+
+## test: the whole suite against real Temporal servers from the pip wheels
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## validate: check every procedure step file
+validate: $(STAMP)
+	$(BIN)/lienthong definitions validate definitions
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
