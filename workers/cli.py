@@ -1,0 +1,485 @@
+"""`lienthong`: the operators' command line.
+
+Every refusal is one line on stderr and a non-zero exit (1 for a refusal, 2 for a
+usage error): operators script these commands, and a traceback tells them nothing.
+Dossier commands talk to Temporal through `workers.temporal.connect`, so they use
+the same data converter as the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from definitions.loader import DefinitionError, load_catalog, load_procedures, validate_paths
+from workers.dev import DevOptions, DevServerError, run_dev
+from workers.logging_setup import configure_logging
+from workers.settings import Settings, get_settings
+from workers.submission import CHANNELS, LOCAL_TZ, SubmissionError, local_today, prepare_dossier
+from workers.temporal import connect
+from workers.worker import ensure_search_attributes, run_worker, stop_on_signals
+from workflows import search_attributes as sa
+from workflows.dossier import DossierWorkflow
+from workflows.payloads import CompleteStep, DossierState, Extend, Outcome, Resubmit, StepState
+
+Handle = WorkflowHandle[Any, DossierState]
+
+QUERY_TIMEOUT = timedelta(seconds=10)  # a query needs a worker; don't hang without one
+UPDATE_TIMEOUT = 30.0  # seconds to wait for a worker to accept/refuse a change
+FIRST_STATE_WAIT = 15.0  # seconds `submit` waits for the worker to compute the due date
+
+
+class CliError(Exception):
+    """A refusal: printed as one line on stderr, exit code 1."""
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The console script. Exits without interpreter teardown: the Temporal core's
+    Rust threads can abort a finalizing CPython ("PyGILState_Release", exit 134
+    after the work is done; temporalio/sdk-python#300)."""
+    code = run(argv)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe: nothing more to say
+    os._exit(code)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (tests call this in-process)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+        return int(args.run(args, settings) or 0)
+    except CliError as err:
+        return _fail(str(err))
+    except ValidationError as err:  # a bad LIENTHONG_* / TEMPORAL_* variable
+        first = err.errors()[0]
+        return _fail(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        return 141
+    except KeyboardInterrupt:
+        return _fail("interrupted", code=130)
+    except Exception as err:  # a bug, not a user error: one line unless asked for details
+        if os.environ.get("LIENTHONG_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(err).__name__}: {_one_line(err)} (set LIENTHONG_DEBUG=1 for a traceback)")
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the usage and the message on two lines; one is enough.
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lienthong", description="Route administrative-procedure dossiers between agencies.")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    definitions = commands.add_parser("definitions", help="check and list procedure definitions")
+    which = definitions.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    validate = which.add_parser("validate", help="check procedure files, folders and registries")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                          help="files or folders (default: LIENTHONG_DEFINITIONS)")
+    validate.set_defaults(run=_validate)
+    which.add_parser("list", help="the procedures in the definitions folder").set_defaults(run=_list)
+
+    dev = commands.add_parser("dev", help="local Temporal dev server + worker (what `make run` starts)")
+    dev.add_argument("--db-file", type=Path, help="keep dossiers in this SQLite file (default: in memory)")
+    dev.add_argument("--port", type=int, default=7233, help="gRPC port (default 7233)")
+    dev.add_argument("--ui-port", type=int, help="web UI port (default: --port + 1000)")
+    dev.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dev.set_defaults(run=_dev)
+
+    commands.add_parser("worker", help="run the dossier worker against TEMPORAL_ADDRESS").set_defaults(run=_worker)
+
+    dossiers = commands.add_parser("dossiers", help="submit, complete, extend and show dossiers")
+    action = dossiers.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    _submit_parser(action)
+    _change_parsers(action)
+    show = action.add_parser("show", help="a dossier's state")
+    show.add_argument("dossier_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print the state as JSON, nothing else")
+    show.set_defaults(run=_show)
+    return parser
+
+
+def _submit_parser(action: Any) -> None:
+    submit = action.add_parser("submit", help="start a dossier")
+    submit.add_argument("--procedure", required=True, metavar="PATH_OR_CODE[@VERSION]")
+    submit.add_argument("--id", required=True, dest="dossier_id", metavar="ID", help="the dossier code")
+    submit.add_argument("--data", required=True, metavar="JSON", help='e.g. \'{"commune": "xa-tan-lap"}\'')
+    submit.add_argument("--channel", choices=CHANNELS, default="in_person")
+    submit.add_argument("--received-at", metavar="ISO", help="with a UTC offset; default: now")
+    submit.add_argument("--received-by", metavar="AGENCY", help="the one-stop desk that received it")
+    submit.set_defaults(run=_submit)
+
+
+def _change_parsers(action: Any) -> None:
+    request_id = {"metavar": "KEY", "help": "idempotency key: a retried call with the same key applies once"}
+    complete = action.add_parser("complete", help="an agency reports its step done")
+    complete.add_argument("dossier_id", metavar="ID")
+    complete.add_argument("step_id", metavar="STEP")
+    complete.add_argument("--agency", required=True, metavar="CODE")
+    complete.add_argument("--outcome", choices=[o.value for o in Outcome], default=Outcome.APPROVED.value)
+    complete.add_argument("--note", metavar="TEXT")
+    complete.add_argument("--request-id", **request_id)
+    complete.set_defaults(run=_complete)
+
+    resubmit = action.add_parser("resubmit", help="the applicant has supplemented the documents")
+    resubmit.add_argument("dossier_id", metavar="ID")
+    resubmit.add_argument("--note", metavar="TEXT")
+    resubmit.add_argument("--request-id", **request_id)
+    resubmit.set_defaults(run=_resubmit)
+
+    extend = action.add_parser("extend", help="a new appointment, with an apology")
+    extend.add_argument("dossier_id", metavar="ID")
+    extend.add_argument("--agency", required=True, metavar="CODE")
+    extend.add_argument("--until", required=True, metavar="ISO", help="new due; without an offset: Vietnam time")
+    extend.add_argument("--reason", required=True, metavar="TEXT")
+    extend.add_argument("--step", dest="step_id", metavar="STEP")
+    extend.add_argument("--request-id", **request_id)
+    extend.set_defaults(run=_extend)
+
+
+# ----------------------------------------------------------------------------- definitions
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    paths = args.paths or [settings.definitions]
+    checked, problems = validate_paths(paths)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise CliError(f"{len(problems)} problem(s) in {checked} file(s)")
+    if checked == 0:
+        raise CliError(f"nothing to validate: no definition files in {', '.join(map(str, paths))}")
+    print(f"{checked} file{'s' if checked != 1 else ''} valid")
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        snapshots = load_procedures(load_catalog(settings.definitions))
+    except DefinitionError as err:
+        raise CliError(f"{settings.definitions} has {len(err.problems)} problem(s); "
+                       f"run `lienthong definitions validate {settings.definitions}`") from err
+    rows = [("PROCEDURE", "SECTOR", "LEVEL", "DEADLINE", "NAME")]
+    for snap in sorted(snapshots, key=lambda s: (s.procedure.code, s.procedure.version)):
+        p = snap.procedure
+        rows.append((p.ref, p.sector, p.level, p.deadline, p.name))
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _use_definitions(settings: Settings) -> None:
+    # The calendar activities find their folder through the environment; make it the
+    # same folder the settings (possibly from a .env file) name.
+    os.environ["LIENTHONG_DEFINITIONS"] = str(settings.definitions)
+
+
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_json)
+    _use_definitions(settings)
+    ui_port = args.ui_port if args.ui_port is not None else args.port + 1000
+    options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=args.db_file)
+
+    async def run() -> None:
+        await run_dev(settings, options, stop_on_signals())
+
+    try:
+        asyncio.run(run())
+    except DevServerError as err:
+        raise CliError(str(err)) from err
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_json)
+    _use_definitions(settings)
+
+    async def run() -> None:
+        stop = stop_on_signals()
+        client = await _connect(settings)
+        await ensure_search_attributes(client, settings.temporal_namespace)
+        await run_worker(client, settings.task_queue, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+# ----------------------------------------------------------------------------- dossiers
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        catalog = load_catalog(settings.definitions)
+        dossier = prepare_dossier(args.procedure, args.dossier_id, args.data, catalog, local_today(),
+                                  args.channel, args.received_at, args.received_by)
+    except DefinitionError as err:
+        raise CliError(f"{settings.definitions} has {len(err.problems)} problem(s), first: {err.problems[0]}") from err
+    except SubmissionError as err:
+        raise CliError(str(err)) from err
+
+    async def run() -> DossierState | None:
+        client = await _connect(settings)
+        try:
+            handle = await client.start_workflow(
+                DossierWorkflow.run, dossier, id=dossier.dossier_id, task_queue=settings.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError as err:
+            status = await _status_of(client.get_workflow_handle(dossier.dossier_id))
+            raise CliError(f"dossier {dossier.dossier_id} already exists (status {status})") from err
+        return await _first_state(handle)
+
+    state = asyncio.run(run())
+    print(f"dossier {dossier.dossier_id} submitted: {dossier.snapshot.ref} {dossier.snapshot.procedure.name}")
+    if state is None or state.due_at is None:
+        print("due:      not computed yet: no worker has picked it up (is `lienthong worker` running?)")
+    else:
+        print(f"received: {_when(state.received_at)}")
+        print(f"due:      {_when(state.due_at)}")
+    return 0
+
+
+async def _status_of(handle: WorkflowHandle[Any, Any]) -> str:
+    """The dossier's status if the workflow recorded one, else the run's status."""
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return "unknown"
+    dossier_status = description.typed_search_attributes.get(sa.STATUS)
+    if dossier_status:
+        return dossier_status
+    return description.status.name.lower() if description.status else "unknown"
+
+
+async def _first_state(handle: Handle) -> DossierState | None:
+    """The state once the worker has computed the due date, or None (bounded wait)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + FIRST_STATE_WAIT
+    while loop.time() < give_up:
+        try:
+            state = await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=5))
+            if state.due_at is not None:
+                return state
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            pass  # not started by a worker yet
+        await asyncio.sleep(0.2)
+    return None
+
+
+def _complete(args: argparse.Namespace, settings: Settings) -> int:
+    request = CompleteStep(step_id=args.step_id, agency=args.agency, outcome=args.outcome, note=args.note)
+    state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.complete_step, request, args.request_id))
+    step = state.step(args.step_id)
+    print(f"dossier {state.dossier_id}: step {args.step_id} {step.status.value if step else args.outcome}"
+          f"{f' ({step.verdict})' if step and step.verdict else ''}; dossier {state.status.value}")
+    return 0
+
+
+def _resubmit(args: argparse.Namespace, settings: Settings) -> int:
+    state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.resubmit, Resubmit(note=args.note),
+                                   args.request_id))
+    print(f"dossier {state.dossier_id}: resubmitted; dossier {state.status.value}, due {_when(state.due_at)}")
+    return 0
+
+
+def _extend(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        until = datetime.fromisoformat(args.until)
+    except ValueError as err:
+        raise CliError(f"--until {args.until!r} is not an ISO date-time (e.g. 2026-03-02T17:00)") from err
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=LOCAL_TZ)  # operators write Vietnam time
+    request = Extend(agency=args.agency, new_due=until, reason=args.reason, step_id=args.step_id)
+    state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.extend, request, args.request_id))
+    print(f"dossier {state.dossier_id}: extended until {_when(until)}; dossier due {_when(state.due_at)}")
+    return 0
+
+
+async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awaitable[DossierState]], arg: Any,
+                  request_id: str | None) -> DossierState:
+    """Send an Update and map every way it can fail to one line."""
+    client = await _connect(settings)
+    handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
+    request_id = request_id or str(uuid.uuid4())
+    try:
+        return await asyncio.wait_for(handle.execute_update(update, arg, id=request_id), UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as err:
+        raise CliError(f"refused: {_cause(err)}") from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CliError(await _why_not_found(handle)) from err
+        raise CliError(f"Temporal refused the change: {_one_line(err)}") from err
+    except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+        raise CliError(f"no worker answered within {UPDATE_TIMEOUT:.0f}s (is `lienthong worker` running?); "
+                       f"retry with --request-id {request_id} so it applies at most once") from err
+
+
+def _cause(err: WorkflowUpdateFailedError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return _one_line(cause) if cause is not None else _one_line(err)
+
+
+async def _why_not_found(handle: WorkflowHandle[Any, Any]) -> str:
+    # NOT_FOUND on an update means no such workflow, or one that has closed.
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return f"unknown dossier {handle.id}"
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return f"dossier {handle.id} is finished; it takes no more changes"
+    return f"dossier {handle.id} was not found by Temporal (status {description.status})"
+
+
+def _show(args: argparse.Namespace, settings: Settings) -> int:
+    state = asyncio.run(_fetch_state(settings, args.dossier_id))
+    if args.json:
+        print(state.model_dump_json())
+    else:
+        print(render_state(state))
+    return 0
+
+
+async def _fetch_state(settings: Settings, dossier_id: str) -> DossierState:
+    """The `state` query; a completed dossier's final state comes from its result,
+    which needs no worker to replay the history."""
+    client = await _connect(settings)
+    handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
+    try:
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            return await handle.result()
+        return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise CliError(f"unknown dossier {dossier_id}") from err
+        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            raise CliError(f"no worker answered for dossier {dossier_id} within {QUERY_TIMEOUT.seconds}s "
+                           "(is `lienthong worker` running?)") from err
+        raise CliError(f"Temporal refused the query: {_one_line(err)}") from err
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise CliError(f"dossier {dossier_id} cannot answer: {_one_line(err)}") from err
+
+
+# ----------------------------------------------------------------------------- human view
+
+
+def _when(at: datetime | None) -> str:
+    """Instants in Vietnam time: that is the clock the deadlines are read on."""
+    return at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def render_state(state: DossierState) -> str:
+    lines = [
+        f"dossier {state.dossier_id}: {state.procedure_code}@{state.procedure_version} {state.procedure_name}",
+        f"  sector {state.sector}, level {state.level}, calendar {state.calendar}, channel {state.channel}",
+        f"status:       {state.status.value} (portal status {state.portal_status})",
+        f"received:     {_when(state.received_at)}",
+        f"due:          {_when(state.due_at)}"
+        + (f" (original {_when(state.original_due_at)})" if state.original_due_at != state.due_at else ""),
+        f"overdue:      {'yes' if state.overdue else 'no'}",
+        f"verdict:      {state.verdict or '-'}",
+    ]
+    if state.completed_at:
+        lines.append(f"finished:     {_when(state.completed_at)}" + (f": {state.result_note}" if state.result_note else ""))
+    if state.paused_at:
+        lines.append(f"paused:       {_when(state.paused_at)} (awaiting supplement"
+                     + (f", until {_when(state.supplement_due_at)})" if state.supplement_due_at else ")"))
+    lines.append("steps:")
+    lines += _step_table(state.steps)
+    if state.notes:
+        lines.append("notes:")
+        for note in state.notes:
+            who = " ".join(part for part in (note.agency, f"step {note.step_id}" if note.step_id else None) if part)
+            lines.append(f"  {_when(note.at)}  {note.kind}{f' ({who})' if who else ''}: {note.text}")
+    return "\n".join(lines)
+
+
+def _step_table(steps: list[StepState]) -> list[str]:
+    rows = [("STEP", "AGENCY", "STATUS", "ASSIGNED", "DUE", "COMPLETED", "VERDICT")]
+    for st in steps:
+        rows.append((st.id, st.agency or "-", st.status.value, _when(st.assigned_at), _when(st.due_at),
+                     _when(st.completed_at), st.verdict or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row, st in zip(rows, [None, *steps]):
+        line = "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+        if st is not None and st.overdue:
+            line += "  OVERDUE"
+        lines.append(line.rstrip())
+        if st is not None and st.note:
+            lines.append(f"      note: {st.note}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- plumbing
+
+
+async def _connect(settings: Settings) -> Client:
+    try:
+        return await connect(settings)
+    except Exception as err:  # the SDK raises RuntimeError with the transport's story
+        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {_reason(err)}") from err
+
+
+def _reason(err: BaseException) -> str:
+    # The Rust core nests the OS message deep inside; surface it when it is there.
+    found = re.search(r'message: "([^"]+)"', str(err))
+    return found.group(1) if found else _one_line(err)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Running the dossier worker until the process is asked to stop (SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from workers.temporal import build_worker, register_search_attributes
+
+log = structlog.get_logger("lienthong.worker")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, so shutdown runs in order instead of a
+    KeyboardInterrupt unwinding the stack wherever it happens to be."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Best effort: a production namespace may not let workers register attributes,
+    and an operator can register them once by hand; the worker runs either way."""
+    try:
+        await register_search_attributes(client, namespace)
+    except RPCError as err:
+        log.warning("search_attributes_not_registered", namespace=namespace, error=str(err))
+
+
+async def run_worker(client: Client, task_queue: str, stop: asyncio.Event) -> None:
+    """Poll `task_queue` until `stop` is set (or the worker fails), then shut down
+    gracefully: in-flight activity results are reported before returning."""
+    worker = build_worker(client, task_queue)
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    log.info("worker_started", task_queue=task_queue, namespace=client.namespace)
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not running.done():
+            await worker.shutdown()
+        await running  # re-raises a fatal worker error
+        log.info("worker_stopped", task_queue=task_queue)
