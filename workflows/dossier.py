@@ -150,6 +150,8 @@ class DossierWorkflow:
             return
         try:
             st.agency = resolve_agency(step.agency, self._input.data)
+            if step.escalate_to:
+                st.escalate_to = resolve_agency(step.escalate_to, self._input.data)
         except UnknownAgencyError as err:  # submission checks this; a bug if it happens
             raise ApplicationError(str(err), type="UnknownAgency", non_retryable=True) from err
         st.status = StepStatus.ASSIGNED

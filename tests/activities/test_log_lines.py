@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import structlog
+
 from tests.workflows.harness import assigned, complete, running_worker, snapshot, start_dossier, until
 from workers.logging_setup import configure_logging
 
 
-async def test_each_transition_is_one_json_line_with_the_dossier_id(time_skipping_env, capsys):
-    configure_logging("INFO", json=True)
+@pytest.fixture
+def json_logging():
+    configure_logging("INFO", json=True)  # bound to the captured stderr of this test
+    yield
+    structlog.reset_defaults()
+
+
+async def test_each_transition_is_one_json_line_with_the_dossier_id(time_skipping_env, capsys, json_logging):
     client = time_skipping_env.client
     snap = snapshot(steps=[{"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"}])
     async with running_worker(client) as tq:
