@@ -1,0 +1,95 @@
+"""Agencies' inboxes: the steps routed to them and not yet taken back or done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from store.models import InboxItemRow
+from store.upsert import dialect_insert, touched
+from workflows.payloads import Routing
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    agency: str
+    dossier_id: str
+    step_id: str
+    step_name: str
+    procedure_code: str
+    procedure_version: int
+    sector: str
+    assigned_at: datetime
+    due_at: datetime
+    overdue: bool  # due_at had passed at the `now` the list was made for
+
+
+def add_item(session: Session, routing: Routing, *, now: datetime | None = None) -> bool:
+    """Put the routed step in the agency's inbox; returns whether it was not there yet.
+
+    Repeating a routing changes nothing; a re-route (after the applicant supplemented,
+    or an extension) moves the item to its new due instant.
+    """
+    if routing.reason == "withdrawn":
+        raise ValueError("a withdrawn step is taken out of the inbox with remove_item, not added")
+    key = {"agency": routing.agency, "dossier_id": routing.dossier_id, "step_id": routing.step_id}
+    details = {
+        "procedure_code": routing.procedure_code,
+        "procedure_version": routing.procedure_version,
+        "sector": routing.sector,
+        "step_name": routing.step_name,
+        "assigned_at": routing.assigned_at,
+        "due_at": routing.due_at,
+    }
+    created = dialect_insert(session, InboxItemRow).values(
+        **key, **details, created_at=now or datetime.now(UTC)
+    ).on_conflict_do_nothing(index_elements=list(key))
+    if touched(session, created) == 1:
+        return True
+    session.execute(
+        update(InboxItemRow)
+        .where(*(getattr(InboxItemRow, name) == value for name, value in key.items()))
+        .values(details)
+    )
+    return False
+
+
+def remove_item(session: Session, agency: str, dossier_id: str, step_id: str) -> bool:
+    """Take a step out of an agency's inbox; returns whether it was there."""
+    removed = delete(InboxItemRow).where(
+        InboxItemRow.agency == agency,
+        InboxItemRow.dossier_id == dossier_id,
+        InboxItemRow.step_id == step_id,
+    )
+    return touched(session, removed) == 1
+
+
+def list_items(
+    session: Session, agency: str, limit: int = 100, offset: int = 0, *, now: datetime
+) -> list[InboxItem]:
+    """An agency's inbox, most urgent first."""
+    query = (
+        select(InboxItemRow)
+        .where(InboxItemRow.agency == agency)
+        .order_by(InboxItemRow.due_at, InboxItemRow.dossier_id, InboxItemRow.step_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        InboxItem(
+            agency=row.agency,
+            dossier_id=row.dossier_id,
+            step_id=row.step_id,
+            step_name=row.step_name,
+            procedure_code=row.procedure_code,
+            procedure_version=row.procedure_version,
+            sector=row.sector,
+            assigned_at=row.assigned_at,
+            due_at=row.due_at,
+            overdue=row.due_at < now,
+        )
+        for row in session.scalars(query)
+    ]

@@ -1,0 +1,225 @@
+"""Tables of the projection database.
+
+The schema itself is created by the Alembic migrations (``store/migrations``); a test
+checks that these models and the migrated schema do not differ, on both databases.
+Text columns have no length limit so SQLite and PostgreSQL accept the same values;
+sizes are checked by the pydantic models upstream.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from store.types import JSONDocument, UTCDateTime
+from workflows.payloads import DossierStatus, StepStatus
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DOSSIER_STATUSES = tuple(s.value for s in DossierStatus)
+STEP_STATUSES = tuple(s.value for s in StepStatus)
+WEBHOOK_KINDS = ("step_assigned", "step_resumed", "step_withdrawn", "escalation")  # AgencyNotification.kind
+WEBHOOK_OUTCOMES = ("delivered", "refused", "failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        str: String(),
+        dict[str, Any]: JSONDocument,
+        list[str]: JSONDocument,
+    }
+
+
+metadata = Base.metadata
+
+
+class DefinitionRow(Base):
+    """A deployed procedure definition: immutable once written (code@version + hash)."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (
+        UniqueConstraint("code", "version"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str]
+    version: Mapped[int]
+    content_hash: Mapped[str]  # sha256 hex of `body`'s bytes
+    body: Mapped[str] = mapped_column(Text)  # the YAML text as deployed
+    snapshot: Mapped[dict[str, Any]]  # ProcedureSnapshot.model_dump(mode="json")
+    name: Mapped[str]
+    sector: Mapped[str]
+    level: Mapped[str]
+    calendar: Mapped[str]
+    effective_from: Mapped[date | None]
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.code}@{self.version}"
+
+
+class AgencyRow(Base):
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    level: Mapped[str]
+    webhook_url: Mapped[str | None]
+    receives_dossiers: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime]
+
+
+class SectorRow(Base):
+    __tablename__ = "sectors"
+
+    code: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
+
+class DossierRow(Base):
+    """The latest known state of a dossier (one row per workflow)."""
+
+    __tablename__ = "dossiers"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", DOSSIER_STATUSES), name="status"),
+        # The monitoring queries: open/overdue counts by sector and level, due soon.
+        Index(None, "status", "sector", "level"),
+        Index(None, "sector", "overdue"),
+        Index(None, "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
+    procedure_code: Mapped[str]
+    procedure_version: Mapped[int]
+    procedure_name: Mapped[str]
+    sector: Mapped[str]
+    level: Mapped[str]
+    calendar: Mapped[str]
+    channel: Mapped[str]
+    status: Mapped[str]
+    portal_status: Mapped[int]
+    received_at: Mapped[datetime]
+    clock_started_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    original_due_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    verdict: Mapped[str | None]
+    overdue: Mapped[bool] = mapped_column(Boolean)
+    supplement_count: Mapped[int]
+    current_agencies: Mapped[list[str]]
+    last_seq: Mapped[int]  # seq of the event this row reflects; only ever grows
+    state: Mapped[dict[str, Any]]  # DossierState.model_dump(mode="json")
+    updated_at: Mapped[datetime]
+
+
+class DossierStepRow(Base):
+    __tablename__ = "dossier_steps"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", STEP_STATUSES), name="status"),
+        Index(None, "agency", "status"),
+        Index(None, "status", "due_at"),
+    )
+
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True)
+    step_id: Mapped[str] = mapped_column(primary_key=True)
+    position: Mapped[int]  # order in the dossier's state
+    name: Mapped[str]
+    agency: Mapped[str | None]  # known once the step is reached
+    status: Mapped[str]
+    assigned_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    original_due_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    verdict: Mapped[str | None]
+    overdue: Mapped[bool] = mapped_column(Boolean)
+    escalations: Mapped[int]
+    extensions: Mapped[int]
+
+
+class DossierEventRow(Base):
+    """Append-only audit log: one row per (dossier, seq), never updated."""
+
+    __tablename__ = "dossier_events"
+    __table_args__ = (CheckConstraint("seq >= 1", name="seq_positive"),)
+
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str]
+    at: Mapped[datetime]
+    actor: Mapped[str | None]
+    step_id: Mapped[str | None]
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime]
+
+
+class InboxItemRow(Base):
+    """A step waiting in an agency's inbox."""
+
+    __tablename__ = "inbox_items"
+    __table_args__ = (Index(None, "agency", "due_at"),)
+
+    agency: Mapped[str] = mapped_column(primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(primary_key=True)
+    step_id: Mapped[str] = mapped_column(primary_key=True)
+    procedure_code: Mapped[str]
+    procedure_version: Mapped[int]
+    sector: Mapped[str]
+    step_name: Mapped[str]
+    assigned_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One attempt to tell an agency's system something."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", WEBHOOK_KINDS), name="kind"),
+        CheckConstraint(_one_of("outcome", WEBHOOK_OUTCOMES), name="outcome"),
+        Index(None, "agency", "at"),
+        Index(None, "dossier_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency: Mapped[str]
+    dossier_id: Mapped[str]
+    step_id: Mapped[str]
+    kind: Mapped[str]
+    url: Mapped[str]
+    outcome: Mapped[str]
+    status_code: Mapped[int | None]
+    attempt: Mapped[int]
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]

@@ -1,0 +1,154 @@
+"""The audit log and the dossier projection, written from the workflow's events.
+
+Events arrive at least once and in any order (activity retries, parallel branches).
+Two rules make that safe:
+
+* the audit log is keyed by (dossier_id, seq): a repeat is ignored;
+* the projection (``dossiers`` + ``dossier_steps``) only moves forward: it is replaced
+  by an event's state only when that event's seq is newer than ``dossiers.last_seq``.
+
+The forward-only check is one conditional upsert
+(``INSERT … ON CONFLICT (id) DO UPDATE … WHERE dossiers.last_seq < excluded.last_seq``),
+the same statement on SQLite and PostgreSQL. On PostgreSQL it locks the dossier row
+until commit, so concurrent writers for one dossier take turns for the steps too;
+SQLite has a single writer anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from store.models import DossierEventRow, DossierRow, DossierStepRow
+from store.upsert import dialect_insert, touched
+from workflows.payloads import DossierEvent, DossierState, DossierStatus
+
+OPEN_STATUSES = (DossierStatus.PROCESSING.value, DossierStatus.AWAITING_SUPPLEMENT.value)
+
+
+def record_event(session: Session, event: DossierEvent, *, now: datetime | None = None) -> bool:
+    """Append ``event`` to the audit log and move the projection forward to its state.
+
+    Returns whether the event was new. Safe to repeat and to call concurrently.
+    """
+    if event.state.dossier_id != event.dossier_id:
+        raise ValueError(
+            f"event for {event.dossier_id!r} carries the state of {event.state.dossier_id!r}"
+        )
+    now = now or datetime.now(UTC)
+    # Projection first: it creates the dossier row the event references, and on
+    # PostgreSQL takes the dossier's row lock before anything else.
+    apply_state(session, event.state, event.seq, now=now)
+    row = {
+        "dossier_id": event.dossier_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "at": event.at,
+        "actor": event.actor,
+        "step_id": event.step_id,
+        "note": event.note,
+        "recorded_at": now,
+    }
+    stmt = dialect_insert(session, DossierEventRow).values(row).on_conflict_do_nothing(
+        index_elements=[DossierEventRow.dossier_id, DossierEventRow.seq]
+    )
+    return touched(session, stmt) == 1
+
+
+def apply_state(session: Session, state: DossierState, seq: int, *, now: datetime | None = None) -> bool:
+    """Write ``state`` as the projection of its dossier if ``seq`` is newer than what
+    the projection holds. Returns whether it was written."""
+    now = now or datetime.now(UTC)
+    values = _dossier_values(state, seq, now)
+    stmt = dialect_insert(session, DossierRow).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DossierRow.id],
+        set_={name: stmt.excluded[name] for name in values if name != "id"},
+        where=DossierRow.last_seq < stmt.excluded.last_seq,
+    ).returning(DossierRow.id)
+    if session.execute(stmt).first() is None:
+        return False  # an older or repeated seq: the projection stays as it is
+    # Steps are replaced wholesale: the state lists every step the dossier has.
+    session.execute(delete(DossierStepRow).where(DossierStepRow.dossier_id == state.dossier_id))
+    if state.steps:
+        session.execute(insert(DossierStepRow), _step_values(state))
+    return True
+
+
+def get_dossier(session: Session, dossier_id: str) -> DossierState | None:
+    document = session.scalar(select(DossierRow.state).where(DossierRow.id == dossier_id))
+    return None if document is None else DossierState.model_validate(document)
+
+
+def last_seq(session: Session, dossier_id: str) -> int | None:
+    """The seq the projection reflects (compare with the workflow's to resync)."""
+    return session.scalar(select(DossierRow.last_seq).where(DossierRow.id == dossier_id))
+
+
+def list_events(session: Session, dossier_id: str) -> Sequence[DossierEventRow]:
+    query = select(DossierEventRow).where(DossierEventRow.dossier_id == dossier_id).order_by(DossierEventRow.seq)
+    return session.scalars(query).all()
+
+
+def open_dossier_ids(session: Session, calendar: str | None = None) -> list[str]:
+    """Dossiers still running (processing or awaiting a supplement), optionally of one calendar."""
+    query = select(DossierRow.id).where(DossierRow.status.in_(OPEN_STATUSES)).order_by(DossierRow.id)
+    if calendar is not None:
+        query = query.where(DossierRow.calendar == calendar)
+    return list(session.scalars(query))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dossier_values(state: DossierState, seq: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": state.dossier_id,
+        "procedure_code": state.procedure_code,
+        "procedure_version": state.procedure_version,
+        "procedure_name": state.procedure_name,
+        "sector": state.sector,
+        "level": state.level,
+        "calendar": state.calendar,
+        "channel": state.channel,
+        "status": state.status.value,
+        "portal_status": state.portal_status,
+        "received_at": state.received_at,
+        "clock_started_at": state.clock_started_at,
+        "due_at": state.due_at,
+        "original_due_at": state.original_due_at,
+        "completed_at": state.completed_at,
+        "verdict": state.verdict,
+        "overdue": state.overdue,
+        "supplement_count": state.supplement_count,
+        "current_agencies": state.current_agencies,
+        "last_seq": seq,
+        "state": state.model_dump(mode="json"),
+        "updated_at": now,
+    }
+
+
+def _step_values(state: DossierState) -> list[dict[str, Any]]:
+    return [
+        {
+            "dossier_id": state.dossier_id,
+            "step_id": step.id,
+            "position": position,
+            "name": step.name,
+            "agency": step.agency,
+            "status": step.status.value,
+            "assigned_at": step.assigned_at,
+            "due_at": step.due_at,
+            "original_due_at": step.original_due_at,
+            "completed_at": step.completed_at,
+            "verdict": step.verdict,
+            "overdue": step.overdue,
+            "escalations": step.escalations,
+            "extensions": step.extensions,
+        }
+        for position, step in enumerate(state.steps)
+    ]

@@ -1,0 +1,111 @@
+"""Small DossierState / DossierEvent / Routing builders for the store tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from workflows.payloads import (
+    PORTAL_STATUS,
+    DossierEvent,
+    DossierState,
+    DossierStatus,
+    Routing,
+    StepState,
+    StepStatus,
+)
+
+HCM = ZoneInfo("Asia/Ho_Chi_Minh")
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=HCM)  # a Monday morning in Vietnam
+STEPS = [
+    ("tiep-nhan", "Tiếp nhận hồ sơ", "bpmc-xa-xa-tan-lap"),
+    ("tham-dinh", "Thẩm định hồ sơ", "vpdk-tinh"),
+    ("tra-ket-qua", "Trả kết quả", "bpmc-xa-xa-tan-lap"),
+]
+
+
+def make_state(
+    dossier_id: str = "HS-2026-000001",
+    *,
+    progress: int = 0,
+    marker: str | None = None,
+    calendar: str = "vn-gov",
+) -> DossierState:
+    """A dossier whose first ``progress`` steps are done (all of them: completed).
+
+    ``marker`` lands in ``result_note``, to tell states apart in assertions.
+    """
+    steps = []
+    for index, (step_id, name, agency) in enumerate(STEPS):
+        assigned = T0 + timedelta(hours=4 * index)
+        step = StepState(id=step_id, name=name, deadline="0.5d")
+        if index < progress:
+            step = step.model_copy(update={
+                "agency": agency, "status": StepStatus.COMPLETED, "assigned_at": assigned,
+                "due_at": assigned + timedelta(hours=4), "original_due_at": assigned + timedelta(hours=4),
+                "completed_at": assigned + timedelta(hours=3), "verdict": "on_time",
+            })
+        elif index == progress:
+            step = step.model_copy(update={
+                "agency": agency, "status": StepStatus.ASSIGNED, "assigned_at": assigned,
+                "due_at": assigned + timedelta(hours=4), "original_due_at": assigned + timedelta(hours=4),
+                "overdue": progress == 1, "escalations": int(progress == 1),
+            })
+        steps.append(step)
+    status = DossierStatus.COMPLETED if progress >= len(STEPS) else DossierStatus.PROCESSING
+    return DossierState(
+        dossier_id=dossier_id,
+        procedure_code="1.012756",
+        procedure_version=1,
+        procedure_name="Đăng ký đất đai, tài sản gắn liền với đất lần đầu",
+        content_hash="0" * 64,
+        sector="G13-TN01",
+        level="xa",
+        calendar=calendar,
+        channel="in_person",
+        status=status,
+        portal_status=PORTAL_STATUS[status],
+        received_at=T0,
+        clock_started_at=T0,
+        due_at=T0 + timedelta(days=20),
+        original_due_at=T0 + timedelta(days=20),
+        completed_at=T0 + timedelta(hours=11) if status == DossierStatus.COMPLETED else None,
+        verdict="early" if status == DossierStatus.COMPLETED else None,
+        overdue=progress == 1,
+        result_note=marker,
+        steps=steps,
+    )
+
+
+def make_event(state: DossierState, seq: int, kind: str = "step_assigned") -> DossierEvent:
+    return DossierEvent(
+        dossier_id=state.dossier_id,
+        seq=seq,
+        kind=kind,
+        at=T0 + timedelta(minutes=seq),
+        actor="system",
+        step_id=STEPS[min(seq, len(STEPS)) - 1][0],
+        note=f"event {seq}",
+        state=state,
+    )
+
+
+def make_routing(
+    dossier_id: str = "HS-2026-000001",
+    step_id: str = "tham-dinh",
+    agency: str = "vpdk-tinh",
+    due_at: datetime = T0 + timedelta(days=5),
+    reason: str = "assigned",
+) -> Routing:
+    return Routing(
+        dossier_id=dossier_id,
+        procedure_code="1.012756",
+        procedure_version=1,
+        sector="G13-TN01",
+        step_id=step_id,
+        step_name="Thẩm định hồ sơ",
+        agency=agency,
+        assigned_at=T0,
+        due_at=due_at,
+        reason=reason,  # type: ignore[arg-type]
+    )
