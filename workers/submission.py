@@ -3,7 +3,13 @@
 Everything that can be checked before a dossier exists is checked here, so the
 workflow never starts with a procedure, agency, sector or calendar it cannot use
 (DESIGN: "an unknown procedure, agency, sector or calendar is refused at submission").
-No Temporal here: pure checks against the definitions catalog.
+
+Procedures and agencies are looked up in a :class:`Registry`. In production that is
+:class:`StoreRegistry`: the definition registry and the agencies/sectors tables that
+`lienthong definitions deploy` fills, so a dossier is only ever started on a
+deployed ``code@version`` and routed to agencies the running system knows. A file
+path is accepted too (an operator trying a draft): it is validated against the
+definitions folder first. No Temporal here.
 """
 
 from __future__ import annotations
@@ -11,15 +17,21 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from definitions.loader import Catalog, DefinitionError, find_procedure
+from definitions.calendar import available_calendars
+from definitions.loader import DefinitionError, load_catalog, load_procedure
 from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
+from store import registry
+from store.models import AgencyRow, SectorRow
 from workflows.payloads import Channel, DossierInput
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -36,11 +48,117 @@ def local_today() -> date:
     return datetime.now(LOCAL_TZ).date()
 
 
+# ----------------------------------------------------------------------------- where things are looked up
+
+
+class Registry(Protocol):
+    """What submission needs to know about procedures and agencies."""
+
+    def procedure(self, code: str, version: int | None, today: date) -> ProcedureSnapshot:
+        """``code@version``, or the newest version in effect ``today`` when ``version``
+        is None; raises `SubmissionError` saying why there is none."""
+        ...
+
+    def draft(self, path: Path) -> ProcedureSnapshot:
+        """A procedure file that is not deployed, validated; raises `SubmissionError`."""
+        ...
+
+    def is_agency(self, code: str) -> bool: ...
+
+    def agency_codes(self) -> Collection[str]:
+        """Every known agency code (for suggestions in refusals)."""
+        ...
+
+    def receiving_desks(self) -> Collection[str]:
+        """The agencies that take submissions (one-stop desks)."""
+        ...
+
+    def is_sector(self, code: str) -> bool: ...
+
+    def sector_codes(self) -> Collection[str]: ...
+
+    def calendars(self) -> Collection[str]:
+        """The calendars the workers can compute dues on."""
+        ...
+
+
+class StoreRegistry:
+    """The registry in the database (filled by `lienthong definitions deploy`), plus
+    the definitions folder for drafts and calendars."""
+
+    def __init__(self, session: Session, definitions: Path) -> None:
+        self._session = session
+        self._definitions = Path(definitions)
+        self._codes: list[str] | None = None
+
+    def procedure(self, code: str, version: int | None, today: date) -> ProcedureSnapshot:
+        if version is not None:
+            row = registry.get_definition(self._session, code, version)
+            if row is None:
+                raise SubmissionError(self._missing(code, f"procedure {code} has no deployed version {version}"))
+            return registry.snapshot_of(row)
+        row = registry.effective_definition(self._session, code, today)
+        if row is None:
+            deployed = self._deployed(code)
+            if not deployed:
+                raise SubmissionError(self._missing(code, f"procedure {code} is not deployed"))
+            upcoming = ", ".join(f"v{r.version} from {r.effective_from}" for r in deployed)
+            raise SubmissionError(f"procedure {code} has no deployed version in effect on {today} ({upcoming})")
+        return registry.snapshot_of(row)
+
+    def draft(self, path: Path) -> ProcedureSnapshot:
+        if not path.is_file():
+            raise SubmissionError(f"no procedure file {path}")
+        try:
+            return load_procedure(path, load_catalog(self._definitions))
+        except DefinitionError as err:
+            # One line: the count and the first problem; `definitions validate` lists them all.
+            first = err.problems[0] if err.problems else "?"
+            raise SubmissionError(f"{len(err.problems)} problem(s), first: {first} "
+                                  f"(run `lienthong definitions validate {path}`)") from err
+
+    def is_agency(self, code: str) -> bool:
+        return registry.known_agency(self._session, code)
+
+    def agency_codes(self) -> list[str]:
+        if self._codes is None:
+            self._codes = list(self._session.scalars(select(AgencyRow.code).order_by(AgencyRow.code)))
+        return self._codes
+
+    def receiving_desks(self) -> list[str]:
+        query = select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True)).order_by(AgencyRow.code)
+        return list(self._session.scalars(query))
+
+    def is_sector(self, code: str) -> bool:
+        return self._session.get(SectorRow, code) is not None
+
+    def sector_codes(self) -> list[str]:
+        return list(self._session.scalars(select(SectorRow.code).order_by(SectorRow.code)))
+
+    def calendars(self) -> list[str]:
+        return available_calendars(self._definitions)
+
+    def _deployed(self, code: str) -> list[Any]:
+        return [row for row in registry.list_definitions(self._session) if row.code == code]
+
+    def _missing(self, code: str, what: str) -> str:
+        deployed = self._deployed(code)
+        if deployed:
+            return f"{what}: deployed versions are {', '.join(str(r.version) for r in deployed)}"
+        codes = sorted({row.code for row in registry.list_definitions(self._session)})
+        close = difflib.get_close_matches(code, codes, n=3, cutoff=0.6)
+        hint = f" (close codes: {', '.join(close)})" if close else ""
+        return f"{what}{hint}: run `lienthong definitions deploy`"
+
+
+# ----------------------------------------------------------------------------- the checks
+
+
 def prepare_dossier(
     ref: str,
     dossier_id: str,
     data: str | Mapping[str, Any],
-    catalog: Catalog,
+    lookup: Registry,
     today: date,
     channel: str = "in_person",
     received_at: datetime | str | None = None,
@@ -48,15 +166,18 @@ def prepare_dossier(
     *,
     now: datetime | None = None,
 ) -> DossierInput:
-    """The start input for a dossier, or `SubmissionError` naming what is wrong."""
-    snapshot = _procedure(ref, catalog, today)
+    """The start input for a dossier, or `SubmissionError` naming what is wrong.
+
+    ``ref`` is ``CODE`` (the newest deployed version in effect ``today``),
+    ``CODE@VERSION`` (exactly that deployed version) or a procedure file path (a draft)."""
+    snapshot = _procedure(ref, lookup, today)
     fields = _data_object(data)
-    _check_registries(snapshot, catalog)
-    _check_agencies(snapshot, fields, catalog)
+    _check_registries(snapshot, lookup)
+    _check_agencies(snapshot, fields, lookup)
     if channel not in CHANNELS:
         raise SubmissionError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     received = _received_at(received_at, now or datetime.now(LOCAL_TZ))
-    _check_receiving_desk(received_by, catalog)
+    _check_receiving_desk(received_by, lookup)
     try:
         return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,  # type: ignore[arg-type]
                             received_at=received, received_by=received_by)
@@ -66,18 +187,27 @@ def prepare_dossier(
         raise SubmissionError(f"{where}: {first['msg']}") from err
 
 
-def _procedure(ref: str, catalog: Catalog, today: date) -> ProcedureSnapshot:
-    try:
-        return find_procedure(ref, catalog, today)
-    except LookupError as err:
-        raise SubmissionError(str(err.args[0] if err.args else err)) from err
-    except DefinitionError as err:
-        # One line: the count and the first problem; `definitions validate` lists them all.
-        first = err.problems[0] if err.problems else "?"
-        raise SubmissionError(
-            f"the definitions have {len(err.problems)} problem(s), first: {first} "
-            f"(run `lienthong definitions validate {catalog.root}`)"
-        ) from err
+def looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``CODE`` or ``CODE@VERSION`` → (code, version or None)."""
+    code, at, version_text = ref.strip().partition("@")
+    if not code:
+        raise SubmissionError(f"procedure {ref!r}: expected CODE, CODE@VERSION or a file path")
+    if not at:
+        return code, None
+    if not version_text.isdigit() or int(version_text) < 1:
+        raise SubmissionError(f"procedure {ref!r}: the version after @ must be a whole number >= 1")
+    return code, int(version_text)
+
+
+def _procedure(ref: str, lookup: Registry, today: date) -> ProcedureSnapshot:
+    if looks_like_path(ref):
+        return lookup.draft(Path(ref))
+    code, version = parse_ref(ref)
+    return lookup.procedure(code, version, today)
 
 
 def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -93,17 +223,18 @@ def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def _check_registries(snapshot: ProcedureSnapshot, catalog: Catalog) -> None:
+def _check_registries(snapshot: ProcedureSnapshot, lookup: Registry) -> None:
     procedure = snapshot.procedure
-    if procedure.sector not in catalog.sectors:
+    if not lookup.is_sector(procedure.sector):
         raise SubmissionError(f"procedure {procedure.ref}: unknown sector {procedure.sector!r}"
-                              f"{_close(procedure.sector, catalog.sectors)}")
-    if procedure.calendar not in catalog.calendars:
+                              f"{_close(procedure.sector, lookup.sector_codes())}")
+    calendars = lookup.calendars()
+    if procedure.calendar not in calendars:
         raise SubmissionError(f"procedure {procedure.ref}: unknown calendar {procedure.calendar!r}; "
-                              f"known: {', '.join(sorted(catalog.calendars))}")
+                              f"known: {', '.join(sorted(calendars))}")
 
 
-def _check_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any], catalog: Catalog) -> None:
+def _check_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any], lookup: Registry) -> None:
     """Every agency a running step will be routed or escalated to must exist.
 
     Steps whose `when` is false are skipped by the workflow (the data never
@@ -114,38 +245,44 @@ def _check_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any], catalog: 
         for key in ("agency", "escalate_to"):
             template = getattr(step, key)
             if template:
-                _check_agency(step, key, template, data, catalog)
+                _check_agency(step, key, template, data, lookup)
 
 
-def _check_agency(step: Step, key: str, template: str, data: dict[str, Any], catalog: Catalog) -> None:
+def _check_agency(step: Step, key: str, template: str, data: dict[str, Any], lookup: Registry) -> None:
     try:
         code = resolve_agency(template, data)
     except UnknownAgencyError as err:
         raise SubmissionError(f"step {step.id!r}: {key} {template!r} needs field "
-                              f"{_missing_field(template, data)!r} in --data{_known_values(template, catalog)}") from err
-    if code in catalog.agencies:
+                              f"{_missing_field(template, data)!r} in --data"
+                              f"{_known_values(template, lookup.agency_codes())}") from err
+    if lookup.is_agency(code):
         return
+    codes = lookup.agency_codes()
     shown = f"{key} {template!r} resolves to {code!r}" if "{" in template else f"{key} {code!r}"
-    raise SubmissionError(f"step {step.id!r}: {shown}, which is not in agencies.yaml"
-                          f"{_close(code, catalog.agencies)}{_known_values(template, catalog)}")
+    raise SubmissionError(f"step {step.id!r}: {shown}, which is not a registered agency"
+                          f"{_close(code, codes)}{_known_values(template, codes)}{_deploy_hint(codes)}")
+
+
+def _deploy_hint(codes: Collection[str]) -> str:
+    return "" if codes else " (no agencies are registered: run `lienthong definitions deploy`)"
 
 
 def _missing_field(template: str, data: dict[str, Any]) -> str:
     return next((name for name in _PLACEHOLDER.findall(template) if data.get(name) in (None, "")), "?")
 
 
-def _known_values(template: str, catalog: Catalog) -> str:
+def _known_values(template: str, codes: Collection[str]) -> str:
     """For a one-field template, the values that name a known agency (e.g. the communes)."""
     names = _PLACEHOLDER.findall(template)
     if len(names) != 1:
         return ""
     head, _, tail = template.partition("{" + names[0] + "}")
     pattern = re.compile(re.escape(head) + "(.+)" + re.escape(tail) + "$")
-    values = sorted({m.group(1) for code in catalog.agencies if (m := pattern.match(code))})
+    values = sorted({m.group(1) for code in codes if (m := pattern.match(code))})
     return f"; known {names[0]} values: {', '.join(values)}" if values else ""
 
 
-def _close(value: str, known: Mapping[str, Any]) -> str:
+def _close(value: str, known: Collection[str]) -> str:
     close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.6)
     return f"; close codes: {', '.join(close)}" if close else ""
 
@@ -168,13 +305,14 @@ def _received_at(value: datetime | str | None, now: datetime) -> datetime | None
     return value
 
 
-def _check_receiving_desk(code: str | None, catalog: Catalog) -> None:
+def _check_receiving_desk(code: str | None, lookup: Registry) -> None:
     if code is None:
         return
-    agency = catalog.agencies.get(code)
-    desks = sorted(c for c, a in catalog.agencies.items() if a.receives_dossiers)
-    if agency is None:
-        raise SubmissionError(f"--received-by {code!r} is not in agencies.yaml{_close(code, catalog.agencies)}")
-    if not agency.receives_dossiers:
+    if not lookup.is_agency(code):
+        codes = lookup.agency_codes()
+        raise SubmissionError(f"--received-by {code!r} is not a registered agency{_close(code, codes)}"
+                              f"{_deploy_hint(codes)}")
+    desks: Sequence[str] = sorted(lookup.receiving_desks())
+    if code not in desks:
         raise SubmissionError(f"--received-by {code!r} does not receive dossiers; "
                               f"one-stop desks are: {', '.join(desks)}")

@@ -1,18 +1,31 @@
-"""Running the real `lienthong` console script, and a real `lienthong dev` stack."""
+"""Running the real `lienthong` console script, and a real `lienthong dev` stack.
+
+Every run gets a database of its own (`LIENTHONG_DATABASE_URL`): the repository's
+default SQLite file is never touched by the tests. In-process tests use `Cli`
+(`run()` with the environment of a migrated database); the PostgreSQL variants come
+from the `db_url` fixture of tests/conftest.py.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from workers.cli import run
+from workers.settings import get_settings
 
 LIENTHONG = Path(sys.executable).parent / "lienthong"
 REPO = Path(__file__).resolve().parents[2]
@@ -35,17 +48,117 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def cli_env(address: str | None = None) -> dict[str, str]:
+def cli_env(address: str | None = None, database_url: str | None = None,
+            definitions: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
-    env["LIENTHONG_DEFINITIONS"] = str(DEFINITIONS)
+    env["LIENTHONG_DEFINITIONS"] = str(definitions or DEFINITIONS)
+    # Never the repository's own .lienthong/lienthong.db: an empty in-memory one unless given.
+    env["LIENTHONG_DATABASE_URL"] = database_url or "sqlite://"
     if address:
         env["TEMPORAL_ADDRESS"] = address
     return env
 
 
-def lienthong(*args: str, address: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LIENTHONG), *args], capture_output=True, text=True, env=cli_env(address),
-                          timeout=timeout, cwd=REPO)
+def lienthong(*args: str, address: str | None = None, timeout: float = 60, database_url: str | None = None,
+              definitions: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LIENTHONG), *args], capture_output=True, text=True,
+                          env=cli_env(address, database_url, definitions), timeout=timeout, cwd=REPO)
+
+
+def copy_definitions(target: Path, *, procedures: bool = True) -> Path:
+    """A definitions folder of one's own: the shipped registries and calendars (and
+    procedures unless told not to), to edit in a test."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("agencies.yaml", "sectors.yaml"):
+        shutil.copy(DEFINITIONS / name, target / name)
+    shutil.copytree(DEFINITIONS / "calendars", target / "calendars")
+    if procedures:
+        shutil.copytree(DEFINITIONS / "procedures", target / "procedures")
+    else:
+        (target / "procedures").mkdir()
+    return target
+
+
+# ----------------------------------------------------------------------------- in-process CLI
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+    def line(self) -> str:
+        """The one-line refusal on stderr."""
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in self.err, self.err
+        return lines[0]
+
+
+@dataclass
+class Cli:
+    """`lienthong` in this process, on one migrated database and one definitions folder."""
+
+    url: str
+    definitions: Path
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+    _sessions: list[sessionmaker[Session]] = field(default_factory=list)
+
+    def __call__(self, *args: str) -> CliRun:
+        self.monkeypatch.setenv("LIENTHONG_DATABASE_URL", self.url)
+        self.monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(self.definitions))
+        get_settings.cache_clear()
+        self.capsys.readouterr()
+        try:
+            code = run(list(args))
+        finally:
+            get_settings.cache_clear()
+        captured = self.capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.code == 0, f"lienthong {' '.join(args)} -> {result.code}: {result.err}"
+        return result.out
+
+    def refused(self, *args: str) -> str:
+        result = self(*args)
+        assert result.code == 1, f"lienthong {' '.join(args)} was not refused: {result.out}"
+        return result.line()
+
+    def sessions(self) -> sessionmaker[Session]:
+        if not self._sessions:
+            self._sessions.append(make_session_factory(make_engine(self.url)))
+        return self._sessions[0]
+
+    def close(self) -> None:
+        for factory in self._sessions:
+            factory.kw["bind"].dispose()
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
+    """A migrated, empty database (SQLite and PostgreSQL) and a copy of the shipped definitions."""
+    upgrade(db_url)
+    runner = Cli(db_url, copy_definitions(tmp_path / "definitions"), monkeypatch, capsys)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture
+def sqlite_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
+    """The same on SQLite only, for tests that are about the CLI rather than the database."""
+    url = f"sqlite:///{tmp_path / 'lienthong.db'}"
+    upgrade(url)
+    runner = Cli(url, copy_definitions(tmp_path / "definitions"), monkeypatch, capsys)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 @dataclass
@@ -54,10 +167,20 @@ class DevStack:
     port: int
     ui_port: int
     log: Path
+    database_url: str
+    definitions: Path
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def lienthong(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """The CLI against this stack: its Temporal, its database, its definitions."""
+        return lienthong(*args, address=self.address, timeout=timeout, database_url=self.database_url,
+                         definitions=self.definitions)
+
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(make_engine(self.database_url))
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -75,25 +198,37 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS) -> DevStack:
+    """`lienthong dev` on free ports with a database of its own in `folder`; it
+    migrates that database and deploys `definitions` before it starts the worker."""
     port, ui_port = free_port(), free_port()
-    log = tmp_path_factory.mktemp("dev") / "dev.log"
-    env = cli_env() | {"LIENTHONG_LOG_JSON": "false"}
+    log = folder / "dev.log"
+    database_url = f"sqlite:///{folder / 'lienthong.db'}"
+    env = cli_env(database_url=database_url, definitions=definitions) | {"LIENTHONG_LOG_JSON": "false"}
     with log.open("wb") as sink:
         process = subprocess.Popen([str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port)],
                                    stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    stack = DevStack(process, port, ui_port, log)
+    stack = DevStack(process, port, ui_port, log, database_url, definitions)
     try:
         for _ in range(120):  # bounded: the stack is usually up within a few seconds
             if process.poll() is not None:
                 pytest.fail(f"lienthong dev exited with {process.returncode}:\n{stack.output()}")
-            probe = lienthong("dossiers", "show", "nonexistent", address=stack.address)
+            probe = stack.lienthong("dossiers", "show", "nonexistent")
             if "unknown dossier" in probe.stderr:
                 break
             time.sleep(0.5)
         else:
             pytest.fail(f"lienthong dev never answered:\n{stack.output()}")
+    except BaseException:
+        stop_process(process)
+        raise
+    return stack
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    stack = start_dev_stack(tmp_path_factory.mktemp("dev"))
+    try:
         yield stack
     finally:
-        stop_process(process)
+        stop_process(stack.process)

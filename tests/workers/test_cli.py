@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from definitions.loader import Catalog, load_catalog
-from tests.workers.conftest import DEFINITIONS, free_port, lienthong
+from store.db import make_engine, make_session_factory
+from store.migrate import head, upgrade
+from store.models import DefinitionRow
+from tests.workers.conftest import DEFINITIONS, copy_definitions, free_port, lienthong
 from workers.cli import render_state, run
+from workers.commands_registry import deploy_paths
 from workers.dev import DevOptions, server_command
-from workers.submission import SubmissionError, prepare_dossier
+from workers.submission import StoreRegistry, SubmissionError, prepare_dossier
 from workflows.payloads import DossierState, StepState
 
 TODAY = date(2026, 3, 2)
@@ -20,8 +27,23 @@ DATA = {"commune": "xa-tan-lap", "area_m2": 320, "applicant": "Nguyễn Văn A"}
 
 
 @pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(DEFINITIONS)
+def deployed_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database with the shipped definitions deployed (agencies, sectors, procedures)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'lienthong.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    deploy_paths(make_session_factory(engine), [DEFINITIONS], DEFINITIONS, "tests")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def catalog(deployed_url: str) -> Iterator[StoreRegistry]:
+    """What submission looks things up in: the registry the shipped definitions were deployed to."""
+    engine = make_engine(deployed_url)
+    with Session(engine) as session:
+        yield StoreRegistry(session, DEFINITIONS)
+    engine.dispose()
 
 
 def one_line(text: str) -> str:
@@ -57,8 +79,8 @@ def test_validate_broken_file_reports_path_and_line(tmp_path) -> None:
     assert "problem" in one_line(result.stderr)
 
 
-def test_list_shows_shipped_procedures() -> None:
-    result = lienthong("definitions", "list")
+def test_list_files_shows_shipped_procedures() -> None:
+    result = lienthong("definitions", "list", "--files")
     assert result.returncode == 0, result.stderr
     land = next(line for line in result.stdout.splitlines() if line.startswith(f"{LAND}@1"))
     assert "G13-TN01" in land and "17d" in land and "Đăng ký đất đai" in land
@@ -67,29 +89,48 @@ def test_list_shows_shipped_procedures() -> None:
 # --------------------------------------------------------------------------- submission
 
 
-def test_prepare_dossier_accepts_shipped_procedure(catalog: Catalog) -> None:
+def test_prepare_dossier_accepts_shipped_procedure(catalog: StoreRegistry) -> None:
     received = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     dossier = prepare_dossier(LAND, "HS-1", DATA, catalog, TODAY, "online", received, "bpmc-xa-xa-tan-lap")
     assert dossier.snapshot.ref == f"{LAND}@1"
     assert dossier.data == DATA and dossier.channel == "online" and dossier.received_at == received
 
 
-def test_prepare_dossier_takes_json_text(catalog: Catalog) -> None:
+def test_prepare_dossier_takes_json_text(catalog: StoreRegistry) -> None:
     dossier = prepare_dossier(f"{LAND}@1", "HS-1", '{"commune": "xa-an-phu"}', catalog, TODAY)
     assert dossier.data == {"commune": "xa-an-phu"}
 
 
-def test_unknown_procedure(catalog: Catalog) -> None:
-    with pytest.raises(SubmissionError, match=r"unknown procedure 9\.999999: known codes are .*1\.012756"):
+def test_not_deployed_procedure(catalog: StoreRegistry) -> None:
+    with pytest.raises(SubmissionError) as err:
         prepare_dossier("9.999999", "HS-1", DATA, catalog, TODAY)
+    assert str(err.value) == "procedure 9.999999 is not deployed: run `lienthong definitions deploy`"
 
 
-def test_unknown_version(catalog: Catalog) -> None:
-    with pytest.raises(SubmissionError, match="has no version 7"):
+def test_unknown_version(catalog: StoreRegistry) -> None:
+    with pytest.raises(SubmissionError, match="has no deployed version 7: deployed versions are 1$"):
         prepare_dossier(f"{LAND}@7", "HS-1", DATA, catalog, TODAY)
 
 
-def test_unknown_agency_from_template_data(catalog: Catalog) -> None:
+@pytest.mark.parametrize("ref", [f"{LAND}@", f"{LAND}@v2", f"{LAND}@0", "@1"])
+def test_malformed_reference(catalog: StoreRegistry, ref: str) -> None:
+    with pytest.raises(SubmissionError, match=re.escape(repr(ref))):
+        prepare_dossier(ref, "HS-1", DATA, catalog, TODAY)
+
+
+def test_draft_file_is_validated(catalog: StoreRegistry, tmp_path: Path) -> None:
+    shipped = DEFINITIONS / "procedures" / "dang-ky-dat-dai-lan-dau.yaml"
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(shipped.read_text(encoding="utf-8").replace("version: 1", "version: 9"), encoding="utf-8")
+    assert prepare_dossier(str(draft), "HS-1", DATA, catalog, TODAY).snapshot.ref == f"{LAND}@9"
+    draft.write_text(shipped.read_text(encoding="utf-8").replace("sector: G13-TN01", "sector: G99"), encoding="utf-8")
+    with pytest.raises(SubmissionError, match=rf"problem\(s\), first: {re.escape(str(draft))}:\d+: .*sector"):
+        prepare_dossier(str(draft), "HS-1", DATA, catalog, TODAY)
+    with pytest.raises(SubmissionError, match="no procedure file"):
+        prepare_dossier(str(tmp_path / "missing.yaml"), "HS-1", DATA, catalog, TODAY)
+
+
+def test_unknown_agency_from_template_data(catalog: StoreRegistry) -> None:
     with pytest.raises(SubmissionError) as err:
         prepare_dossier(LAND, "HS-1", {**DATA, "commune": "xa-tan-lapp"}, catalog, TODAY)
     message = str(err.value)
@@ -99,46 +140,54 @@ def test_unknown_agency_from_template_data(catalog: Catalog) -> None:
     assert "xa-an-phu" in message  # the known communes
 
 
-def test_missing_template_field(catalog: Catalog) -> None:
+def test_missing_template_field(catalog: StoreRegistry) -> None:
     with pytest.raises(SubmissionError, match=r"step 'tiep-nhan': agency 'bpmc-xa-\{commune\}' needs field 'commune'"):
         prepare_dossier(LAND, "HS-1", {"area_m2": 320}, catalog, TODAY)
 
 
 @pytest.mark.parametrize("data", ["[1, 2]", '"xa-tan-lap"', "42", "{not json"])
-def test_data_must_be_a_json_object(catalog: Catalog, data: str) -> None:
+def test_data_must_be_a_json_object(catalog: StoreRegistry, data: str) -> None:
     with pytest.raises(SubmissionError, match="--data"):
         prepare_dossier(LAND, "HS-1", data, catalog, TODAY)
 
 
-def test_received_at_in_the_future(catalog: Catalog) -> None:
+def test_received_at_in_the_future(catalog: StoreRegistry) -> None:
     future = datetime.now(UTC) + timedelta(days=1)
     with pytest.raises(SubmissionError, match="in the future"):
         prepare_dossier(LAND, "HS-1", DATA, catalog, TODAY, received_at=future)
 
 
-def test_received_at_without_offset(catalog: Catalog) -> None:
+def test_received_at_without_offset(catalog: StoreRegistry) -> None:
     with pytest.raises(SubmissionError, match="no UTC offset"):
         prepare_dossier(LAND, "HS-1", DATA, catalog, TODAY, received_at="2026-03-02T09:00:00")
 
 
-def test_received_by_must_be_a_one_stop_desk(catalog: Catalog) -> None:
+def test_received_by_must_be_a_one_stop_desk(catalog: StoreRegistry) -> None:
     with pytest.raises(SubmissionError, match="does not receive dossiers; one-stop desks are: .*bpmc-tinh"):
         prepare_dossier(LAND, "HS-1", DATA, catalog, TODAY, received_by="vpdk-tinh")
-    with pytest.raises(SubmissionError, match="not in agencies.yaml"):
+    with pytest.raises(SubmissionError, match="not a registered agency"):
         prepare_dossier(LAND, "HS-1", DATA, catalog, TODAY, received_by="bpmc-mars")
 
 
-def test_agency_of_a_skipped_step_is_not_needed(catalog: Catalog) -> None:
+def test_agency_of_a_skipped_step_is_not_needed(catalog: StoreRegistry) -> None:
     # lay-y-kien-so only runs for parcels over 500 m²; the check follows `when`.
     small = prepare_dossier(LAND, "HS-1", {"commune": "xa-tan-lap", "area_m2": 100}, catalog, TODAY)
     assert small.data["area_m2"] == 100
 
 
-def test_submit_refusal_is_one_line_without_a_server() -> None:
+def test_submit_refusal_is_one_line_without_a_server(deployed_url: str) -> None:
     result = lienthong("dossiers", "submit", "--procedure", LAND, "--id", "HS-1",
-                       "--data", '{"commune": "xa-khong-co"}', address=f"127.0.0.1:{free_port()}")
+                       "--data", '{"commune": "xa-khong-co"}', address=f"127.0.0.1:{free_port()}",
+                       database_url=deployed_url)
     assert result.returncode == 1
     assert "bpmc-xa-xa-khong-co" in one_line(result.stderr)
+
+
+def test_submit_on_an_unmigrated_database_says_what_to_do() -> None:
+    result = lienthong("dossiers", "submit", "--procedure", LAND, "--id", "HS-1", "--data", "{}",
+                       address=f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert one_line(result.stderr) == f"database sqlite:// is at revision none, not {head()}: run `lienthong db upgrade`"
 
 
 # --------------------------------------------------------------------------- errors
@@ -162,6 +211,23 @@ def test_extend_needs_an_iso_date(capsys: pytest.CaptureFixture[str]) -> None:
     code = run(["dossiers", "extend", "HS-1", "--agency", "vpdk-tinh", "--until", "next week", "--reason", "x"])
     assert code == 1
     assert "not an ISO date-time" in one_line(capsys.readouterr().err)
+
+
+def test_dev_stops_on_a_broken_definition_before_starting_anything(tmp_path: Path) -> None:
+    definitions = copy_definitions(tmp_path / "definitions")
+    broken = definitions / "procedures" / "dang-ky-dat-dai-lan-dau.yaml"
+    broken.write_text(broken.read_text(encoding="utf-8").replace("sector: G13-TN01", "sector: G99"), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'lienthong.db'}"
+    port = free_port()
+    result = lienthong("dev", "--port", str(port), "--ui-port", str(free_port()), database_url=url,
+                       definitions=definitions)
+    assert result.returncode == 1
+    assert any(line.startswith(f"{broken}:") and "sector" in line for line in result.stdout.splitlines())
+    assert re.fullmatch(r"\d+ problem\(s\) in \d+ file\(s\); nothing deployed", one_line(result.stderr))
+    engine = make_engine(url)
+    with Session(engine) as session:  # migrated, but nothing deployed
+        assert list(session.scalars(select(DefinitionRow))) == []
+    engine.dispose()
 
 
 # --------------------------------------------------------------------------- pieces

@@ -3,6 +3,10 @@
 Land registration (1.012756): tiep-nhan → xac-nhan-hien-trang →
 parallel[xac-dinh-nghia-vu-tai-chinh | tham-dinh → lay-y-kien-so (area > 500 m²) →
 cap-nhat-ho-so-dia-chinh] → tra-ket-qua.
+
+`lienthong dev` migrates its own database and deploys the shipped definitions
+before it starts; afterwards the projection, the inboxes and the process-control
+sheet are checked against the workflow's own state.
 """
 
 from __future__ import annotations
@@ -15,8 +19,13 @@ import uuid
 from typing import Any, Callable
 
 import pytest
+from sqlalchemy import delete
 
+from store import projection
+from store.models import DossierRow
+from store.migrate import head
 from tests.workers.conftest import DevStack, lienthong, port_in_use
+from workflows.payloads import DossierState
 
 COMMUNE_DESK = "bpmc-xa-xa-tan-lap"
 DATA = {"commune": "xa-tan-lap", "area_m2": 320, "applicant": "Nguyễn Văn A"}
@@ -35,7 +44,7 @@ class Cli:
         self.stack = stack
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return lienthong(*args, address=self.stack.address)
+        return self.stack.lienthong(*args)
 
     def ok(self, *args: str) -> str:
         result = self(*args)
@@ -63,6 +72,25 @@ class Cli:
         pytest.fail(f"dossier {dossier_id}: {what} never held: {json.dumps(state, indent=1, ensure_ascii=False)}")
 
 
+def projected(stack: DevStack, dossier_id: str) -> tuple[int | None, DossierState | None]:
+    sessions = stack.sessions()
+    try:
+        with sessions() as session:
+            return projection.last_seq(session, dossier_id), projection.get_dossier(session, dossier_id)
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+def until_projected(stack: DevStack, dossier_id: str, seq: int) -> DossierState:
+    """The record_event activities run after the workflow moved on: wait (bounded)."""
+    for _ in range(100):
+        at, state = projected(stack, dossier_id)
+        if at is not None and at >= seq and state is not None:
+            return state
+        time.sleep(0.1)
+    pytest.fail(f"the projection of {dossier_id} never reached seq {seq}: {projected(stack, dossier_id)}")
+
+
 def step(state: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(s for s in state["steps"] if s["id"] == step_id)
 
@@ -73,6 +101,7 @@ def assigned(step_id: str) -> Callable[[dict[str, Any]], bool]:
 
 def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
     cli = Cli(dev_stack)
+    assert "definitions: 4 deployed, 0 unchanged" in dev_stack.output()  # dev deployed the folder
     dossier = f"HS-E2E-{uuid.uuid4().hex[:8]}"
     submit = ("dossiers", "submit", "--procedure", "1.012756", "--id", dossier, "--data",
               json.dumps(DATA, ensure_ascii=False), "--channel", "online", "--received-by", COMMUNE_DESK)
@@ -83,6 +112,13 @@ def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
 
     # Steps not routed yet, or held by another agency, are refused and change nothing.
     cli.until(dossier, assigned("tiep-nhan"), "tiep-nhan assigned")
+    for _ in range(100):  # the inbox row is written by the routing activity, just after
+        desk = cli.ok("inbox", COMMUNE_DESK)
+        if dossier in desk:
+            break
+        time.sleep(0.1)
+    row = next(line for line in desk.splitlines() if line.startswith(dossier))
+    assert row.split()[1:3] == ["1.012756@1", "tiep-nhan"]
     before = cli.state(dossier)
     assert "not current" in cli.refused("dossiers", "complete", dossier, "tra-ket-qua", "--agency", COMMUNE_DESK)
     wrong = cli.refused("dossiers", "complete", dossier, "tiep-nhan", "--agency", "vpdk-tinh")
@@ -112,11 +148,54 @@ def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
     assert "status:       completed (portal status 10)" in view
     assert any(line.split()[:3] == ["lay-y-kien-so", "-", "skipped"] for line in view.splitlines())
 
+    # The projection converges to the workflow's final state, the inboxes are empty again.
+    stored = until_projected(dev_stack, dossier, final["last_event_seq"])
+    assert stored.model_dump(mode="json") == DossierState.model_validate(final).model_dump(mode="json")
+    for agency in {a for _, a in ROUTE}:
+        assert dossier not in cli.ok("inbox", agency)
+    assert dossier not in cli.ok("inbox", "vpdk-tinh", "--json")
+
+    # The process-control sheet: one handover per routed step, each judged.
+    sheet = json.loads(cli.ok("dossiers", "sheet", dossier, "--json"))
+    assert sheet["source"] == "projection" and sheet["procedure"] == "1.012756@1"
+    assert sorted((h["step_id"], h["to"]) for h in sheet["handovers"]) == sorted(ROUTE)
+    assert sheet["handovers"][0]["from"] == "applicant" and sheet["handovers"][0]["to"] == COMMUNE_DESK
+    done_before: set[str] = set()
+    for handover in sheet["handovers"]:
+        assert handover["status"] == "completed" and handover["verdict"] in ("early", "on_time", "late")
+        if handover is not sheet["handovers"][0]:
+            assert handover["from"] in done_before  # handed over by an agency that had finished
+        done_before.add(handover["to"])
+    assert sheet["result"]["status"] == "completed" and sheet["result"]["verdict"] == final["verdict"]
+    assert "PHIẾU KIỂM SOÁT" in cli.ok("dossiers", "sheet", dossier)
+
+    # resync: nothing to do; after losing the projection row, it is rebuilt from the workflow.
+    assert cli.ok("dossiers", "resync", dossier).splitlines() == [
+        f"up to date {dossier} (seq {final['last_event_seq']})", "1 dossier: 0 resynced, 1 up to date"]
+    sessions = dev_stack.sessions()
+    with sessions.begin() as session:
+        session.execute(delete(DossierRow).where(DossierRow.id == dossier))
+    sessions.kw["bind"].dispose()
+    fallback = json.loads(cli.ok("dossiers", "sheet", dossier, "--json"))  # from the workflow meanwhile
+    assert fallback["source"] == "workflow" and fallback["handovers"] == sheet["handovers"]
+    everything = cli.ok("dossiers", "resync", "--all").splitlines()
+    assert f"resynced {dossier} (seq none → {final['last_event_seq']})" in everything
+    assert everything[-1].endswith(" up to date") and "1 resynced" in everything[-1]
+    assert projected(dev_stack, dossier) == (final["last_event_seq"], DossierState.model_validate(final))
+
     late = cli.refused("dossiers", "complete", dossier, "tra-ket-qua", "--agency", COMMUNE_DESK)
     assert late in (f"dossier {dossier} is finished; it takes no more changes",
                     f"refused: dossier {dossier} is completed; it takes no more changes")
     assert cli.refused("dossiers", "show", "HS-KHONG-CO") == "unknown dossier HS-KHONG-CO"
     assert cli.refused("dossiers", "resubmit", "HS-KHONG-CO") == "unknown dossier HS-KHONG-CO"
+
+
+def test_worker_refuses_an_unmigrated_database(dev_stack: DevStack) -> None:
+    result = lienthong("worker", address=dev_stack.address, database_url="sqlite://", timeout=60)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"database sqlite:// is at revision none, not {head()}: run `lienthong db upgrade`"
+    assert "Traceback" not in result.stderr
 
 
 def test_dev_stops_on_sigint(dev_stack: DevStack) -> None:

@@ -1,0 +1,157 @@
+"""`lienthong calendars apply`: after an operator edits `definitions/calendars/*.yaml`
+(a newly announced day off, a substituted working Saturday), recompute the dues of
+every open dossier on that calendar — through the workflow (`apply_calendar`
+Update, which records a `calendar_applied` event in the audit log when a due
+moves), never behind its back.
+
+The dues are computed by the WORKERS from the calendar files THEY read, so the
+workers must see the edited file (same definitions folder, or redeployed) before
+this runs. This command only validates the files it sees, finds the open dossiers
+in the projection and sends each the Update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from definitions.calendar import (
+    CONTINUOUS,
+    CalendarFileError,
+    UnknownCalendarError,
+    available_calendars,
+    load_calendar,
+)
+from store import projection
+from workers.commands_common import (
+    QUERY_TIMEOUT,
+    CliError,
+    connect_or_refuse,
+    dossier_handle,
+    one_line,
+    store_sessions,
+    when,
+)
+from workers.settings import Settings
+from workflows.dossier import DossierWorkflow
+from workflows.payloads import ApplyCalendar, DossierState
+
+UPDATE_TIMEOUT = 30.0  # seconds for a worker to recompute one dossier's dues
+Outcome = Literal["moved", "unchanged", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    dossier_id: str
+    outcome: Outcome
+    detail: str = ""
+
+    def line(self) -> str:
+        return f"{self.outcome} {self.dossier_id}" + (f": {self.detail}" if self.detail else "")
+
+
+def check_calendars(names: list[str], settings: Settings) -> None:
+    """Every named calendar loads, or `CliError` with each file's `PATH:LINE:` problems."""
+    problems: list[str] = []
+    for name in names:
+        try:
+            load_calendar(name, settings.definitions)
+        except UnknownCalendarError as err:
+            raise CliError(str(err)) from err
+        except CalendarFileError as err:
+            problems += str(err).splitlines()
+    if problems:
+        raise CliError(f"{len(problems)} problem(s) in the calendar files; nothing applied", details=problems)
+
+
+def apply(args: argparse.Namespace, settings: Settings) -> int:
+    names = list(dict.fromkeys(args.calendars or [n for n in available_calendars(settings.definitions)
+                                                  if n != CONTINUOUS]))
+    check_calendars(names, settings)
+    with store_sessions(settings) as sessions, sessions() as session:
+        targets = [(name, dossier_id) for name in names for dossier_id in projection.open_dossier_ids(session, name)]
+    results = asyncio.run(_apply_all(settings, targets, args.reason)) if targets else []
+    for result in results:
+        print(result.line())
+    count = {kind: sum(1 for r in results if r.outcome == kind) for kind in ("moved", "skipped", "failed")}
+    summary = f"{len(results)} dossier{'s' if len(results) != 1 else ''} checked, {count['moved']} moved"
+    if count["skipped"]:
+        summary += f", {count['skipped']} skipped (finished meanwhile)"
+    if count["failed"]:
+        summary += f", {count['failed']} failed"
+    print(f"{summary} (calendar{'s' if len(names) != 1 else ''} {', '.join(names) or '-'})")
+    if count["failed"]:
+        raise CliError(f"{count['failed']} dossier(s) could not be updated (see above); run the command again")
+    return 0
+
+
+async def _apply_all(settings: Settings, targets: list[tuple[str, str]], reason: str) -> list[Applied]:
+    client = await connect_or_refuse(settings)
+    return [await apply_one(client, calendar, dossier_id, reason) for calendar, dossier_id in targets]
+
+
+async def apply_one(client: Client, calendar: str, dossier_id: str, reason: str) -> Applied:
+    handle = dossier_handle(client, dossier_id)
+    try:
+        description = await handle.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return Applied(dossier_id, "skipped", "finished")
+        before = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        after = await asyncio.wait_for(
+            handle.execute_update(DossierWorkflow.apply_calendar, ApplyCalendar(calendar=calendar, reason=reason),
+                                  id=f"apply-calendar-{calendar}-{uuid.uuid4()}"),
+            UPDATE_TIMEOUT,
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == "DossierFinished":
+            return Applied(dossier_id, "skipped", "finished")
+        why = cause.message if isinstance(cause, ApplicationError) else one_line(cause or err)
+        return Applied(dossier_id, "failed", f"refused: {why}")
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return await _not_found(handle, dossier_id)
+        return Applied(dossier_id, "failed", one_line(err))
+    except asyncio.TimeoutError:
+        return Applied(dossier_id, "failed", f"no worker answered within {UPDATE_TIMEOUT:.0f}s")
+    except Exception as err:  # a query that failed, a worker error: report it, go on with the others
+        return Applied(dossier_id, "failed", f"{type(err).__name__}: {one_line(err)}")
+    moved = moved_dues(before, after)
+    return Applied(dossier_id, "moved", "; ".join(moved)) if moved else Applied(dossier_id, "unchanged")
+
+
+async def _not_found(handle: WorkflowHandle[Any, DossierState], dossier_id: str) -> Applied:
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return Applied(dossier_id, "failed", "unknown to Temporal (the projection has it: run `lienthong dossiers resync`)")
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return Applied(dossier_id, "skipped", "finished")
+    return Applied(dossier_id, "failed", "not found by Temporal")
+
+
+def moved_dues(before: DossierState, after: DossierState) -> list[str]:
+    """What moved, in Vietnam time: the dossier's due and legal due, then each step's."""
+    moved: list[str] = []
+
+    def compare(label: str, old: datetime | None, new: datetime | None) -> None:
+        if old != new:
+            moved.append(f"{label} {when(old)} → {when(new)}")
+
+    compare("due", before.due_at, after.due_at)
+    if before.original_due_at != before.due_at or after.original_due_at != after.due_at:
+        compare("legal due", before.original_due_at, after.original_due_at)
+    old_steps = {st.id: st for st in before.steps}
+    for st in after.steps:
+        old = old_steps.get(st.id)
+        if old is not None:
+            compare(f"step {st.id} due", old.due_at, st.due_at)
+    return moved

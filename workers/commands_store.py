@@ -1,0 +1,156 @@
+"""Commands that read (or repair) the projection database: `lienthong inbox`,
+`lienthong dossiers sheet` and `lienthong dossiers resync`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from store import inbox, projection
+from store.models import AgencyRow
+from workers.commands_common import (
+    CliError,
+    connect_or_refuse,
+    print_table,
+    store_sessions,
+    when,
+    workflow_state,
+)
+from workers.settings import Settings
+from workers.sheet import build_sheet, render_sheet
+from workflows.payloads import DossierState
+
+DOSSIER_WORKFLOWS = 'WorkflowType="DossierWorkflow"'
+
+# ----------------------------------------------------------------------------- inbox
+
+
+def show_inbox(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    with store_sessions(settings) as sessions, sessions() as session:
+        agency = session.get(AgencyRow, args.agency)
+        if agency is None:
+            codes = list(session.scalars(select(AgencyRow.code)))
+            close = difflib.get_close_matches(args.agency, codes, n=3, cutoff=0.6)
+            hint = f"; close codes: {', '.join(close)}" if close else ""
+            if not codes:
+                hint = " (no agencies are registered: run `lienthong definitions deploy`)"
+            raise CliError(f"unknown agency {args.agency}{hint}")
+        items = inbox.list_items(session, args.agency, args.limit, args.offset, now=now)
+    if args.json:
+        print(json.dumps({
+            "agency": agency.code,
+            "at": now.isoformat(),
+            "offset": args.offset,
+            "limit": args.limit,
+            "items": [
+                {
+                    "dossier_id": item.dossier_id,
+                    "procedure": f"{item.procedure_code}@{item.procedure_version}",
+                    "sector": item.sector,
+                    "step_id": item.step_id,
+                    "step_name": item.step_name,
+                    "assigned_at": item.assigned_at.astimezone(UTC).isoformat(),
+                    "due_at": item.due_at.astimezone(UTC).isoformat(),
+                    "overdue": item.overdue,
+                }
+                for item in items
+            ],
+        }, ensure_ascii=False))
+        return 0
+    if not items:
+        more = f" past the first {args.offset}" if args.offset else ""
+        print(f"inbox of {agency.code} ({agency.name}): no open items{more}")
+        return 0
+    print(f"inbox of {agency.code} ({agency.name}), most urgent first (Vietnam time):")
+    rows = [("DOSSIER", "PROCEDURE", "STEP", "ASSIGNED", "DUE")]
+    rows += [(i.dossier_id, f"{i.procedure_code}@{i.procedure_version}", i.step_id, when(i.assigned_at),
+              when(i.due_at)) for i in items]
+    print_table(rows, markers=["OVERDUE" if i.overdue else "" for i in items])
+    first = args.offset + 1
+    shown = f"items {first}–{args.offset + len(items)}" if args.offset else f"{len(items)} item{'s' if len(items) != 1 else ''}"
+    overdue = sum(1 for i in items if i.overdue)
+    more = f" (more with --offset {args.offset + len(items)})" if len(items) == args.limit else ""
+    print(f"{shown}, {overdue} overdue{more}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- sheet
+
+
+def show_sheet(args: argparse.Namespace, settings: Settings) -> int:
+    with store_sessions(settings) as sessions, sessions() as session:
+        state = projection.get_dossier(session, args.dossier_id)
+    if state is not None:
+        sheet = build_sheet(state, "projection")
+    else:  # not recorded (yet): ask the workflow itself
+        async def query() -> DossierState:
+            return await workflow_state(await connect_or_refuse(settings), args.dossier_id)
+
+        sheet = build_sheet(asyncio.run(query()), "workflow")
+    if args.json:
+        print(json.dumps(sheet.to_json(), ensure_ascii=False))
+    else:
+        print(render_sheet(sheet, when))
+    return 0
+
+
+# ----------------------------------------------------------------------------- resync
+
+
+def resync(args: argparse.Namespace, settings: Settings) -> int:
+    if bool(args.dossier_ids) == bool(args.all):
+        raise CliError("give dossier IDs or --all (not both)")
+    with store_sessions(settings) as sessions:
+        counts = asyncio.run(_resync(settings, sessions, args.dossier_ids, args.all))
+    resynced, current, failed = counts
+    total = resynced + current + failed
+    print(f"{total} dossier{'s' if total != 1 else ''}: {resynced} resynced, {current} up to date"
+          + (f", {failed} failed" if failed else ""))
+    if failed:
+        raise CliError(f"{failed} dossier{'s' if failed != 1 else ''} could not be read from Temporal (see above)")
+    return 0
+
+
+async def _resync(settings: Settings, sessions: sessionmaker[Session], ids: list[str], every: bool) -> tuple[int, int, int]:
+    client = await connect_or_refuse(settings)
+    if every:
+        ids = await _all_dossier_ids(client)
+    resynced = current = failed = 0
+    for dossier_id in dict.fromkeys(ids):
+        try:
+            state = await workflow_state(client, dossier_id)
+        except CliError as err:
+            if not every and len(ids) == 1:
+                raise
+            print(f"failed {dossier_id}: {err}")
+            failed += 1
+            continue
+        target = state.last_event_seq
+        with sessions.begin() as session:
+            before = projection.last_seq(session, dossier_id)
+            behind = before is None or before < target
+            if behind:
+                projection.apply_state(session, state, target)
+        if behind:
+            print(f"resynced {dossier_id} (seq {'none' if before is None else before} → {target})")
+            resynced += 1
+        else:
+            print(f"up to date {dossier_id} (seq {before})")
+            current += 1
+    return resynced, current, failed
+
+
+async def _all_dossier_ids(client: Client) -> list[str]:
+    ids: list[str] = []
+    async for execution in client.list_workflows(DOSSIER_WORKFLOWS):
+        ids.append(execution.id)
+    return sorted(dict.fromkeys(ids))
+
