@@ -8,7 +8,6 @@ history, so a replay gets the same answers even if a calendar file changes.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from temporalio import activity
 
@@ -17,20 +16,17 @@ from workflows.payloads import (
     ClockRequest,
     DossierClock,
     Due,
+    DueBasis,
+    RecomputeRequest,
     ResumedClock,
     ResumeRequest,
     StepDueRequest,
 )
 
 
-@lru_cache(maxsize=32)
 def _calendar(name: str) -> WorkingCalendar:
-    # Loading builds the holiday tables; do it once per worker process.
+    # load_calendar caches by file identity: an edited calendar file is re-read.
     return load_calendar(name)
-
-
-def clear_calendar_cache() -> None:
-    _calendar.cache_clear()
 
 
 def _due(cal: WorkingCalendar, start: datetime, deadline: str | timedelta) -> Due:
@@ -43,6 +39,7 @@ def _due(cal: WorkingCalendar, start: datetime, deadline: str | timedelta) -> Du
         due_at=due_at,
         due_day_start=local.replace(hour=0, minute=0, second=0, microsecond=0),
         extendable_from=cal.add(start, warning),
+        basis=DueBasis(start=start, working=working),
     )
 
 
@@ -77,4 +74,11 @@ def resume_clock(request: ResumeRequest) -> ResumedClock:
     )
 
 
-LOCAL_ACTIVITIES = [start_clock, step_due, resume_clock]
+@activity.defn
+def recompute_dues(request: RecomputeRequest) -> list[Due]:
+    """The same working time from the same start, on the calendar as it is now."""
+    cal = _calendar(request.calendar)
+    return [_due(cal, basis.start, basis.working) for basis in request.bases]
+
+
+LOCAL_ACTIVITIES = [start_clock, step_due, resume_clock, recompute_dues]

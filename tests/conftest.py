@@ -1,15 +1,74 @@
-"""Shared fixtures: a real Temporal (time-skipping test server from its wheel)."""
+"""Shared fixtures: a real Temporal (time-skipping test server from its wheel) and
+real databases: every test asking for `db_url` runs on a SQLite file and on a real
+PostgreSQL server.
+
+PostgreSQL comes from ``$LIENTHONG_TEST_POSTGRES_URL`` (a server URL; each test gets a
+fresh database on it), else from ``scripts/ensure-postgres.sh``, run once per session
+(it installs and starts a throwaway server when it can). If neither works the
+PostgreSQL tests fail with the reason: they are never skipped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from store.db import database_url
 from workers.binaries import temporal_test_server
 from workers.temporal import register_search_attributes
+
+REPO = Path(__file__).resolve().parents[1]
+ENSURE_POSTGRES = REPO / "scripts" / "ensure-postgres.sh"
+URL_VAR = "LIENTHONG_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    if url := os.environ.get(URL_VAR):
+        return database_url(url)
+    try:
+        proc = subprocess.run(
+            ["bash", str(ENSURE_POSTGRES)], capture_output=True, text=True, timeout=900, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.fail(f"PostgreSQL tests need a server: {ENSURE_POSTGRES} could not run ({exc}); set {URL_VAR}")
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines or not lines[-1].startswith("postgresql"):
+        pytest.fail(
+            f"PostgreSQL tests need a server: {ENSURE_POSTGRES} exited {proc.returncode}; "
+            f"set {URL_VAR} to a server URL or fix the script.\n{proc.stderr[-3000:]}"
+        )
+    return lines[-1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lienthong.db'}"
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"lt_{secrets.token_hex(6)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 
 
 @pytest.fixture(scope="session")

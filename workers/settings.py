@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field(
         default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "LIENTHONG_TEMPORAL_NAMESPACE")
     )
+    database_url: str | None = Field(default=None, description="default: a SQLite file in .lienthong/")
     task_queue: str = "lienthong-dossiers"
     log_level: str = "INFO"
     log_json: bool = True

@@ -8,14 +8,15 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
 from activities.logging_context import DossierLogContext
-from activities.recording import record_event
-from activities.routing import notify_escalation, route_step
+from activities.recording import RecordingActivities
+from activities.routing import RoutingActivities, notify_escalation
 from activities.working_time import LOCAL_ACTIVITIES
 from workers.settings import Settings
 from workflows.dossier import DossierWorkflow
-
-ACTIVITIES = [route_step, notify_escalation, record_event, *LOCAL_ACTIVITIES]
 
 
 async def connect(settings: Settings) -> Client:
@@ -26,14 +27,18 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def build_worker(client: Client, task_queue: str) -> Worker:
-    """The dossier worker. Calendar activities are plain functions (CPU work), so
-    they run on a thread pool instead of blocking the event loop."""
+def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session],
+                 http: httpx.Client | None = None) -> Worker:
+    """The dossier worker. Activities are plain functions (database, HTTP and
+    calendar work), so they run on a thread pool instead of the event loop."""
+    recording = RecordingActivities(sessions)
+    routing = RoutingActivities(sessions, http=http)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[DossierWorkflow],
-        activities=ACTIVITIES,
+        activities=[recording.record_event, routing.route_step, routing.notify_agency, notify_escalation,
+                    *LOCAL_ACTIVITIES],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         interceptors=[DossierLogContext()],
     )

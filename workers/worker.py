@@ -6,9 +6,14 @@ import asyncio
 import signal
 
 import structlog
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from store.db import database_url as resolve_database_url
+from store.db import make_engine, make_session_factory
+from store.migrate import current, head
 from workers.temporal import build_worker, register_search_attributes
 
 log = structlog.get_logger("lienthong.worker")
@@ -35,10 +40,25 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         log.warning("search_attributes_not_registered", namespace=namespace, error=str(err))
 
 
-async def run_worker(client: Client, task_queue: str, stop: asyncio.Event) -> None:
+class StoreNotReadyError(RuntimeError):
+    pass
+
+
+def open_store(url: str | None = None) -> sessionmaker[Session]:
+    """Sessions on the projection database, refusing one whose schema is behind:
+    writes would fail on every activity, retried forever."""
+    resolved = resolve_database_url(url)
+    at, wanted = current(resolved), head()
+    if at != wanted:
+        raise StoreNotReadyError(f"database {make_url(resolved).render_as_string(hide_password=True)} is at "
+                                 f"revision {at or 'none'}, not {wanted}: run `lienthong db upgrade`")
+    return make_session_factory(make_engine(resolved))
+
+
+async def run_worker(client: Client, task_queue: str, stop: asyncio.Event, database_url: str | None = None) -> None:
     """Poll `task_queue` until `stop` is set (or the worker fails), then shut down
     gracefully: in-flight activity results are reported before returning."""
-    worker = build_worker(client, task_queue)
+    worker = build_worker(client, task_queue, open_store(database_url))
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
     log.info("worker_started", task_queue=task_queue, namespace=client.namespace)

@@ -19,13 +19,17 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from definitions.schema import Parallel, Sequence, Step, UnknownAgencyError, resolve_agency
     from workflows import search_attributes as sa
     from workflows.payloads import (
         PORTAL_STATUS,
+        AgencyNotification,
+        ApplyCalendar,
+        DueBasis,
+        RecomputeRequest,
         ClockRequest,
         CompleteStep,
         DossierClock,
@@ -56,6 +60,27 @@ ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coef
                              maximum_interval=timedelta(minutes=5))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=10)
+# Webhooks: about an hour of retries (1 s doubling to 5 min), then recorded as failed.
+NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(minutes=5), maximum_attempts=20,
+                           non_retryable_error_types=["MissingSecret"])
+NOTIFY_TIMEOUT = timedelta(seconds=20)
+# workflow.patched ids: each marks a change that dossiers in flight must not see.
+NOTIFICATIONS_PATCH = "agency-webhooks"
+
+
+def set_due(target: DossierState | StepState, due: Due, *, current: bool = True, original: bool = False) -> None:
+    """Set the current due (what the wait arms) and/or the original one (what
+    verdicts are judged against); an extension changes only the current one."""
+    if current:
+        target.due_at = due.due_at
+        target.due_basis = due.basis
+        if isinstance(target, StepState):
+            target.extendable_from = due.extendable_from
+    if original:
+        target.original_due_at = due.due_at
+        target.original_due_day_start = due.due_day_start
+        target.original_due_basis = due.basis
 
 
 def refuse(kind: str, message: str) -> ApplicationError:
@@ -95,6 +120,7 @@ class DossierWorkflow:
         self._resuming = False
         self._ended = False
         self._closed = False  # the final transition is recorded
+        self._notifications: list[asyncio.Future[None]] = []
         # Due instants whose passing was already acted on (step id or "" for the dossier).
         self._overdue_fired: dict[str, datetime] = {}
 
@@ -110,7 +136,7 @@ class DossierWorkflow:
             DossierClock,
         )
         state.clock_started_at = clock.clock_started_at
-        self._set_dossier_due(clock.due, original=True)
+        set_due(state, clock.due, original=True)
         self._upsert_search_attributes()
         await self._record("received", actor=input.received_by or "applicant",
                            note=f"channel {input.channel}")
@@ -123,6 +149,9 @@ class DossierWorkflow:
         # Let the final transition be recorded (it may come from an Update or the
         # supplement watcher) and in-flight Updates return their answers.
         await workflow.wait_condition(lambda: self._closed and workflow.all_handlers_finished())
+        # Webhooks still being retried finish (or fail and are recorded) before the run closes.
+        while not all(n.done() for n in self._notifications):
+            await asyncio.gather(*self._notifications)
         return state
 
     async def _run_nodes(self, nodes: list[Any]) -> None:
@@ -166,7 +195,7 @@ class DossierWorkflow:
                            assigned_at=max(st.assigned_at, self._state.clock_started_at)),
             Due,
         )
-        self._set_step_due(st, due, original=True)
+        set_due(st, due, original=True)
         self._upsert_search_attributes()
         await self._record("step_assigned", step_id=st.id, actor="system", note=f"routed to {st.agency}")
         await self._route(st, "assigned")
@@ -220,7 +249,9 @@ class DossierWorkflow:
         await self._record("step_overdue", step_id=st.id, actor="system",
                            note=f"{st.agency} missed due {st.due_at.isoformat()}"
                            + (f"; escalated to {st.escalate_to}" if st.escalate_to else ""))
-        if st.escalate_to:
+        if st.escalate_to and workflow.patched(NOTIFICATIONS_PATCH):
+            self._notify(self._notification("escalation", st, recipient=st.escalate_to))
+        elif st.escalate_to:  # dossiers started before webhooks: a blocking log-only activity
             await workflow.execute_activity(
                 "notify_escalation",
                 Escalation(dossier_id=self._state.dossier_id, sector=self._state.sector, step_id=st.id,
@@ -243,7 +274,8 @@ class DossierWorkflow:
             return await self._request_supplement(st, request)
         st.completed_at = now
         st.outcome = outcome
-        st.verdict = judge(now, self._step_original_due(st))
+        assert st.original_due_at and st.original_due_day_start
+        st.verdict = judge(now, st.original_due_at, st.original_due_day_start)
         if outcome == Outcome.REJECTED:
             st.status = StepStatus.REJECTED
             self._state.notes.append(Note(at=now, kind="rejected", agency=request.agency,
@@ -347,11 +379,11 @@ class DossierWorkflow:
         )
         if self._ended:  # the supplement deadline passed meanwhile
             raise refuse("DossierFinished", f"dossier {state.dossier_id} is {state.status.value}")
-        self._set_dossier_due(clock.dues[0], original=True)
-        self._set_dossier_due(clock.dues[1], original=False)
+        set_due(state, clock.dues[0], current=False, original=True)
+        set_due(state, clock.dues[1])
         for i, st in enumerate(open_steps):
-            self._set_step_due(st, clock.dues[2 + 2 * i], original=True)
-            self._set_step_due(st, clock.dues[3 + 2 * i], original=False)
+            set_due(st, clock.dues[2 + 2 * i], current=False, original=True)
+            set_due(st, clock.dues[3 + 2 * i])
         if self._procedure.on_supplement == "restart":
             state.clock_started_at = clock.clock_started_at
         state.status = DossierStatus.PROCESSING
@@ -384,9 +416,11 @@ class DossierWorkflow:
         now = workflow.now()
         for st in self._extendable_steps(request):
             st.due_at = request.new_due
+            st.due_basis = None  # an appointment given by a person, not computed
             st.extensions += 1
         if state.due_at is None or state.due_at < request.new_due:
             state.due_at = request.new_due  # the new appointment for the applicant
+            state.due_basis = None
         self._clock_version += 1
         state.notes.append(Note(at=now, kind="extended", agency=request.agency, step_id=request.step_id,
                                 text=f"new appointment {request.new_due.isoformat()}: {request.reason}"))
@@ -428,6 +462,51 @@ class DossierWorkflow:
                          f"(extensions open at {first.extendable_from.isoformat() if first.extendable_from else '?'})")
         return late
 
+    @workflow.update
+    async def apply_calendar(self, request: ApplyCalendar) -> DossierState:
+        """Recompute every computed due (not appointments given by extension) on
+        the calendar as it is now, and record what moved."""
+        state = self._state
+        # (label, whose due, the original legal due or the current one)
+        targets: list[tuple[str, DossierState | StepState, bool]] = [
+            ("dossier", state, True), ("dossier", state, False)]
+        targets += [(st.id, st, original) for st in state.steps if st.status == StepStatus.ASSIGNED
+                    for original in (True, False)]
+        targets = [t for t in targets if self._basis(t[1], t[2]) is not None]
+        if not targets:
+            return state
+        dues = await self._local(
+            "recompute_dues",
+            RecomputeRequest(calendar=state.calendar, bases=[self._basis(t, o) for _, t, o in targets]),
+            list[Due],
+        )
+        if self._ended:
+            return state
+        moved: list[str] = []
+        for (name, target, original), due in zip(targets, dues, strict=True):
+            before = target.original_due_at if original else target.due_at
+            set_due(target, due, current=not original, original=original)
+            if before != due.due_at:
+                label = f"{name} {'legal due' if original else 'due'}"
+                moved.append(f"{label} {before.isoformat() if before else '-'} → {due.due_at.isoformat()}")
+        if moved:
+            self._clock_version += 1
+            self._upsert_search_attributes()
+            await self._record("calendar_applied", actor="operator",
+                               note=f"{request.reason}: " + "; ".join(moved))
+        return state
+
+    @apply_calendar.validator
+    def _validate_apply_calendar(self, request: ApplyCalendar) -> None:
+        self._refuse_if_finished()
+        if request.calendar != self._state.calendar:
+            raise refuse("WrongCalendar", f"dossier {self._state.dossier_id} uses calendar "
+                         f"{self._state.calendar!r}, not {request.calendar!r}")
+
+    @staticmethod
+    def _basis(target: DossierState | StepState, original: bool) -> DueBasis | None:
+        return target.original_due_basis if original else target.due_basis
+
     # ---------------------------------------------------------------- query
 
     @workflow.query
@@ -465,24 +544,6 @@ class DossierWorkflow:
                          f"{st.agency}, not {agency}")
         return st
 
-    def _set_dossier_due(self, due: Due, *, original: bool) -> None:
-        self._state.due_at = due.due_at
-        if original:
-            self._state.original_due_at = due.due_at
-            self._state.original_due_day_start = due.due_day_start
-
-    def _set_step_due(self, st: StepState, due: Due, *, original: bool) -> None:
-        st.due_at = due.due_at
-        st.extendable_from = due.extendable_from
-        if original:
-            st.original_due_at = due.due_at
-            st.due_day_start = due.due_day_start
-
-    def _step_original_due(self, st: StepState) -> Due:
-        assert st.original_due_at and st.due_day_start and st.extendable_from
-        return Due(due_at=st.original_due_at, due_day_start=st.due_day_start,
-                   extendable_from=st.extendable_from)
-
     async def _finish(self, status: DossierStatus, *, actor: str, note: str | None,
                       step_id: str | None = None) -> None:
         state = self._state
@@ -494,8 +555,7 @@ class DossierWorkflow:
         state.result_note = note
         state.paused_at = None
         assert state.original_due_at and state.original_due_day_start
-        verdict = judge(now, Due(due_at=state.original_due_at, due_day_start=state.original_due_day_start,
-                                 extendable_from=state.original_due_at))
+        verdict = judge(now, state.original_due_at, state.original_due_day_start)
         # Decision 766: asking the applicant to supplement more than once counts as late.
         state.verdict = "late" if state.supplement_count > 1 else verdict
         withdrawn = [s for s in state.steps if s.status == StepStatus.ASSIGNED]
@@ -512,6 +572,7 @@ class DossierWorkflow:
                 note: str | None = None) -> Awaitable[None]:
         """Snapshot the state now (so events are ordered as they happened) and log it."""
         self._seq += 1
+        self._state.last_event_seq = self._seq
         event = DossierEvent(dossier_id=self._state.dossier_id, seq=self._seq, kind=kind, at=workflow.now(),
                              actor=actor, step_id=step_id, note=note,
                              state=self._state.model_copy(deep=True))
@@ -519,6 +580,7 @@ class DossierWorkflow:
                                        retry_policy=ACTIVITY_RETRY)
 
     async def _route(self, st: StepState, reason: str) -> None:
+        """The agency's inbox first (awaited: its order matters), then its webhook."""
         assert st.agency and st.assigned_at and st.due_at
         state = self._state
         await workflow.execute_activity(
@@ -529,6 +591,34 @@ class DossierWorkflow:
                     reason=reason),  # type: ignore[arg-type]
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
         )
+        if workflow.patched(NOTIFICATIONS_PATCH):
+            kind = {"assigned": "step_assigned", "resumed": "step_resumed"}.get(reason, "step_withdrawn")
+            self._notify(self._notification(kind, st, recipient=st.agency))
+
+    def _notification(self, kind: str, st: StepState, recipient: str) -> AgencyNotification:
+        state = self._state
+        return AgencyNotification(
+            kind=kind, agency=recipient, dossier_id=state.dossier_id, procedure_code=state.procedure_code,
+            procedure_version=state.procedure_version, sector=state.sector, step_id=st.id, step_name=st.name,
+            due_at=st.due_at, at=workflow.now(), responsible_agency=st.agency,
+        )  # type: ignore[arg-type]
+
+    def _notify(self, notification: AgencyNotification) -> None:
+        """Webhooks never hold a dossier up: delivered in the background, with
+        bounded retries; a delivery that finally fails goes to the audit log."""
+
+        async def deliver() -> None:
+            try:
+                await workflow.execute_activity(
+                    "notify_agency", notification, start_to_close_timeout=NOTIFY_TIMEOUT,
+                    retry_policy=NOTIFY_RETRY,
+                )
+            except ActivityError as err:
+                cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause or err)
+                await self._record("notification_failed", step_id=notification.step_id, actor="system",
+                                   note=f"{notification.kind} to {notification.agency}: {cause}")
+
+        self._notifications.append(asyncio.ensure_future(deliver()))
 
     async def _local(self, name: str, arg: Any, result_type: type[T]) -> T:
         return await workflow.execute_local_activity(name, arg, result_type=result_type,

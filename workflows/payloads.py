@@ -5,7 +5,7 @@ Pure pydantic models: imported by workflow code, activities, the CLI and tests.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -83,7 +83,9 @@ class StepState(BaseModel):
     due_at: datetime | None = None
     original_due_at: datetime | None = None
     extendable_from: datetime | None = None
-    due_day_start: datetime | None = None
+    original_due_day_start: datetime | None = None
+    due_basis: DueBasis | None = None
+    original_due_basis: DueBasis | None = None
     completed_at: datetime | None = None
     outcome: Outcome | None = None
     note: str | None = None
@@ -112,6 +114,8 @@ class DossierState(BaseModel):
     due_at: datetime | None = None
     original_due_at: datetime | None = None
     original_due_day_start: datetime | None = None
+    due_basis: DueBasis | None = None
+    original_due_basis: DueBasis | None = None
     overdue: bool = False
     verdict: Verdict | None = None
     completed_at: datetime | None = None
@@ -121,6 +125,7 @@ class DossierState(BaseModel):
     supplement_due_at: datetime | None = None
     steps: list[StepState] = Field(default_factory=list)
     notes: list[Note] = Field(default_factory=list)
+    last_event_seq: int = 0  # the audit-log event this state follows (projection ordering)
 
     @property
     def finished(self) -> bool:
@@ -168,12 +173,21 @@ class ClockRequest(BaseModel):
     deadline: str
 
 
+class DueBasis(BaseModel):
+    """How a due was computed: `working` time counted from `start`. Kept so a
+    calendar change (a newly announced day off) can recompute the due."""
+
+    start: datetime
+    working: timedelta
+
+
 class Due(BaseModel):
     """A due instant, with what the workflow needs to judge it without a calendar."""
 
     due_at: datetime
     due_day_start: datetime  # local midnight of the due day: before it is "early"
     extendable_from: datetime  # less than one working day left from here on
+    basis: DueBasis | None = None  # None in histories recorded before calendar changes existed
 
 
 class DossierClock(BaseModel):
@@ -199,16 +213,28 @@ class ResumeRequest(BaseModel):
     deadlines: list[str]  # the full deadline behind each due, for `restart`
 
 
+class RecomputeRequest(BaseModel):
+    calendar: str
+    bases: list[DueBasis]
+
+
+class ApplyCalendar(BaseModel):
+    """An operator changed a calendar file: recompute this dossier's dues."""
+
+    calendar: str
+    reason: str = "calendar changed"
+
+
 class ResumedClock(BaseModel):
     clock_started_at: datetime
     dues: list[Due]
 
 
-def judge(completed_at: datetime, due: Due) -> Verdict:
+def judge(completed_at: datetime, due_at: datetime, due_day_start: datetime) -> Verdict:
     """Decision 766/QĐ-TTg: early before the due day, on time up to the due instant."""
-    if completed_at > due.due_at:
+    if completed_at > due_at:
         return "late"
-    if completed_at < due.due_day_start:
+    if completed_at < due_day_start:
         return "early"
     return "on_time"
 
@@ -236,6 +262,22 @@ class Escalation(BaseModel):
     escalate_to: str
     due_at: datetime
     overdue_since: datetime
+
+
+class AgencyNotification(BaseModel):
+    """What an agency's system is told by webhook (if it has one)."""
+
+    kind: Literal["step_assigned", "step_resumed", "step_withdrawn", "escalation"]
+    agency: str  # the recipient
+    dossier_id: str
+    procedure_code: str
+    procedure_version: int
+    sector: str
+    step_id: str
+    step_name: str
+    due_at: datetime | None = None
+    at: datetime
+    responsible_agency: str | None = None  # for an escalation: whose step is late
 
 
 class DossierEvent(BaseModel):

@@ -13,7 +13,7 @@ from sqlalchemy import CheckConstraint, inspect, select
 from store.db import make_engine, make_session_factory
 from store.migrate import current, downgrade, head, main, upgrade
 from store.models import SectorRow, metadata
-from tests.store.conftest import REPO
+from tests.conftest import REPO
 
 TABLES = {
     "definitions", "agencies", "sectors", "dossiers", "dossier_steps",

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import tempfile
 import uuid
+from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.common import WorkflowIDReusePolicy
 
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
 from definitions.schema import Procedure, ProcedureSnapshot
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
 from workers.temporal import build_worker
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep, DossierInput, DossierState, Extend, Resubmit
@@ -41,21 +51,45 @@ def snapshot(**overrides: Any) -> ProcedureSnapshot:
 _started: dict[str, list[WorkflowHandle[Any, Any]]] = {}
 
 
+@functools.cache
+def default_store() -> sessionmaker[Session]:
+    """One migrated SQLite projection database for this test process."""
+    folder = Path(tempfile.mkdtemp(prefix="lienthong-test-"))
+    url = f"sqlite:///{folder / 'projection.db'}"
+    upgrade(url)
+    return make_session_factory(make_engine(url))
+
+
 @asynccontextmanager
-async def running_worker(client: Client) -> AsyncIterator[str]:
+async def running_worker(client: Client, sessions: sessionmaker[Session] | None = None,
+                         http: httpx.Client | None = None) -> AsyncIterator[str]:
     """A worker on a fresh task queue. Dossiers it leaves running are terminated on
     exit: on the shared time-skipping server, orphans' timers would keep firing
     with no worker to take them and stall the clock for later tests."""
     task_queue = f"test-{uuid.uuid4()}"
     _started[task_queue] = []
-    try:
-        async with build_worker(client, task_queue):
+    async with build_worker(client, task_queue, sessions or default_store(), http=http):
+        try:
             yield task_queue
-    finally:
-        for handle in _started.pop(task_queue):
-            desc = await handle.describe()
-            if desc.status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate(reason="test finished")
+        finally:
+            for handle in _started.pop(task_queue):
+                await _terminate_when_idle(handle)
+
+
+async def _terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
+    """Terminate a dossier the test left running, once no activity of it is in
+    progress: the test server stops skipping time while an activity is running,
+    and one cut off by a termination would keep it stopped for later tests."""
+    for _ in range(100):
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return
+        running = [a for a in desc.raw_description.pending_activities
+                   if a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED]
+        if not running:
+            break
+        await asyncio.sleep(0.05)
+    await handle.terminate(reason="test finished")
 
 
 async def start_dossier(
@@ -107,7 +141,6 @@ async def until(handle: WorkflowHandle[DossierWorkflow, DossierState], predicate
                 attempts: int = 200) -> DossierState:
     """Poll the `state` query until `predicate(state)` holds (the workflow runs on
     another task; this waits for it, it does not measure it)."""
-    import asyncio
 
     current = await state(handle)
     for _ in range(attempts):

@@ -1,6 +1,9 @@
 """Record dossier histories for the replay test.
 
-    .venv/bin/python -m tests.workflows.record_histories
+    .venv/bin/python -m tests.workflows.record_histories TAG
+
+writes `histories/<scenario>-<TAG>.json` (TAG names the code generation, e.g.
+`with-webhooks`); older files stay: they are the dossiers already in flight.
 
 Run it when a new workflow behaviour ships (after guarding the change with
 `workflow.patched`), and commit the new files: dossiers in flight were recorded
@@ -10,6 +13,7 @@ under the old code, and the replay test keeps them replayable.
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,7 +85,7 @@ async def rejected_after_supplement_expiry(env: WorkflowEnvironment) -> str:
         return (await h.fetch_history()).to_json()
 
 
-async def main() -> None:
+async def main(tag: str) -> None:
     HERE.mkdir(exist_ok=True)
     for scenario in (full_journey, rejected_after_supplement_expiry):
         env = await WorkflowEnvironment.start_time_skipping(
@@ -89,7 +93,7 @@ async def main() -> None:
         )
         try:
             await register_search_attributes(env.client)
-            path = HERE / f"{scenario.__name__}.json"
+            path = HERE / f"{scenario.__name__}-{tag}.json"
             path.write_text(await scenario(env))
             print(f"wrote {path}")
         finally:
@@ -97,4 +101,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tests.workflows.record_histories TAG")
+    asyncio.run(main(sys.argv[1]))

@@ -1,0 +1,292 @@
+"""Routing, webhooks, the audit log and the projection, through real workflows.
+
+A real Temporal (time-skipping test server), a real database (SQLite and
+PostgreSQL) and a real HTTP server on loopback standing in for an agency's system.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import shutil
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio import activity
+
+from activities import webhooks
+from activities.recording import RecordingActivities
+from store import deliveries, inbox, projection
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.models import AgencyRow
+from tests.workflows.harness import (
+    assigned,
+    complete,
+    resubmit,
+    running_worker,
+    snapshot,
+    start_dossier,
+    state,
+    until,
+)
+from workflows.payloads import ApplyCalendar, DossierEvent
+from workflows.dossier import DossierWorkflow
+
+SECRET = "bí-mật-của-sở"
+DESK = "bpmc-xa-xa-tan-lap"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[sessionmaker[Session]]:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+class AgencySystem:
+    """An agency's HTTP endpoint answering with scripted status codes."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.requests.append(({k: v for k, v in self.headers.items()}, body))
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"{}" if status < 300 else b'{"detail": "refused by test"}')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/lienthong"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def payloads(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.requests]
+
+
+@pytest.fixture
+def agency_system() -> Iterator[callable]:
+    systems: list[AgencySystem] = []
+
+    def make(statuses: list[int]) -> AgencySystem:
+        systems.append(AgencySystem(statuses))
+        return systems[-1]
+
+    yield make
+    for system in systems:
+        system.close()
+
+
+def register_agency(sessions: sessionmaker[Session], code: str, webhook: str | None) -> None:
+    with sessions.begin() as session:
+        session.merge(AgencyRow(code=code, name=code, level="tinh", webhook_url=webhook,
+                                receives_dossiers=False, updated_at=datetime.now(UTC)))
+
+
+ONE_STEP = snapshot(steps=[{"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"}])
+
+
+async def test_webhook_is_signed_and_retried_on_503(time_skipping_env, store, agency_system, monkeypatch):
+    monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET_VPDK_TINH", SECRET)
+    system = agency_system([503, 503, 200])
+    register_agency(store, "vpdk-tinh", system.url)
+    client = time_skipping_env.client
+    async with running_worker(client, store) as tq:
+        handle = await start_dossier(client, tq, ONE_STEP)
+        await until(handle, assigned("tham-dinh"))
+        await until(handle, lambda s: len(system.requests) >= 3, "three delivery attempts")
+        with store() as session:
+            rows = deliveries.list_deliveries(session, dossier_id=handle.id)
+        assert [(r.outcome, r.status_code, r.attempt) for r in rows] == [
+            ("failed", 503, 1), ("failed", 503, 2), ("delivered", 200, 3)]
+
+    ids = set()
+    for headers, body in system.requests:
+        assert webhooks.verify_signature(SECRET.encode(), headers[webhooks.TIMESTAMP_HEADER], body,
+                                         headers[webhooks.SIGNATURE_HEADER])
+        assert not webhooks.verify_signature(b"another secret", headers[webhooks.TIMESTAMP_HEADER], body,
+                                             headers[webhooks.SIGNATURE_HEADER])
+        ids.add(headers[webhooks.DELIVERY_HEADER])
+    assert len(ids) == 1  # the same delivery id on every retry: receivers can de-duplicate
+    payload = system.payloads()[0]
+    assert payload["kind"] == "step_assigned" and payload["dossier_id"] == handle.id
+    assert payload["step_id"] == "tham-dinh" and payload["agency"] == "vpdk-tinh"
+
+
+async def test_webhook_refused_with_400_is_recorded_and_not_retried(time_skipping_env, store, agency_system,
+                                                                    monkeypatch):
+    monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET", SECRET)
+    system = agency_system([400])
+    register_agency(store, "vpdk-tinh", system.url)
+    client = time_skipping_env.client
+    async with running_worker(client, store) as tq:
+        handle = await start_dossier(client, tq, ONE_STEP)
+        await until(handle, assigned("tham-dinh"))
+        await until(handle, lambda s: len(system.requests) >= 1, "one delivery attempt")
+        # The dossier is not held up by the agency's refusal: completing still works.
+        await complete(handle, "tham-dinh", "vpdk-tinh")
+        await handle.result()
+        with store() as session:
+            rows = deliveries.list_deliveries(session, dossier_id=handle.id)
+    assigned_rows = [r for r in rows if r.kind == "step_assigned"]
+    assert [(r.outcome, r.status_code, r.attempt) for r in assigned_rows] == [("refused", 400, 1)]
+    assert len([p for p in system.payloads() if p["kind"] == "step_assigned"]) == 1
+
+
+async def test_escalation_goes_to_the_escalation_agency_webhook(time_skipping_env, store, agency_system,
+                                                                monkeypatch):
+    monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET", SECRET)
+    system = agency_system([])
+    register_agency(store, "thue-tinh", system.url)
+    snap = snapshot(steps=[{"id": "xac-dinh-thue", "agency": "thue-co-so", "deadline": "1d",
+                            "escalate_to": "thue-tinh"}])
+    env = time_skipping_env
+    async with running_worker(env.client, store) as tq:
+        handle = await start_dossier(env.client, tq, snap)
+        await until(handle, assigned("xac-dinh-thue"))
+        await env.sleep(timedelta(days=1, hours=1))
+        await until(handle, lambda s: len(system.requests) >= 1, "escalation delivered")
+    payload = system.payloads()[0]
+    assert payload["kind"] == "escalation" and payload["agency"] == "thue-tinh"
+    assert payload["responsible_agency"] == "thue-co-so"
+
+
+async def test_projection_equals_the_workflow_state_after_a_full_run(time_skipping_env, store):
+    steps = [
+        {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "0.5d"},
+        {"parallel": [
+            {"id": "xac-dinh-thue", "agency": "thue-co-so", "deadline": "1d"},
+            {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"},
+        ]},
+        {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "0.5d"},
+    ]
+    env = time_skipping_env
+    async with running_worker(env.client, store) as tq:
+        handles = [await start_dossier(env.client, tq, snapshot(steps=steps)) for _ in range(3)]
+        for h in handles:
+            await until(h, assigned("tiep-nhan"))
+            await complete(h, "tiep-nhan", DESK)
+            await until(h, lambda s: s.step("tham-dinh").status == "assigned")
+        with store() as session:  # while they wait: the inboxes hold them
+            items = inbox.list_items(session, "vpdk-tinh", limit=100, now=datetime.now(UTC))
+        assert {i.dossier_id for i in items} >= {h.id for h in handles}
+        await complete(handles[0], "tham-dinh", "vpdk-tinh", "supplement", note="thiếu giấy tờ")
+        await resubmit(handles[0])
+        for h in handles:
+            await complete(h, "xac-dinh-thue", "thue-co-so")
+            await complete(h, "tham-dinh", "vpdk-tinh")
+            await until(h, assigned("tra-ket-qua"))
+        await complete(handles[1], "tra-ket-qua", DESK)
+        await complete(handles[2], "tra-ket-qua", DESK, "rejected", note="không đủ điều kiện")
+        finals = [await handles[1].result(), await handles[2].result()]
+        running = await state(handles[0])  # still open at tra-ket-qua
+
+    with store() as session:
+        for final in [*finals, running]:
+            assert projection.get_dossier(session, final.dossier_id) == final
+            seqs = [e.seq for e in projection.list_events(session, final.dossier_id)]
+            assert seqs == list(range(1, final.last_event_seq + 1))  # no gap, no duplicate
+        for agency in ("vpdk-tinh", "thue-co-so"):
+            assert not [i for i in inbox.list_items(session, agency, limit=100, now=datetime.now(UTC))
+                        if i.dossier_id in {h.id for h in handles}]
+        desk = [i for i in inbox.list_items(session, DESK, limit=100, now=datetime.now(UTC)) if i.dossier_id in {h.id for h in handles}]
+        assert [(i.dossier_id, i.step_id) for i in desk] == [(handles[0].id, "tra-ket-qua")]
+        kinds = [e.kind for e in projection.list_events(session, handles[0].id)]
+        assert "supplement_requested" in kinds and "resubmitted" in kinds
+
+
+class FlakyRecording(RecordingActivities):
+    """Writes, then fails its first attempt: as if the worker died before reporting."""
+
+    @activity.defn(name="record_event")
+    def record_event(self, event: DossierEvent) -> None:
+        super().record_event(event)
+        if activity.info().attempt == 1:
+            raise RuntimeError("lost the connection after committing")
+
+
+async def test_a_retried_event_write_leaves_one_row(time_skipping_env, store):
+    from temporalio.worker import Worker
+
+    from activities.routing import RoutingActivities, notify_escalation
+    from activities.working_time import LOCAL_ACTIVITIES
+
+    client = time_skipping_env.client
+    routing = RoutingActivities(store)
+    import concurrent.futures
+    import uuid
+
+    tq = f"flaky-{uuid.uuid4()}"
+    async with Worker(client, task_queue=tq, workflows=[DossierWorkflow],
+                      activities=[FlakyRecording(store).record_event, routing.route_step, routing.notify_agency,
+                                  notify_escalation, *LOCAL_ACTIVITIES],
+                      activity_executor=concurrent.futures.ThreadPoolExecutor(4)):
+        handle = await start_dossier(client, tq, ONE_STEP)
+        await until(handle, assigned("tham-dinh"))
+        await complete(handle, "tham-dinh", "vpdk-tinh")
+        final = await handle.result()
+    with store() as session:
+        events = projection.list_events(session, handle.id)
+        assert [e.seq for e in events] == list(range(1, final.last_event_seq + 1))
+        assert projection.get_dossier(session, handle.id) == final
+
+
+async def test_a_calendar_change_moves_an_open_dossiers_due(time_skipping_env, store, tmp_path, monkeypatch):
+    """An operator adds a newly announced day off; the open dossier's dues move."""
+    from definitions.calendar import load_calendar
+
+    definitions = Path(__file__).resolve().parents[2] / "definitions"
+    shutil.copytree(definitions / "calendars", tmp_path / "calendars")
+    monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(tmp_path))
+    snap = snapshot(calendar="vn-gov", deadline="5d",
+                    steps=[{"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "3d"}])
+    env = time_skipping_env
+    async with running_worker(env.client, store) as tq:
+        handle = await start_dossier(env.client, tq, snap)
+        before = await until(handle, assigned("tham-dinh"))
+        cal = load_calendar("vn-gov", tmp_path)
+        # The first working day after the clock started becomes a day off.
+        day = cal.next_working_day(before.clock_started_at.astimezone(cal.timezone).date())
+        path = tmp_path / "calendars" / "vn-gov.yaml"
+        path.write_text(path.read_text().replace(
+            "days_off:\n", f"days_off:\n  - date: {day.isoformat()}\n    reason: \"Nghỉ đột xuất (test)\"\n", 1))
+        assert not load_calendar("vn-gov", tmp_path).is_working_day(day)
+
+        after = await handle.execute_update(DossierWorkflow.apply_calendar,
+                                            ApplyCalendar(calendar="vn-gov", reason="Công văn nghỉ bù"))
+        new_cal = load_calendar("vn-gov", tmp_path)
+        assert after.due_at > before.due_at
+        assert new_cal.elapsed(before.clock_started_at, after.due_at) == new_cal.duration("5d")
+        assert after.step("tham-dinh").due_at > before.step("tham-dinh").due_at
+        assert after.original_due_at == after.due_at
+        with store() as session:
+            kinds = [(e.kind, e.note) for e in projection.list_events(session, handle.id)]
+        applied = [note for kind, note in kinds if kind == "calendar_applied"]
+        assert len(applied) == 1 and "Công văn nghỉ bù" in applied[0]
+
+        # Applying again changes nothing and records nothing.
+        again = await handle.execute_update(DossierWorkflow.apply_calendar,
+                                            ApplyCalendar(calendar="vn-gov", reason="lần nữa"))
+        assert again.due_at == after.due_at
+        with store() as session:
+            assert [e.kind for e in projection.list_events(session, handle.id)].count("calendar_applied") == 1
