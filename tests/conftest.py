@@ -85,8 +85,10 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def time_skipping_env_far() -> AsyncIterator[WorkflowEnvironment]:
-    """A server of its own, for tests that move its clock months ahead."""
+async def private_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A server of its own: for tests that move its clock months ahead, or that
+    leave webhook retries behind (the shared server stops skipping time while an
+    activity cut off by a termination still counts as running)."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_test_server(),

@@ -127,11 +127,11 @@ async def test_step_due_is_counted_across_tet_2026(env):
         assert s.overdue and s.step("xac-dinh-thue").escalations == 1
 
 
-async def test_overdue_timer_across_tet_2027_on_the_vn_gov_calendar(time_skipping_env_far):
+async def test_overdue_timer_across_tet_2027_on_the_vn_gov_calendar(private_time_skipping_env):
     """A real timer: received on Wednesday 2027-02-03 at 09:00, just before the Tết
     2027 holidays (4–10 Feb off). 3 working days = 24 h: 6.5 h on the 3rd, 8 h on
     Thu 11th and Fri 12th, 1.5 h on Monday 15th: due 2027-02-15 09:00."""
-    env = time_skipping_env_far
+    env = private_time_skipping_env
     target = datetime(2027, 2, 3, 9, 0, tzinfo=VN)
     now = await env.get_current_time()
     assert now < target, "the test server's clock is already past Tết 2027"
@@ -373,7 +373,7 @@ async def test_finished_dossier_refuses_changes(env):
         # The run is closed: the server itself refuses (the CLI says "finished").
         with pytest.raises((RPCError, WorkflowUpdateFailedError)):
             await complete(handle, "tiep-nhan", DESK)
-        assert await state(handle) == result
+        assert (await state(handle)).model_dump() == result.model_dump()
 
 
 async def test_a_retried_completion_with_the_same_update_id_is_applied_once(env):

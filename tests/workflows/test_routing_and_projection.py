@@ -103,20 +103,24 @@ def register_agency(sessions: sessionmaker[Session], code: str, webhook: str | N
                                 receives_dossiers=False, updated_at=datetime.now(UTC)))
 
 
+def delivered(sessions: sessionmaker[Session], dossier_id: str) -> list:
+    with sessions() as session:
+        return list(deliveries.list_deliveries(session, dossier_id=dossier_id))
+
+
 ONE_STEP = snapshot(steps=[{"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"}])
 
 
-async def test_webhook_is_signed_and_retried_on_503(time_skipping_env, store, agency_system, monkeypatch):
+async def test_webhook_is_signed_and_retried_on_503(private_time_skipping_env, store, agency_system, monkeypatch):
     monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET_VPDK_TINH", SECRET)
     system = agency_system([503, 503, 200])
     register_agency(store, "vpdk-tinh", system.url)
-    client = time_skipping_env.client
+    client = private_time_skipping_env.client
     async with running_worker(client, store) as tq:
         handle = await start_dossier(client, tq, ONE_STEP)
         await until(handle, assigned("tham-dinh"))
-        await until(handle, lambda s: len(system.requests) >= 3, "three delivery attempts")
-        with store() as session:
-            rows = deliveries.list_deliveries(session, dossier_id=handle.id)
+        await until(handle, lambda s: len(delivered(store, handle.id)) >= 3, "three delivery attempts")
+        rows = delivered(store, handle.id)
         assert [(r.outcome, r.status_code, r.attempt) for r in rows] == [
             ("failed", 503, 1), ("failed", 503, 2), ("delivered", 200, 3)]
 
@@ -133,12 +137,12 @@ async def test_webhook_is_signed_and_retried_on_503(time_skipping_env, store, ag
     assert payload["step_id"] == "tham-dinh" and payload["agency"] == "vpdk-tinh"
 
 
-async def test_webhook_refused_with_400_is_recorded_and_not_retried(time_skipping_env, store, agency_system,
+async def test_webhook_refused_with_400_is_recorded_and_not_retried(private_time_skipping_env, store, agency_system,
                                                                     monkeypatch):
     monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET", SECRET)
     system = agency_system([400])
     register_agency(store, "vpdk-tinh", system.url)
-    client = time_skipping_env.client
+    client = private_time_skipping_env.client
     async with running_worker(client, store) as tq:
         handle = await start_dossier(client, tq, ONE_STEP)
         await until(handle, assigned("tham-dinh"))
@@ -153,14 +157,14 @@ async def test_webhook_refused_with_400_is_recorded_and_not_retried(time_skippin
     assert len([p for p in system.payloads() if p["kind"] == "step_assigned"]) == 1
 
 
-async def test_escalation_goes_to_the_escalation_agency_webhook(time_skipping_env, store, agency_system,
+async def test_escalation_goes_to_the_escalation_agency_webhook(private_time_skipping_env, store, agency_system,
                                                                 monkeypatch):
     monkeypatch.setenv("LIENTHONG_WEBHOOK_SECRET", SECRET)
     system = agency_system([])
     register_agency(store, "thue-tinh", system.url)
     snap = snapshot(steps=[{"id": "xac-dinh-thue", "agency": "thue-co-so", "deadline": "1d",
                             "escalate_to": "thue-tinh"}])
-    env = time_skipping_env
+    env = private_time_skipping_env
     async with running_worker(env.client, store) as tq:
         handle = await start_dossier(env.client, tq, snap)
         await until(handle, assigned("xac-dinh-thue"))
@@ -171,7 +175,7 @@ async def test_escalation_goes_to_the_escalation_agency_webhook(time_skipping_en
     assert payload["responsible_agency"] == "thue-co-so"
 
 
-async def test_projection_equals_the_workflow_state_after_a_full_run(time_skipping_env, store):
+async def test_projection_equals_the_workflow_state_after_a_full_run(private_time_skipping_env, store):
     steps = [
         {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "0.5d"},
         {"parallel": [
@@ -180,7 +184,7 @@ async def test_projection_equals_the_workflow_state_after_a_full_run(time_skippi
         ]},
         {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "0.5d"},
     ]
-    env = time_skipping_env
+    env = private_time_skipping_env
     async with running_worker(env.client, store) as tq:
         handles = [await start_dossier(env.client, tq, snapshot(steps=steps)) for _ in range(3)]
         for h in handles:
@@ -225,13 +229,13 @@ class FlakyRecording(RecordingActivities):
             raise RuntimeError("lost the connection after committing")
 
 
-async def test_a_retried_event_write_leaves_one_row(time_skipping_env, store):
+async def test_a_retried_event_write_leaves_one_row(private_time_skipping_env, store):
     from temporalio.worker import Worker
 
     from activities.routing import RoutingActivities, notify_escalation
     from activities.working_time import LOCAL_ACTIVITIES
 
-    client = time_skipping_env.client
+    client = private_time_skipping_env.client
     routing = RoutingActivities(store)
     import concurrent.futures
     import uuid
@@ -251,7 +255,7 @@ async def test_a_retried_event_write_leaves_one_row(time_skipping_env, store):
         assert projection.get_dossier(session, handle.id) == final
 
 
-async def test_a_calendar_change_moves_an_open_dossiers_due(time_skipping_env, store, tmp_path, monkeypatch):
+async def test_a_calendar_change_moves_an_open_dossiers_due(private_time_skipping_env, store, tmp_path, monkeypatch):
     """An operator adds a newly announced day off; the open dossier's dues move."""
     from definitions.calendar import load_calendar
 
@@ -260,7 +264,7 @@ async def test_a_calendar_change_moves_an_open_dossiers_due(time_skipping_env, s
     monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(tmp_path))
     snap = snapshot(calendar="vn-gov", deadline="5d",
                     steps=[{"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "3d"}])
-    env = time_skipping_env
+    env = private_time_skipping_env
     async with running_worker(env.client, store) as tq:
         handle = await start_dossier(env.client, tq, snap)
         before = await until(handle, assigned("tham-dinh"))
