@@ -30,11 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from definitions.durations import parse_duration
+from definitions.yaml_positions import line_of
 
 __all__ = [
     "Calendar",
@@ -416,10 +417,10 @@ def _read_calendar_file(path: Path) -> CalendarSpec:
     try:
         spec = CalendarSpec.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{path}:{_line_of(raw, err['loc'])}: {_describe(err)}" for err in exc.errors()]
+        lines = [f"{path}:{line_of(raw, err['loc'])}: {_describe(err)}" for err in exc.errors()]
         raise CalendarFileError("\n".join(lines)) from exc
     if spec.name != path.stem:
-        raise CalendarFileError(f"{path}:{_line_of(raw, ('name',))}: name {spec.name!r} must match the file name {path.stem!r}")
+        raise CalendarFileError(f"{path}:{line_of(raw, ('name',))}: name {spec.name!r} must match the file name {path.stem!r}")
     _check_overrides(path, raw, spec)
     return spec
 
@@ -431,23 +432,11 @@ def _check_overrides(path: Path, raw: CommentedMap, spec: CalendarSpec) -> None:
         for index, entry in enumerate(getattr(spec, key)):
             where = seen.get(entry.date)
             if where is not None:
-                line = _line_of(raw, (key, index))
+                line = line_of(raw, (key, index))
                 raise CalendarFileError(f"{path}:{line}: {entry.date} is already listed in {where}")
             seen[entry.date] = key
 
 
-def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
-    """1-based line of the deepest yaml node that ``loc`` (a pydantic error path) reaches."""
-    line = getattr(getattr(node, "lc", None), "line", 0) or 0
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.lc.item(part)[0]
-        else:
-            break
-        node = node[part]
-    return line + 1
 
 
 def _describe(err: Any) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from definitions.calendar import (
@@ -51,6 +51,7 @@ from definitions.schema import (
     Step,
     template_matches,
 )
+from definitions.yaml_positions import line_of
 
 __all__ = [
     "Catalog",
@@ -179,19 +180,7 @@ class _Document:
     data: Any
 
     def line_of(self, loc: Loc) -> int:
-        """1-based line of the deepest node ``loc`` reaches: a key's line, or the
-        line of the mapping that lacks the key."""
-        node = self.data
-        line = node.lc.line if isinstance(node, (CommentedMap, CommentedSeq)) else 0
-        for part in loc:
-            if isinstance(node, CommentedMap) and part in node:
-                line = node.lc.key(part)[0]
-            elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-                line = node.lc.item(part)[0]
-            else:
-                break
-            node = node[part]
-        return line + 1
+        return line_of(self.data, loc)
 
     def node(self, loc: Loc) -> Any:
         node = self.data

@@ -14,6 +14,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+@asynccontextmanager
+async def _time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_test_server(),
@@ -82,6 +83,12 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with _time_skipping_server() as env:
+        yield env
 
 
 @pytest.fixture
@@ -89,12 +96,5 @@ async def private_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A server of its own: for tests that move its clock months ahead, or that
     leave webhook retries behind (the shared server stops skipping time while an
     activity cut off by a termination still counts as running)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=temporal_test_server(),
-    )
-    try:
-        await register_search_attributes(env.client)
+    async with _time_skipping_server() as env:
         yield env
-    finally:
-        await env.shutdown()
