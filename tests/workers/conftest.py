@@ -15,9 +15,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -232,3 +234,40 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         yield stack
     finally:
         stop_process(stack.process)
+
+
+class StackCli:
+    """`lienthong` subprocesses against a running dev stack: `ok`/`refused` check
+    the exit code, and that a refusal is one line without a traceback."""
+
+
+    def __init__(self, stack: DevStack) -> None:
+        self.stack = stack
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.stack.lienthong(*args)
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.returncode == 0, f"lienthong {' '.join(args)}: {result.stderr}\n{self.stack.output()}"
+        return result.stdout
+
+    def refused(self, *args: str) -> str:
+        result = self(*args)
+        assert result.returncode == 1, f"lienthong {' '.join(args)} was not refused: {result.stdout}"
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        return lines[0]
+
+    def state(self, dossier_id: str) -> dict[str, Any]:
+        return json.loads(self.ok("dossiers", "show", dossier_id, "--json"))
+
+    def until(self, dossier_id: str, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """Poll `show --json` (bounded): the worker moves the dossier on its own time."""
+        state = self.state(dossier_id)
+        for _ in range(100):
+            if predicate(state):
+                return state
+            time.sleep(0.1)
+            state = self.state(dossier_id)
+        pytest.fail(f"dossier {dossier_id}: {what} never held: {json.dumps(state, indent=1, ensure_ascii=False)}")

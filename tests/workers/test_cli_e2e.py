@@ -24,7 +24,7 @@ from sqlalchemy import delete
 from store import projection
 from store.models import DossierRow
 from store.migrate import head
-from tests.workers.conftest import DevStack, lienthong, port_in_use
+from tests.workers.conftest import DevStack, StackCli as Cli, lienthong, port_in_use
 from workflows.payloads import DossierState
 
 COMMUNE_DESK = "bpmc-xa-xa-tan-lap"
@@ -37,39 +37,6 @@ ROUTE = [  # (step, agency); the parallel branches may be completed in any order
     ("cap-nhat-ho-so-dia-chinh", "vpdk-tinh"),
     ("tra-ket-qua", COMMUNE_DESK),
 ]
-
-
-class Cli:
-    def __init__(self, stack: DevStack) -> None:
-        self.stack = stack
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.stack.lienthong(*args)
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, f"lienthong {' '.join(args)}: {result.stderr}\n{self.stack.output()}"
-        return result.stdout
-
-    def refused(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 1, f"lienthong {' '.join(args)} was not refused: {result.stdout}"
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-        return lines[0]
-
-    def state(self, dossier_id: str) -> dict[str, Any]:
-        return json.loads(self.ok("dossiers", "show", dossier_id, "--json"))
-
-    def until(self, dossier_id: str, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        """Poll `show --json` (bounded): the worker moves the dossier on its own time."""
-        state = self.state(dossier_id)
-        for _ in range(100):
-            if predicate(state):
-                return state
-            time.sleep(0.1)
-            state = self.state(dossier_id)
-        pytest.fail(f"dossier {dossier_id}: {what} never held: {json.dumps(state, indent=1, ensure_ascii=False)}")
 
 
 def projected(stack: DevStack, dossier_id: str) -> tuple[int | None, DossierState | None]:

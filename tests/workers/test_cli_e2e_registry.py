@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from sqlalchemy import update
 from definitions.calendar import load_calendar
 from store import projection
 from store.models import DossierRow
-from tests.workers.conftest import DevStack, copy_definitions, start_dev_stack, stop_process
+from tests.workers.conftest import DevStack, StackCli, copy_definitions, start_dev_stack, stop_process
 from workers.submission import LOCAL_TZ, local_today
 
 SMALL = "9.000001"
@@ -65,36 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         stop_process(stack.process)
 
 
-class Run:
-    def __init__(self, stack: DevStack) -> None:
-        self.stack = stack
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return self.stack.lienthong(*args)
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, f"lienthong {' '.join(args)}: {result.stderr}\n{self.stack.output()}"
-        return result.stdout
-
-    def refused(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 1, f"lienthong {' '.join(args)} was not refused: {result.stdout}"
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-        return lines[0]
-
-    def state(self, dossier_id: str) -> dict[str, Any]:
-        return json.loads(self.ok("dossiers", "show", dossier_id, "--json"))
-
-    def until(self, dossier_id: str, predicate: Any, what: str) -> dict[str, Any]:
-        for _ in range(150):
-            state = self.state(dossier_id)
-            if predicate(state):
-                return state
-            time.sleep(0.1)
-        pytest.fail(f"dossier {dossier_id}: {what} never held: {json.dumps(state, indent=1, ensure_ascii=False)}")
-
+class Run(StackCli):
     def submit(self, dossier_id: str, procedure: str, data: dict[str, Any]) -> str:
         out = self.ok("dossiers", "submit", "--procedure", procedure, "--id", dossier_id,
                       "--data", json.dumps(data, ensure_ascii=False))
