@@ -85,8 +85,9 @@ async def _time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One server per test module: a module's leftovers cannot stall another's clock."""
     async with _time_skipping_server() as env:
         yield env
 

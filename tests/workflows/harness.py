@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.common import WorkflowIDReusePolicy
 
 import httpx
@@ -77,16 +76,15 @@ async def running_worker(client: Client, sessions: sessionmaker[Session] | None 
 
 
 async def _terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
-    """Terminate a dossier the test left running, once no activity of it is in
-    progress: the test server stops skipping time while an activity is running,
-    and one cut off by a termination would keep it stopped for later tests."""
-    for _ in range(100):
+    """Terminate a dossier the test left running, once it has no activity pending:
+    the test server stops skipping time while an activity runs, and one cut off
+    by a termination (even one only scheduled when we looked) keeps it stopped
+    for every later test on that server."""
+    for _ in range(200):
         desc = await handle.describe()
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return
-        running = [a for a in desc.raw_description.pending_activities
-                   if a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED]
-        if not running:
+        if not desc.raw_description.pending_activities:
             break
         await asyncio.sleep(0.05)
     await handle.terminate(reason="test finished")
