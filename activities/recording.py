@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
+from activities import metrics
 from store import projection
 from workflows.payloads import DossierEvent
 
@@ -25,6 +26,8 @@ class RecordingActivities:
     def record_event(self, event: DossierEvent) -> None:
         with self._sessions.begin() as session:
             new = projection.record_event(session, event)
+        if new:  # committed for the first time: counted once, whatever the retries
+            metrics.observe(event)
         state = event.state
         log.info(
             "dossier_event",

@@ -1,0 +1,78 @@
+"""Monitoring tests: the store collector on SQLite and PostgreSQL, the worker counters,
+the rules under promtool, and a real Prometheus (Debian's `prometheus` package) scraping
+a real exporter and worker.
+
+promtool and prometheus must be installed (`.ci/run` installs them with apt-get); when
+they are not, these tests fail with the reason: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from workers.commands_common import CliError
+from workers.commands_registry import deploy_paths
+
+REPO = Path(__file__).resolve().parents[2]
+MONITORING = REPO / "monitoring"
+RULES = MONITORING / "prometheus" / "rules" / "lienthong.rules.yml"
+RULE_TESTS = MONITORING / "prometheus" / "tests" / "lienthong.rules.test.yml"
+PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
+GRAFANA = MONITORING / "grafana"
+DEFINITIONS = REPO / "definitions"
+LIENTHONG = Path(sys.executable).parent / "lienthong"
+INSTALL_HINT = "install Debian's prometheus package (apt-get install -y prometheus; .ci/run does it)"
+
+
+def debian_binary(name: str) -> str:
+    """/usr/bin/NAME (or NAME on PATH); fails the test with how to install it."""
+    for candidate in (f"/usr/bin/{name}", shutil.which(name)):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(f"`{name}` not found at /usr/bin/{name} or on PATH: {INSTALL_HINT}")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return debian_binary("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    return debian_binary("prometheus")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def deploy_shipped(sessions: sessionmaker[Session]) -> None:
+    try:
+        deploy_paths(sessions, [DEFINITIONS], DEFINITIONS, "tests")
+    except CliError as err:  # pragma: no cover - the shipped definitions are valid
+        pytest.fail(f"deploying the shipped definitions failed: {err} {err.details}")
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database (SQLite and PostgreSQL) with the shipped definitions deployed."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    deploy_shipped(sessions)
+    try:
+        yield sessions
+    finally:
+        engine.dispose()
