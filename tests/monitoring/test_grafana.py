@@ -1,0 +1,82 @@
+"""Grafana provisioning and dashboards, checked without a Grafana: their structure, and
+every query's metric names (the queries themselves run against a real Prometheus in
+test_prometheus_integration.py)."""
+
+from __future__ import annotations
+
+import json
+
+from ruamel.yaml import YAML
+
+from tests.monitoring.conftest import GRAFANA
+from tests.monitoring.promql import dashboard_queries, grafana_alert_queries, metric_names
+
+DATASOURCE_UID = "lienthong-prometheus"
+PROVISIONING = GRAFANA / "provisioning"
+
+
+def load(path):  # type: ignore[no-untyped-def]
+    return YAML(typ="safe").load(path.read_text())
+
+
+def test_the_datasource_the_dashboards_use_is_provisioned() -> None:
+    sources = load(PROVISIONING / "datasources" / "lienthong.yml")["datasources"]
+    assert [s["uid"] for s in sources] == [DATASOURCE_UID] and sources[0]["type"] == "prometheus"
+    providers = load(PROVISIONING / "dashboards" / "lienthong.yml")["providers"]
+    assert providers[0]["type"] == "file" and providers[0]["options"]["path"]
+
+
+def test_dashboards_are_well_formed() -> None:
+    boards = {path.name: json.loads(path.read_text()) for path in (GRAFANA / "dashboards").glob("*.json")}
+    assert set(boards) == {"lienthong-overview.json", "lienthong-sector.json"}
+    assert len({b["uid"] for b in boards.values()}) == 2
+    for name, board in boards.items():
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), name
+        for panel in board["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"]["uid"] == DATASOURCE_UID, (name, panel["title"])
+            assert panel["targets"], (name, panel["title"])
+            assert set(panel["gridPos"]) == {"h", "w", "x", "y"} and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == DATASOURCE_UID and target["expr"].strip()
+    sector = boards["lienthong-sector.json"]
+    assert [v["name"] for v in sector["templating"]["list"]] == ["sector"]
+    titles = " ".join(p["title"] for b in boards.values() for p in b["panels"]).lower()
+    for needed in ("overdue dossiers by sector", "steps overdue by agency", "99% target",
+                   "received and finished per day", "oldest overdue", "procedure", "agencies"):
+        assert needed in titles, needed
+
+
+def test_every_query_names_metrics_and_no_dossier_label() -> None:
+    queries = list(dashboard_queries(GRAFANA / "dashboards"))
+    queries += list(grafana_alert_queries(PROVISIONING / "alerting" / "lienthong.yml", DATASOURCE_UID))
+    assert len(queries) > 40
+    for where, expr in queries:
+        assert metric_names(expr), where
+        assert "dossier_id" not in expr and "instance=" not in expr, where
+
+
+def test_grafana_alert_rules_route_on_service_severity_and_sector() -> None:
+    doc = load(PROVISIONING / "alerting" / "lienthong.yml")
+    rules = [rule for group in doc["groups"] for rule in group["rules"]]
+    assert {r["uid"] for r in rules} >= {"lienthong-dossiers-overdue", "lienthong-step-overdue-agency"}
+    for rule in rules:
+        assert rule["labels"]["service"] == "lienthong" and rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["labels"]["team"] and rule["annotations"]["summary"] and rule["annotations"]["runbook"]
+        assert rule["condition"] in {q["refId"] for q in rule["data"]}
+        assert rule["data"][0]["datasourceUid"] == DATASOURCE_UID
+    overdue = next(r for r in rules if r["uid"] == "lienthong-dossiers-overdue")
+    assert "by (sector)" in overdue["data"][0]["model"]["expr"] and overdue["for"] == "10m"
+    policy = doc["policies"][0]["routes"][0]
+    assert ["service", "=", "lienthong"] in policy["object_matchers"] and "sector" in policy["group_by"]
+    assert doc["contactPoints"][0]["name"] == doc["policies"][0]["receiver"]
+
+
+def test_metric_names_are_found_in_promql() -> None:
+    expr = ('sum by (procedure) (increase(lienthong_dossiers_finished_total{sector="G13",verdict=~"early|on_time"}[30d]))'
+            ' / on (x) group_left sector:lienthong_dossiers_on_time:ratio_30d offset 1h > 0.99'
+            ' or histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m]))) and absent(up{job="a"})')
+    assert metric_names(expr) == {"lienthong_dossiers_finished_total", "sector:lienthong_dossiers_on_time:ratio_30d",
+                                  "x_bucket", "up"}
