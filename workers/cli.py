@@ -39,7 +39,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.loader import validate_paths
-from workers import commands_calendars, commands_registry, commands_store
+from workers import commands_calendars, commands_monitoring, commands_registry, commands_store
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
 from workers.dev import DevOptions, DevServerError, run_dev
@@ -132,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(run=_dev)
 
     commands.add_parser("worker", help="run the dossier worker against TEMPORAL_ADDRESS").set_defaults(run=_worker)
+    commands_monitoring.add_parser(commands)
 
     dossiers = commands.add_parser("dossiers", help="submit, complete, extend, show and resync dossiers")
     action = dossiers.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
@@ -306,6 +307,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> None:
         stop = stop_on_signals()
+        commands_monitoring.start_worker_metrics(settings)  # before the client: SDK metrics runtime
         client = await _connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         await run_worker(client, settings.task_queue, stop, settings.database_url)

@@ -31,6 +31,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from workers.binaries import temporal_cli
 from workers.commands_common import shown_url
+from workers.commands_monitoring import start_dev_metrics
 from workers.commands_registry import DeployReport, default_deployer, deploy_paths
 from workers.settings import Settings
 from workers.temporal import connect
@@ -212,6 +213,9 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
     print(report.summary(), flush=True)
     settings = settings.model_copy(update={"temporal_address": options.address})
     server = DevServer(options, settings.temporal_namespace)
+    metrics = start_dev_metrics(settings, options.ip)  # before the first client: SDK metrics runtime
+    for what, url in metrics.urls.items():
+        print(f"metrics ({what}): {url}", flush=True)
     try:
         await server.start()
         client = await _until_ready_or_stopped(server, settings, stop)
@@ -232,6 +236,7 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
             server_exited.cancel()
     finally:
         await server.stop()
+        metrics.stop()
 
 
 async def _until_ready_or_stopped(server: DevServer, settings: Settings, stop: asyncio.Event) -> Client | None:
