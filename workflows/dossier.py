@@ -106,7 +106,9 @@ class DossierWorkflow:
             level=procedure.level,
             calendar=procedure.calendar,
             channel=input.channel,
-            received_at=input.received_at or workflow.now(),
+            # The start event's time, not workflow.now(): a replay (a query on a
+            # closed dossier) must rebuild exactly the same state.
+            received_at=input.received_at or workflow.info().start_time,
             steps=[
                 StepState(id=step.id, name=step.title, deadline=step.deadline, escalate_to=step.escalate_to)
                 for step in procedure.iter_steps()

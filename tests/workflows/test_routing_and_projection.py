@@ -191,9 +191,13 @@ async def test_projection_equals_the_workflow_state_after_a_full_run(private_tim
             await until(h, assigned("tiep-nhan"))
             await complete(h, "tiep-nhan", DESK)
             await until(h, lambda s: s.step("tham-dinh").status == "assigned")
-        with store() as session:  # while they wait: the inboxes hold them
-            items = inbox.list_items(session, "vpdk-tinh", limit=100, now=datetime.now(UTC))
-        assert {i.dossier_id for i in items} >= {h.id for h in handles}
+        # While they wait, the inbox holds them (written just after the state changes).
+        def in_inbox() -> set[str]:
+            with store() as session:
+                return {i.dossier_id for i in inbox.list_items(session, "vpdk-tinh", limit=100,
+                                                               now=datetime.now(UTC))}
+
+        await until(handles[-1], lambda _: in_inbox() >= {h.id for h in handles}, "inbox items")
         await complete(handles[0], "tham-dinh", "vpdk-tinh", "supplement", note="thiếu giấy tờ")
         await resubmit(handles[0])
         for h in handles:
