@@ -223,3 +223,38 @@ class WebhookDeliveryRow(Base):
     attempt: Mapped[int]
     error: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+
+
+# ----------------------------------------------------------------------------- HTTP gateway (migration 0002)
+
+
+class GatewayTokenRow(Base):
+    """An agency's bearer token for the HTTP gateway. Only the sha256 of its secret is
+    kept: a leaked database does not let anyone act as an agency."""
+
+    __tablename__ = "gateway_tokens"
+    __table_args__ = (Index(None, "agency"),)
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # the public part, printed with the token
+    agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"))
+    secret_sha256: Mapped[str]  # hex
+    created_at: Mapped[datetime]
+    created_by: Mapped[str]
+    revoked_at: Mapped[datetime | None]
+
+
+class GatewayRequestRow(Base):
+    """The first answer to an agency's POST with an `Idempotency-Key`: a retry with the
+    same key and body gets it again, and changes nothing."""
+
+    __tablename__ = "gateway_requests"
+
+    agency: Mapped[str] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str]  # sha256 of method, path and the parsed body
+    method: Mapped[str]
+    path: Mapped[str]
+    claimed_at: Mapped[datetime]  # when the request holding the key started
+    status_code: Mapped[int | None]  # None while that request is in progress
+    response: Mapped[dict[str, Any] | None]  # {"body": ..., "headers": {...}}
+    completed_at: Mapped[datetime | None]

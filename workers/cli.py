@@ -42,6 +42,7 @@ from definitions.loader import validate_paths
 from workers import commands_calendars, commands_monitoring, commands_registry, commands_store
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
+from workers.commands_gateway import add_parsers as _gateway_parsers
 from workers.dev import DevOptions, DevServerError, run_dev
 from workers.logging_setup import configure_logging
 from workers.settings import Settings, get_settings
@@ -129,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=7233, help="gRPC port (default 7233)")
     dev.add_argument("--ui-port", type=int, help="web UI port (default: --port + 1000)")
     dev.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dev.add_argument("--gateway-port", type=int, help="HTTP gateway port (default 8080, or a free port if "
+                     "8080 is taken; 0: any free port)")
     dev.set_defaults(run=_dev)
 
     commands.add_parser("worker", help="run the dossier worker against TEMPORAL_ADDRESS").set_defaults(run=_worker)
@@ -167,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--reason", default="calendar file changed", metavar="TEXT",
                        help="goes into each dossier's audit log")
     apply.set_defaults(run=commands_calendars.apply)
+    _gateway_parsers(commands, _Parser)
     return parser
 
 
@@ -288,7 +292,8 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_migrations()
     _use_definitions(settings)
     ui_port = args.ui_port if args.ui_port is not None else args.port + 1000
-    options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=args.db_file)
+    options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=args.db_file,
+                         gateway_port=args.gateway_port)
 
     async def run() -> None:
         await run_dev(settings, options, stop_on_signals())

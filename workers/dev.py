@@ -31,6 +31,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from workers.binaries import temporal_cli
 from workers.commands_common import shown_url
+from workers.commands_gateway import dev_gateway_socket, serve_beside
 from workers.commands_monitoring import start_dev_metrics
 from workers.commands_registry import DeployReport, default_deployer, deploy_paths
 from workers.settings import Settings
@@ -55,6 +56,7 @@ class DevOptions:
     port: int = 7233
     ui_port: int = 8233
     db_file: Path | None = None  # None: in memory, gone when the server stops
+    gateway_port: int | None = None  # None: 8080, or a free port when 8080 is taken
 
     @property
     def address(self) -> str:
@@ -221,9 +223,11 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
         client = await _until_ready_or_stopped(server, settings, stop)
         if client is None:
             return  # Ctrl-C while the server was starting
+        gateway = dev_gateway_socket(options.ip, options.gateway_port)  # DevServerError when taken
         _announce(options, settings)
         server_exited = asyncio.create_task(server.wait_exited())
-        worker = asyncio.create_task(run_worker(client, settings.task_queue, stop, settings.database_url))
+        worker = asyncio.create_task(serve_beside(  # the HTTP gateway runs and stops with the worker
+            run_worker(client, settings.task_queue, stop, settings.database_url), gateway, client, settings, stop))
         try:
             done, _ = await asyncio.wait({worker, server_exited}, return_when=asyncio.FIRST_COMPLETED)
             if worker not in done:

@@ -1,0 +1,32 @@
+"""The calling agency, from `Authorization: Bearer <token>` (one agency per token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway import tokens
+from gateway.context import GatewayContext, get_context
+from gateway.problems import GatewayProblem
+
+# auto_error=False: a missing header is our 401 problem, not FastAPI's plain 403.
+bearer = HTTPBearer(auto_error=False, scheme_name="agencyToken",
+                    description="An agency's token from `lienthong agencies issue-token CODE`.")
+
+
+async def current_agency(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    context: Annotated[GatewayContext, Depends(get_context)],
+) -> tokens.Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise GatewayProblem("unauthorized", "no bearer token: send Authorization: Bearer <token>")
+    token = credentials.credentials
+    caller = await context.read(lambda session: tokens.authenticate(session, token))
+    if caller is None:
+        raise GatewayProblem("unauthorized", "the token is unknown, malformed or revoked")
+    return caller
+
+
+Agency = Annotated[tokens.Caller, Depends(current_agency)]

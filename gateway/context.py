@@ -1,0 +1,65 @@
+"""What every request handler needs: Temporal, the store, and where dossiers run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from fastapi import Request
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from store.db import make_engine, make_session_factory
+
+T = TypeVar("T")
+# The store is synchronous: its calls run on these threads, each with a connection of
+# its own, so a burst of requests queues for a thread instead of timing out on the pool.
+STORE_THREADS = 32
+
+
+def open_sessions(url: str) -> sessionmaker[Session]:
+    """Sessions whose pool has a connection for every store thread."""
+    return make_session_factory(make_engine(url, pool_size=STORE_THREADS, max_overflow=0))
+
+
+@dataclass(frozen=True)
+class GatewayContext:
+    client: Client
+    sessions: sessionmaker[Session]
+    task_queue: str
+    definitions: Path
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store"))
+
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in a read-only session on a store thread."""
+
+        def run() -> T:
+            with self.sessions() as session:
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+
+    async def write(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one transaction on a store thread."""
+
+        def run() -> T:
+            with self.sessions.begin() as session:
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        bind = self.sessions.kw.get("bind")
+        if bind is not None:
+            bind.dispose()
+
+
+def get_context(request: Request) -> GatewayContext:
+    context: GatewayContext = request.app.state.context
+    return context

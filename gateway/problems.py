@@ -1,0 +1,233 @@
+"""Errors as RFC 9457 `application/problem+json`, with stable `type` URIs.
+
+Every refusal the gateway gives has a `type` an integrator can switch on; the
+workflow's refusal kinds (`ApplicationError.type`) map onto them one to one, and the
+kind itself is repeated in `kind`. Types are relative URIs served under /problems,
+so each one is documented by the gateway that uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+log = structlog.get_logger("lienthong.gateway")
+
+MEDIA_TYPE = "application/problem+json"
+BASE = "/problems/"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    slug: str
+    status: int
+    title: str
+    description: str
+
+    @property
+    def uri(self) -> str:
+        return BASE + self.slug
+
+
+_TYPES = [
+    ProblemType("unauthorized", 401, "Missing or invalid bearer token",
+                "Send `Authorization: Bearer <token>` with a token issued by "
+                "`lienthong agencies issue-token`; revoked tokens are refused."),
+    ProblemType("wrong-agency", 403, "The step belongs to another agency",
+                "Only the agency the step is routed to may complete or extend it."),
+    ProblemType("not-involved", 403, "Your agency has no step on this dossier",
+                "Dossiers are visible to the agencies that have or had a step on them "
+                "(and the desk that received them)."),
+    ProblemType("not-a-receiving-desk", 403, "Your agency does not receive dossiers",
+                "Only one-stop desks (`receives_dossiers: true` in agencies.yaml) submit dossiers."),
+    ProblemType("unknown-dossier", 404, "Unknown dossier", "No dossier has this id."),
+    ProblemType("unknown-step", 404, "Unknown step", "The dossier's procedure has no step with this id."),
+    ProblemType("unknown-problem-type", 404, "Unknown problem type", "No problem type has this name."),
+    ProblemType("not-current", 409, "The step is not current",
+                "The step has not been routed yet, or is already completed, skipped or rejected."),
+    ProblemType("dossier-finished", 409, "The dossier is finished",
+                "A completed or rejected dossier takes no changes."),
+    ProblemType("awaiting-supplement", 409, "The dossier waits for the applicant",
+                "While the applicant supplements documents, the step that asked for them and any "
+                "new supplement request wait for the resubmission."),
+    ProblemType("not-awaiting-supplement", 409, "The dossier is not waiting for a supplement",
+                "Only a dossier whose status is `awaiting_supplement` can be resubmitted."),
+    ProblemType("not-late", 409, "The step is neither late nor about to be",
+                "An extension (with an apology) opens when less than one working day is left."),
+    ProblemType("dossier-exists", 409, "A dossier with this id exists", "Dossier ids are never reused."),
+    ProblemType("refused", 409, "Refused by the dossier", "The dossier refused the change; `detail` says why."),
+    ProblemType("idempotency-key-in-use", 409, "A request with this Idempotency-Key is in progress",
+                "Retry after the `Retry-After` seconds; the first request's answer will be given then."),
+    ProblemType("idempotency-key-missing", 400, "Idempotency-Key header required",
+                "Every POST carries an `Idempotency-Key` header (e.g. a UUID) chosen by the caller; "
+                "a retry with the same key and body is answered with the first answer."),
+    ProblemType("idempotency-key-reused", 422, "Idempotency-Key reused with a different request",
+                "This key was first used with another body or path; use a new key for a new request."),
+    ProblemType("invalid-request", 422, "Invalid request",
+                "The body, a header or a parameter does not match the schema; see `errors`."),
+    ProblemType("unknown-outcome", 422, "Unknown outcome", "`outcome` is approved, supplement or rejected."),
+    ProblemType("note-required", 422, "A note is required", "Outcomes supplement and rejected need a note saying why."),
+    ProblemType("reason-required", 422, "A reason is required",
+                "An extension needs a reason: it goes on the apology letter."),
+    ProblemType("bad-extension", 422, "Bad extension",
+                "The new due must be in the future and after the step's current due."),
+    ProblemType("submission-refused", 422, "Submission refused",
+                "The procedure, an agency the data names, the channel or the receipt time is not acceptable; "
+                "`detail` says which."),
+    ProblemType("temporal-unavailable", 503, "The workflow engine is unavailable",
+                "Retry later with the same Idempotency-Key: the change is applied at most once."),
+    ProblemType("store-unavailable", 503, "The gateway's database is unavailable",
+                "Retry later with the same Idempotency-Key: the change is applied at most once."),
+    ProblemType("internal-error", 500, "Internal error",
+                "A bug in the gateway; it is logged. Retry with the same Idempotency-Key."),
+    ProblemType("no-worker", 504, "No worker answered in time",
+                "Retry with the same Idempotency-Key: the change is applied at most once."),
+]
+TYPES: dict[str, ProblemType] = {t.slug: t for t in _TYPES}
+
+# The workflow's refusal kinds (workflows/dossier.py) → problem types.
+KINDS: dict[str, str] = {
+    "DossierFinished": "dossier-finished",
+    "UnknownStep": "unknown-step",
+    "NotCurrent": "not-current",
+    "WrongAgency": "wrong-agency",
+    "UnknownOutcome": "unknown-outcome",
+    "NoteRequired": "note-required",
+    "AwaitingSupplement": "awaiting-supplement",
+    "NotAwaitingSupplement": "not-awaiting-supplement",
+    "ReasonRequired": "reason-required",
+    "BadExtension": "bad-extension",
+    "NotLate": "not-late",
+}
+
+
+class FieldError(BaseModel):
+    location: str = Field(description="where: body.note, header.Idempotency-Key, query.limit, ...")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "type": "/problems/not-current", "title": "The step is not current", "status": 409,
+        "detail": "step 'tra-ket-qua' of dossier HS-2026-000123 is not current: it has not been routed "
+                  "to an agency yet",
+        "instance": "/v1/dossiers/HS-2026-000123/steps/tra-ket-qua/complete", "kind": "NotCurrent",
+    }]})
+
+    type: str = Field(description="stable URI of the problem type (see /problems)")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="the request path")
+    kind: str | None = Field(default=None, description="the dossier workflow's refusal kind, when it refused")
+    errors: list[FieldError] | None = Field(default=None, description="for invalid-request: each field that failed")
+
+
+class GatewayProblem(Exception):
+    """Raised anywhere in a request; rendered by the handler below."""
+
+    def __init__(self, slug: str, detail: str | None = None, *, kind: str | None = None,
+                 errors: list[FieldError] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail or slug)
+        self.type = TYPES[slug]
+        self.detail = detail
+        self.kind = kind
+        self.errors = errors
+        self.headers = dict(headers or {})
+        if self.type.status == 401:
+            self.headers.setdefault("WWW-Authenticate", 'Bearer realm="lienthong"')
+
+    @property
+    def status(self) -> int:
+        return self.type.status
+
+    def body(self, instance: str | None) -> dict[str, Any]:
+        problem = Problem(type=self.type.uri, title=self.type.title, status=self.status, detail=self.detail,
+                          instance=instance, kind=self.kind, errors=self.errors)
+        return problem.model_dump(mode="json", exclude_none=True)
+
+
+def refusal(kind: str, message: str) -> GatewayProblem:
+    """A workflow validator's refusal as a problem."""
+    return GatewayProblem(KINDS.get(kind, "refused"), message, kind=kind)
+
+
+def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GatewayProblem)
+    return problem_response(exc.status, exc.body(request.url.path), exc.headers)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [FieldError(location=_location(tuple(e.get("loc", ()))), message=str(e.get("msg", "invalid")))
+              for e in exc.errors()]
+    if any(e.location.lower() == "header.idempotency-key" and "required" in e.message.lower() for e in errors):
+        problem = GatewayProblem("idempotency-key-missing", "send an Idempotency-Key header, e.g. a UUID")
+    else:
+        detail = "; ".join(f"{e.location}: {e.message}" for e in errors[:5])
+        if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
+            detail = f"the body must be JSON (Content-Type: application/json); {detail}"
+        problem = GatewayProblem("invalid-request", detail, errors=errors)
+    return problem_response(problem.status, problem.body(request.url.path))
+
+
+async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("gateway_store_error", path=request.url.path, error=" ".join(str(exc).split())[:300])
+    problem = GatewayProblem("store-unavailable", f"the database did not answer: {type(exc).__name__}",
+                             headers={"Retry-After": "5"})
+    return problem_response(problem.status, problem.body(request.url.path), problem.headers)
+
+
+async def _on_temporal_error(request: Request, exc: Exception) -> JSONResponse:
+    problem = GatewayProblem("temporal-unavailable", f"the workflow engine did not answer: {type(exc).__name__}",
+                             headers={"Retry-After": "5"})
+    return problem_response(problem.status, problem.body(request.url.path), problem.headers)
+
+
+async def _on_bug(request: Request, exc: Exception) -> JSONResponse:
+    # Still a problem document, so clients parse one format; the traceback goes to the log.
+    log.error("gateway_internal_error", path=request.url.path, exc_info=exc)
+    problem = GatewayProblem("internal-error", type(exc).__name__)
+    return problem_response(problem.status, problem.body(request.url.path))
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    # Routing errors (no such path, method not allowed): no extra semantics, so about:blank.
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        title = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        title = "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    body = Problem(type="about:blank", title=title, status=exc.status_code, detail=detail,
+                   instance=request.url.path).model_dump(mode="json", exclude_none=True)
+    return problem_response(exc.status_code, body, dict(exc.headers or {}))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(GatewayProblem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(SQLAlchemyError, _on_store_error)
+    app.add_exception_handler(RPCError, _on_temporal_error)
+    app.add_exception_handler(Exception, _on_bug)

@@ -1,0 +1,215 @@
+"""/v1: what an agency's system does, always as exactly one agency (its token's)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from gateway import dossiers
+from gateway.auth import Agency
+from gateway.context import GatewayContext, get_context
+from gateway.idempotency import HEADER, KEY_PATTERN, Answer, run_once, update_id
+from gateway.problems import GatewayProblem
+from gateway.responses import AGENCY, POST, READ_DOSSIER, problems
+from gateway.schemas import (
+    AgencyInfo,
+    CompleteStepBody,
+    ExtendBody,
+    InboxEntry,
+    InboxPage,
+    Receipt,
+    ResubmitBody,
+    Sheet,
+    SubmitDossier,
+)
+from store import inbox
+from workers.sheet import build_sheet
+from workers.submission import (
+    StoreRegistry,
+    SubmissionError,
+    local_today,
+    looks_like_path,
+    prepare_dossier,
+)
+from workflows.dossier import DossierWorkflow
+from workflows.payloads import (
+    CompleteStep,
+    DossierInput,
+    DossierState,
+    Extend,
+    Resubmit,
+)
+
+router = APIRouter(prefix="/v1", responses=problems(*AGENCY))
+
+Context = Annotated[GatewayContext, Depends(get_context)]
+IdempotencyKey = Annotated[str, Header(
+    alias=HEADER, pattern=KEY_PATTERN,
+    description="chosen by the caller (e.g. a UUID), one per intended change: a retry with the same key and "
+                "body gets the first answer and changes nothing; the same key with another body is refused (422)",
+)]
+DossierId = Annotated[str, Path(description="the dossier code", examples=["HS-2026-000123"])]
+StepId = Annotated[str, Path(description="a step id of the dossier's procedure", examples=["tiep-nhan"])]
+SOURCE_HEADER = "Lienthong-Source"  # workflow (live) or projection (stored copy)
+# OpenAPI links: where a receipt's dossier id leads (clients and stateful testers follow them).
+_ID = {"dossier_id": "$response.body#/dossier_id"}
+LINKS = {
+    "readDossier": {"operationId": "readDossier", "parameters": _ID},
+    "readSheet": {"operationId": "readSheet", "parameters": _ID},
+    "resubmitDossier": {"operationId": "resubmitDossier", "parameters": _ID},
+    "extendDossier": {"operationId": "extendDossier", "parameters": _ID},
+    "publicStatus": {"operationId": "publicStatus", "parameters": _ID},
+}
+
+
+def _known(step_id: str) -> None:
+    if not dossiers.plausible_id(step_id):
+        raise GatewayProblem("unknown-step", "no step has this id")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@router.get("/agency", operation_id="readAgency", response_model=AgencyInfo, tags=["inbox"],
+            summary="Who your token acts as")
+async def whoami(caller: Agency) -> AgencyInfo:
+    """A cheap call to check a token."""
+    return AgencyInfo(code=caller.agency, name=caller.name, receives_dossiers=caller.receives_dossiers,
+                      token_id=caller.token_id)
+
+
+@router.get("/inbox", operation_id="readInbox", response_model=InboxPage, tags=["inbox"],
+            summary="Your agency's open steps")
+async def read_inbox(caller: Agency, context: Context,
+                     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> InboxPage:
+    """Steps routed to your agency and not yet done or taken back, most urgent first.
+    Page with `offset`; `next_offset` is null on the last page."""
+    now = datetime.now(UTC)
+    # One more than asked: whether a next page exists without counting the whole inbox.
+    items = await context.read(lambda s: inbox.list_items(s, caller.agency, limit + 1, offset, now=now))
+    entries = [InboxEntry(dossier_id=i.dossier_id, procedure=f"{i.procedure_code}@{i.procedure_version}",
+                          procedure_code=i.procedure_code, sector=i.sector, step_id=i.step_id,
+                          step_name=i.step_name, assigned_at=i.assigned_at, due_at=i.due_at, overdue=i.overdue)
+               for i in items[:limit]]
+    return InboxPage(agency=caller.agency, at=now, limit=limit, offset=offset,
+                     next_offset=offset + limit if len(items) > limit else None, items=entries)
+
+
+async def _visible(context: GatewayContext, dossier_id: str, agency: str) -> dossiers.Found:
+    found = await dossiers.load(context, dossier_id)
+    if not found.involves(agency):
+        raise GatewayProblem("not-involved", f"agency {agency} has no step on dossier {dossier_id}")
+    return found
+
+
+@router.get("/dossiers/{dossier_id}", operation_id="readDossier", response_model=DossierState,
+            tags=["dossiers"],
+            summary="A dossier's full state", responses=problems(*READ_DOSSIER))
+async def read_dossier(dossier_id: DossierId, caller: Agency, context: Context, response: Response) -> DossierState:
+    """For agencies that have or had a step on the dossier (and the desk that received it).
+    Live from the workflow; from the stored projection once Temporal no longer keeps it
+    (header `Lienthong-Source`)."""
+    found = await _visible(context, dossier_id, caller.agency)
+    response.headers[SOURCE_HEADER] = found.source
+    return found.state
+
+
+@router.get("/dossiers/{dossier_id}/sheet", operation_id="readSheet", response_model=Sheet, tags=["dossiers"],
+            summary="The process-control sheet", responses=problems(*READ_DOSSIER))
+async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) -> Sheet:
+    """Phiếu kiểm soát quá trình giải quyết hồ sơ: one row per handover, with dues and verdicts."""
+    found = await _visible(context, dossier_id, caller.agency)
+    return Sheet.model_validate(build_sheet(found.state, found.source).to_json())
+
+
+# ----------------------------------------------------------------------------- changing
+
+
+@router.post("/dossiers", operation_id="submitDossier", status_code=201, response_model=Receipt,
+             tags=["dossiers"], summary="Submit a dossier (one-stop desks)",
+             responses=problems(403, *POST) | {201: {"links": LINKS}})
+async def submit_dossier(body: SubmitDossier, caller: Agency, key: IdempotencyKey, context: Context,
+                         request: Request) -> Response:
+    """Start a dossier received by your desk. Only agencies that receive dossiers may.
+    The procedure, every agency its steps name and the calendar are checked first:
+    a refused submission starts nothing."""
+    if not caller.receives_dossiers:
+        raise GatewayProblem("not-a-receiving-desk", f"agency {caller.agency} does not receive dossiers")
+    if looks_like_path(body.procedure):
+        raise GatewayProblem("submission-refused", "procedure is a CODE or CODE@VERSION, not a file")
+
+    async def operation() -> Answer:
+        dossier = await context.read(lambda s: _prepare(s, context, body, caller.agency))
+        state = await dossiers.start(context, dossier, update_id(caller.agency, key))
+        receipt = Receipt(dossier_id=dossier.dossier_id, procedure=dossier.snapshot.ref,
+                          procedure_name=dossier.snapshot.procedure.name,
+                          received_at=state.received_at if state else dossier.received_at,
+                          due_at=state.due_at if state else None,
+                          status=state.status if state else "processing")  # type: ignore[arg-type]
+        return Answer(201, receipt.model_dump(mode="json"), {"Location": f"/v1/dossiers/{dossier.dossier_id}"})
+
+    return await run_once(context, caller.agency, key, "POST", request.url.path, body.model_dump(mode="json"),
+                          operation)
+
+
+def _prepare(session: Session, context: GatewayContext, body: SubmitDossier, agency: str) -> DossierInput:
+    try:
+        return prepare_dossier(body.procedure, body.dossier_id, body.data, StoreRegistry(session, context.definitions),
+                               local_today(), body.channel, body.received_at, agency)
+    except SubmissionError as err:
+        raise GatewayProblem("submission-refused", str(err)) from err
+
+
+@router.post("/dossiers/{dossier_id}/steps/{step_id}/complete", operation_id="completeStep",
+             response_model=DossierState, tags=["steps"],
+             summary="Report your step done", responses=problems(403, 404, *POST))
+async def complete_step(dossier_id: DossierId, step_id: StepId, body: CompleteStepBody, caller: Agency,
+                        key: IdempotencyKey, context: Context, request: Request) -> Response:
+    """`approved` moves the dossier on; `supplement` stops every clock until the applicant
+    resubmits; `rejected` ends the dossier. Both of the last need a note. Refused, with
+    nothing changed, when the step is another agency's (403), unknown (404), not current
+    or the dossier is finished or waits for the applicant (409)."""
+    _known(step_id)
+    change = CompleteStep(step_id=step_id, agency=caller.agency, outcome=body.outcome.value, note=body.note)
+    return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
+                        DossierWorkflow.complete_step, change)
+
+
+@router.post("/dossiers/{dossier_id}/resubmit", operation_id="resubmitDossier", response_model=DossierState,
+             tags=["steps"],
+             summary="The applicant supplemented the documents", responses=problems(403, 404, *POST))
+async def resubmit(dossier_id: DossierId, body: ResubmitBody, caller: Agency, key: IdempotencyKey,
+                   context: Context, request: Request) -> Response:
+    """Clocks resume with the working time they had left. For agencies on the dossier."""
+    await _visible(context, dossier_id, caller.agency)
+    return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
+                        DossierWorkflow.resubmit, Resubmit(note=body.note))
+
+
+@router.post("/dossiers/{dossier_id}/extend", operation_id="extendDossier", response_model=DossierState,
+             tags=["steps"],
+             summary="A new appointment, with an apology", responses=problems(403, 404, *POST))
+async def extend(dossier_id: DossierId, body: ExtendBody, caller: Agency, key: IdempotencyKey,
+                 context: Context, request: Request) -> Response:
+    """Move the due of your late (or less than a working day from late) steps to `until`."""
+    if body.step_id is not None:
+        _known(body.step_id)
+    change = Extend(agency=caller.agency, new_due=body.until, reason=body.reason, step_id=body.step_id)
+    return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
+                        DossierWorkflow.extend, change)
+
+
+async def _apply(context: GatewayContext, agency: str, key: str, request: Request, body: dict[str, Any],
+                 dossier_id: str, update: Callable[..., Awaitable[DossierState]], change: Any) -> Response:
+    """One Update per (agency, key): sent for a new key, answered from the store for a replay."""
+
+    async def operation() -> Answer:
+        state = await dossiers.change(context, dossier_id, update, change, update_id(agency, key))
+        return Answer(200, state.model_dump(mode="json"))
+
+    return await run_once(context, agency, key, "POST", request.url.path, body, operation)

@@ -1,0 +1,240 @@
+"""The documented request and response bodies (what /openapi.json publishes).
+
+Text that reaches a dossier is refused when it carries a NUL character: PostgreSQL
+cannot store one, and the projection would retry writing it forever.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+from workflows.payloads import Channel, DossierStatus, Outcome
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+def _check_json(value: Any) -> None:
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _check_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item)
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+DOSSIER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"  # it goes into URLs: no slashes or spaces
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+class SubmitDossier(_Body):
+    """A dossier received by the calling one-stop desk."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "procedure": "1.012756", "dossier_id": "HS-2026-000123", "channel": "online",
+        "data": {"commune": "xa-tan-lap", "area_m2": 320, "applicant": "Nguyễn Văn A"},
+    }]})
+
+    procedure: Text = Field(min_length=1, max_length=100, pattern=r"^[^/\\\s]+$",
+                            description="a deployed procedure: CODE (the version in effect today) or CODE@VERSION")
+    dossier_id: str = Field(pattern=DOSSIER_ID, description="the dossier code, unique and never reused")
+    data: dict[str, Any] = Field(default_factory=dict, description="the dossier's fields; agency templates such "
+                                 "as bpmc-xa-{commune} are filled from them. Never shown publicly.")
+    channel: Channel = "in_person"
+    received_at: AwareDatetime | None = Field(default=None, description="with a UTC offset; default: now")
+
+    @field_validator("data")
+    @classmethod
+    def _data_text(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value)
+        return value
+
+
+class CompleteStepBody(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"outcome": "approved"},
+        {"outcome": "supplement", "note": "Thiếu bản sao giấy tờ về quyền sử dụng đất"},
+    ]})
+
+    outcome: Outcome = Outcome.APPROVED
+    note: Text | None = Field(default=None, max_length=2000, description="required for supplement and rejected")
+
+
+class ResubmitBody(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "đã bổ sung bản sao"}]})
+
+    note: Text | None = Field(default=None, max_length=2000)
+
+
+class ExtendBody(_Body):
+    """An apology and a new appointment (phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"until": "2026-12-10T16:00:00+07:00", "reason": "Chờ xác định giá đất cụ thể"},
+    ]})
+
+    until: AwareDatetime = Field(description="the new due, with a UTC offset")
+    reason: Text = Field(min_length=1, max_length=2000, description="goes on the apology letter")
+    step_id: Text | None = Field(default=None, max_length=200,
+                                 description="one of your current steps; default: every late one you hold")
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+class InboxEntry(BaseModel):
+    dossier_id: str
+    procedure: str = Field(description="code@version")
+    procedure_code: str
+    sector: str
+    step_id: str
+    step_name: str
+    assigned_at: datetime
+    due_at: datetime
+    overdue: bool = Field(description="the due had passed when the page was read")
+
+
+class InboxPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "agency": "vpdk-tinh", "at": "2026-05-27T02:00:00Z", "limit": 50, "offset": 0, "next_offset": None,
+        "items": [{"dossier_id": "HS-2026-000123", "procedure": "1.012756@1", "procedure_code": "1.012756",
+                   "sector": "G13-TN01", "step_id": "tham-dinh", "step_name": "Thẩm định hồ sơ",
+                   "assigned_at": "2026-05-26T02:00:00Z", "due_at": "2026-06-02T02:00:00Z", "overdue": False}],
+    }]})
+
+    agency: str
+    at: datetime
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last page")
+    items: list[InboxEntry] = Field(description="open steps, most urgent (earliest due) first")
+
+
+class Receipt(BaseModel):
+    """What the desk prints on the receipt (giấy tiếp nhận và hẹn trả kết quả)."""
+
+    dossier_id: str
+    procedure: str = Field(description="code@version the dossier lives by")
+    procedure_name: str
+    received_at: datetime | None
+    due_at: datetime | None = Field(description="the appointment; null if no worker computed it within 10 s "
+                                    "(read the dossier later)")
+    status: DossierStatus
+
+
+class Holder(BaseModel):
+    name: str
+
+
+class PublicStatus(BaseModel):
+    """An applicant's view: no dossier data, no notes, no agency codes."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "dossier_id": "HS-2026-000123", "procedure_code": "1.012756",
+        "procedure_name": "Đăng ký đất đai, tài sản gắn liền với đất lần đầu",
+        "status": "processing",
+        "portal_status": 4, "received_at": "2026-05-26T02:00:00Z", "appointment_at": "2026-06-18T09:00:00Z",
+        "completed_at": None, "held_by": [{"name": "Thuế cơ sở"}],
+    }]})
+
+    dossier_id: str
+    procedure_code: str
+    procedure_name: str
+    status: DossierStatus
+    portal_status: int = Field(description="status code of the national public-service portal")
+    received_at: datetime
+    appointment_at: datetime | None = Field(description="when the result is due to the applicant")
+    completed_at: datetime | None
+    held_by: list[Holder] = Field(description="the agencies working on it now; empty while the applicant "
+                                  "supplements documents or once it is finished")
+
+
+class SheetHandover(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    step_id: str
+    step_name: str
+    from_: str = Field(alias="from", description="the agency handing over, or `applicant`")
+    to: str
+    at: datetime | None
+    due_at: datetime | None
+    original_due_at: datetime | None
+    completed_at: datetime | None
+    status: str
+    verdict: str | None
+    overdue: bool
+    extensions: int
+
+
+class SheetNote(BaseModel):
+    at: datetime | None
+    kind: str
+    agency: str | None
+    step_id: str | None
+    text: str
+
+
+class SheetResult(BaseModel):
+    status: str
+    portal_status: int
+    due_at: datetime | None
+    original_due_at: datetime | None
+    completed_at: datetime | None
+    verdict: str | None
+    overdue: bool
+    note: str | None
+
+
+class Sheet(BaseModel):
+    """The process-control sheet (phiếu kiểm soát quá trình giải quyết hồ sơ)."""
+
+    dossier_id: str
+    procedure: str
+    procedure_name: str
+    sector: str
+    level: str
+    channel: str
+    received_at: datetime | None
+    handovers: list[SheetHandover]
+    notes: list[SheetNote]
+    result: SheetResult
+    source: str = Field(description="workflow (live) or projection (stored copy)")
+
+
+class ProblemTypeDoc(BaseModel):
+    type: str
+    status: int
+    title: str
+    description: str
+
+
+class AgencyInfo(BaseModel):
+    """Who a token acts as."""
+
+    code: str
+    name: str
+    receives_dossiers: bool
+    token_id: str

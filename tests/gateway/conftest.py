@@ -1,0 +1,82 @@
+"""Gateway tests run against a real `lienthong dev` stack (see stack.py): a module's
+tests share one, on SQLite, and where it is cheap also on PostgreSQL (`any_stack`)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from store.migrate import upgrade
+from tests.gateway.stack import Api, Stack, start_stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack on SQLite."""
+    folder = tmp_path_factory.mktemp("gateway")
+    running = start_stack(folder, f"sqlite:///{folder / 'lienthong.db'}")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def any_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack on each database (the module's tests run twice)."""
+    folder = tmp_path_factory.mktemp(f"gateway-{request.param}")
+    if request.param == "sqlite":
+        running = start_stack(folder, f"sqlite:///{folder / 'lienthong.db'}")
+        try:
+            yield running
+        finally:
+            running.stop()
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    name = f"lt_gw_{secrets.token_hex(6)}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+        running = start_stack(folder, url)
+        try:
+            yield running
+        finally:
+            running.stop()
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+async def _api(running: Stack) -> AsyncIterator[Api]:
+    temporal = await Client.connect(running.address, data_converter=pydantic_data_converter)
+    async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
+        yield Api(running, http, temporal)
+
+
+@pytest.fixture(scope="module")
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    async for value in _api(stack):
+        yield value
+
+
+@pytest.fixture(scope="module")
+async def any_api(any_stack: Stack) -> AsyncIterator[Api]:
+    async for value in _api(any_stack):
+        yield value
+
+
+@pytest.fixture
+def migrated(db_url: str) -> str:
+    """An empty database of each kind, migrated to head (store-level tests)."""
+    upgrade(db_url)
+    return db_url

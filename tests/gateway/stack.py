@@ -1,0 +1,235 @@
+"""A real stack for gateway tests: `lienthong dev` (Temporal dev server from its wheel,
+the worker and the gateway in one process) on free ports, with a database and a
+definitions folder of its own: the shipped files plus two test procedures on the
+`continuous` calendar (so no test depends on the hour it runs) and LOAD_AGENCIES
+agencies for the load test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+
+from gateway import tokens
+from store import projection
+from store.db import make_engine, make_session_factory
+from store.models import DossierEventRow
+from workflows.dossier import DossierWorkflow
+from workflows.payloads import DossierState
+
+REPO = Path(__file__).resolve().parents[2]
+LIENTHONG = Path(sys.executable).parent / "lienthong"
+LOAD_AGENCIES = 200
+DESK = "bpmc-xa-xa-tan-lap"  # a one-stop desk (receives_dossiers)
+COMMUNE = "ubnd-xa-xa-tan-lap"  # not a desk
+LAND_OFFICE = "vpdk-tinh"
+TEST_PROCEDURE = "T.GW01"
+LOAD_PROCEDURE = "T.GW02"
+
+PROCEDURES = {
+    "cong-thu.yaml": f"""\
+code: "{TEST_PROCEDURE}"
+name: Thủ tục thử cổng giao tiếp
+sector: G13-TN01
+level: xa
+version: 1
+calendar: continuous
+deadline: 10d
+supplement_deadline: 5d
+steps:
+  - {{id: tiep-nhan, name: Tiếp nhận, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
+  - {{id: tham-dinh, name: Thẩm định, agency: {LAND_OFFICE}, deadline: 5d}}
+  - {{id: tra-ket-qua, name: Trả kết quả, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
+""",
+    "cong-tai.yaml": f"""\
+code: "{LOAD_PROCEDURE}"
+name: Thủ tục thử tải
+sector: G13-TN01
+level: tinh
+version: 1
+calendar: continuous
+deadline: 5d
+steps:
+  - {{id: xu-ly, name: Xử lý, agency: "{{agency}}", deadline: 5d}}
+""",
+}
+
+
+def load_agency(n: int) -> str:
+    return f"tai-{n:03d}"
+
+
+def definitions_folder(target: Path) -> Path:
+    shutil.copytree(REPO / "definitions", target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    with (target / "agencies.yaml").open("a", encoding="utf-8") as agencies:
+        for n in range(1, LOAD_AGENCIES + 1):
+            agencies.write(f"  - code: {load_agency(n)}\n    name: Cơ quan thử tải {n}\n    level: tinh\n")
+    for name, text in PROCEDURES.items():
+        (target / "procedures" / name).write_text(text, encoding="utf-8")
+    return target
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli_env(database_url: str, definitions: Path, address: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
+    env |= {"LIENTHONG_DATABASE_URL": database_url, "LIENTHONG_DEFINITIONS": str(definitions),
+            "LIENTHONG_LOG_JSON": "false", "LIENTHONG_LOG_LEVEL": "WARNING"}
+    if address:
+        env["TEMPORAL_ADDRESS"] = address
+    return env
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    port: int
+    url: str
+    log: Path
+    database_url: str
+    definitions: Path
+    _sessions: list[sessionmaker[Session]] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+    def sessions(self) -> sessionmaker[Session]:
+        if not self._sessions:
+            self._sessions.append(make_session_factory(make_engine(self.database_url)))
+        return self._sessions[0]
+
+    def token(self, agency: str) -> str:
+        with self.sessions().begin() as session:
+            return tokens.issue(session, agency, "tests", datetime.now(UTC)).token
+
+    def lienthong(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(LIENTHONG), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                              env=cli_env(self.database_url, self.definitions, self.address), check=False)
+
+    def stop(self) -> None:
+        for factory in self._sessions:
+            factory.kw["bind"].dispose()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_stack(folder: Path, database_url: str) -> Stack:
+    definitions = definitions_folder(folder / "definitions")
+    port, ui_port = free_port(), free_port()
+    log = folder / "dev.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", "0"],
+            stdout=sink, stderr=subprocess.STDOUT, env=cli_env(database_url, definitions), cwd=REPO)
+    stack = Stack(process, port, "", log, database_url, definitions)
+    try:
+        for _ in range(240):  # bounded: up within a few seconds
+            if process.poll() is not None:
+                raise RuntimeError(f"lienthong dev exited with {process.returncode}:\n{stack.output()}")
+            found = re.search(r"^gateway: +(http://\S+) ", log.read_text(errors="replace"), re.MULTILINE)
+            if found:
+                stack.url = found.group(1)
+                try:
+                    if httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200:
+                        return stack
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.25)
+        raise RuntimeError(f"the gateway never answered:\n{stack.output()}")
+    except BaseException:
+        stack.stop()
+        raise
+
+
+# ----------------------------------------------------------------------------- async helpers
+
+
+@dataclass
+class Api:
+    """The gateway over HTTP and, beside it, Temporal and the store to check what changed."""
+
+    stack: Stack
+    http: httpx.AsyncClient
+    temporal: Client
+
+    async def post(self, path: str, token: str | None, body: Any, key: str | None = "new") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if key is not None:
+            headers["Idempotency-Key"] = uuid.uuid4().hex if key == "new" else key
+        return await self.http.post(path, json=body, headers=headers)
+
+    async def get(self, path: str, token: str | None = None) -> httpx.Response:
+        return await self.http.get(path, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+    async def submit(self, desk_token: str, data: dict[str, Any], procedure: str = TEST_PROCEDURE) -> str:
+        dossier_id = f"HS-GW-{uuid.uuid4().hex[:10]}"
+        reply = await self.post("/v1/dossiers", desk_token,
+                                {"procedure": procedure, "dossier_id": dossier_id, "data": data})
+        assert reply.status_code == 201, reply.text
+        return dossier_id
+
+    async def state(self, dossier_id: str) -> DossierState:
+        return await self.temporal.get_workflow_handle(dossier_id).query(DossierWorkflow.state)
+
+    async def until(self, dossier_id: str, predicate: Any, what: str) -> DossierState:
+        state = await self.state(dossier_id)
+        for _ in range(200):
+            if predicate(state):
+                return state
+            await asyncio.sleep(0.05)
+            state = await self.state(dossier_id)
+        raise AssertionError(f"{dossier_id}: {what} never held: {state.model_dump_json(indent=1)}")
+
+    async def assigned(self, dossier_id: str, step_id: str) -> DossierState:
+        return await self.until(dossier_id, lambda s: (st := s.step(step_id)) is not None
+                                and st.status == "assigned", f"{step_id} assigned")
+
+    async def settled(self, dossier_id: str) -> tuple[str, int, int | None, int]:
+        """Everything a change would touch, once the dossier is quiet: its state, its
+        history length, the projection's seq and the audit-log row count."""
+        handle = self.temporal.get_workflow_handle(dossier_id)
+        last = None
+        for _ in range(200):
+            description = await handle.describe()
+            busy = bool(description.raw_description.pending_activities)
+            state = await self.state(dossier_id)
+            with self.stack.sessions()() as session:
+                seq = projection.last_seq(session, dossier_id)
+                events = session.scalar(select(func.count()).select_from(DossierEventRow)
+                                        .where(DossierEventRow.dossier_id == dossier_id)) or 0
+            now = (state.model_dump_json(), description.history_length, seq, events)
+            if not busy and now == last and seq == state.last_event_seq:
+                return now
+            last = now
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{dossier_id} never settled: {last}")
