@@ -1,20 +1,20 @@
 """The exporter's custom collector: current-state gauges computed from the projection
 database at scrape time, so they are right across restarts and however many workers run.
 
-Each scrape runs four grouped queries (never a loop over dossiers), plus one over the
-small definitions registry to report zeros for every known sector and level:
+Each scrape runs three grouped queries (never a loop over dossiers), plus two over the
+small registries to report zeros for every known sector and level:
 
 =====  ==========================================================  ===============================================
 query  families                                                    index it is meant to use
 =====  ==========================================================  ===============================================
-open   ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_status_sector_level`` (covering)
-       ``lienthong_dossiers_awaiting_supplement{sector}``
-late   ``lienthong_dossiers_overdue{sector,level}``,                ``ix_dossiers_status_sector_level`` (status
-       ``lienthong_oldest_overdue_age_seconds{sector}``             range), ``ix_dossiers_due_at``
-proc   ``lienthong_procedure_dossiers_open{sector,procedure}``,     ``ix_dossiers_status_sector_level``
+open   ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_status_sector_level`` (covering:
+       ``lienthong_dossiers_awaiting_supplement{sector}``           an index-only scan)
+late   ``lienthong_dossiers_overdue{sector,level}``,                ``ix_dossiers_status_sector_level`` for the open
+       ``lienthong_oldest_overdue_age_seconds{sector}``,            ones; due, flag and procedure are read from the
+       ``lienthong_procedure_dossiers_open{sector,procedure}``,     rows (one pass for the four families)
        ``lienthong_procedure_dossiers_overdue{sector,procedure}``
-steps  ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_status_due_at``, ``pk_dossiers``
-       ``lienthong_steps_overdue{sector,agency}``
+steps  ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_agency_status`` /
+       ``lienthong_steps_overdue{sector,agency}``                   ``ix_dossier_steps_status_due_at``, ``pk_dossiers``
 =====  ==========================================================  ===============================================
 
 **Overdue**, at the scrape instant *now* (see monitoring/README.md):
@@ -121,27 +121,25 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         if status == AWAITING:
             g.awaiting_supplement[sector] = g.awaiting_supplement.get(sector, 0) + count
 
+    # One pass over the open dossiers for four families: overdue by (sector, level), the
+    # oldest overdue by sector, open and overdue by procedure.
+    late = dossier_overdue(now)
     late_rows = session.execute(
-        select(DossierRow.sector, DossierRow.level, func.count(), func.min(DossierRow.due_at),
-               func.min(DossierRow.original_due_at))
-        .where(dossier_overdue(now))
-        .group_by(DossierRow.sector, DossierRow.level)
-    ).tuples()
-    for sector, level, count, first_due, first_legal_due in late_rows:
-        g.overdue[(sector, level)] = count
-        earliest = min((d for d in (first_due, first_legal_due) if d is not None), default=None)
-        age = max(0.0, (now - earliest).total_seconds()) if earliest is not None else 0.0
-        g.oldest_overdue_age[sector] = max(g.oldest_overdue_age.get(sector, 0.0), age)
-
-    late = case((dossier_overdue(now), 1), else_=0)
-    procedure_rows = session.execute(
-        select(DossierRow.sector, DossierRow.procedure_code, func.count(), func.sum(late))
+        select(DossierRow.sector, DossierRow.level, DossierRow.procedure_code, func.count(),
+               func.sum(case((late, 1), else_=0)),
+               func.min(case((late, DossierRow.due_at))), func.min(case((late, DossierRow.original_due_at))))
         .where(DossierRow.status.in_(OPEN_STATUSES))
-        .group_by(DossierRow.sector, DossierRow.procedure_code)
+        .group_by(DossierRow.sector, DossierRow.level, DossierRow.procedure_code)
     ).tuples()
-    for sector, procedure, count, overdue in procedure_rows:
-        g.procedure_open[(sector, procedure)] = count
-        g.procedure_overdue[(sector, procedure)] = int(overdue or 0)
+    for sector, level, procedure, count, overdue, first_due, first_legal_due in late_rows:
+        overdue = int(overdue or 0)
+        g.procedure_open[(sector, procedure)] = g.procedure_open.get((sector, procedure), 0) + count
+        g.procedure_overdue[(sector, procedure)] = g.procedure_overdue.get((sector, procedure), 0) + overdue
+        g.overdue[(sector, level)] = g.overdue.get((sector, level), 0) + overdue
+        earliest = min((d for d in (first_due, first_legal_due) if d is not None), default=None)
+        if earliest is not None:
+            age = max(0.0, (now - earliest).total_seconds())
+            g.oldest_overdue_age[sector] = max(g.oldest_overdue_age.get(sector, 0.0), age)
 
     step_late = case((step_overdue(now), 1), else_=0)
     step_rows = session.execute(

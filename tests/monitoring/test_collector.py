@@ -103,7 +103,7 @@ def test_one_scrape_is_a_fixed_number_of_queries(store: sessionmaker[Session]) -
         statements.clear()
         with store() as session:
             g = read_gauges(session, NOW)
-        assert len(statements) == few == 6, statements
+        assert len(statements) == few == 5, statements
         assert g.overdue[("G13-TN01", "xa")] == 25
     finally:
         event.remove(engine, "before_cursor_execute", count)

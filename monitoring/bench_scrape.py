@@ -1,0 +1,276 @@
+"""Scrape latency of the exporter against a store with many open dossiers (a benchmark,
+not a test).
+
+    .venv/bin/python -m monitoring.bench_scrape [--backends postgresql,sqlite]
+        [--sizes 10000,100000,1000000] [--scrapes 5] [--budget 900] [--pg-url URL]
+
+For each backend: a fresh database (PostgreSQL: a new database on ``--pg-url``, default
+``$LIENTHONG_TEST_POSTGRES_URL`` or the server ``scripts/ensure-postgres.sh`` starts;
+SQLite: a file in a temporary folder), migrated, with the shipped definitions deployed.
+Open dossiers are bulk-inserted (PostgreSQL: COPY; SQLite: executemany in one
+transaction) up to each size in turn, each with a realistic ~2 KB ``state`` document,
+one step held by an agency and two others (done / pending); then statistics are
+refreshed (PostgreSQL ``VACUUM ANALYZE``, SQLite ``ANALYZE``), one warm-up scrape is
+made and ``--scrapes`` timed HTTP scrapes of ``/metrics`` follow.
+
+Distribution: 13 sectors × 3 levels, 60 procedure codes, 28 agencies; 85% processing,
+15% awaiting a supplement; due instants uniform in now ± 10 days (about half passed);
+5% flagged overdue. A size is skipped once ``--budget`` seconds have gone by.
+Prints a Markdown table (and the query plans) for monitoring/BENCHMARK.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from monitoring.exporter import build_registry, serve
+from store.db import database_url, make_engine, make_session_factory
+from store.migrate import upgrade
+
+REPO = Path(__file__).resolve().parents[1]
+SECTORS = ["G15-TP07", "G15-TP05", "G15-TP10", "G13-TN01", "G13-TN03", "G05-KD10", "G05-KD11", "G09-XD05",
+           "G07-CA02", "G12-BH01", "G06-TC03", "G10-LD04", "G11-CT02"]
+LEVELS = ["tinh", "xa", "trung-uong"]
+PROCEDURES = [f"1.{n:06d}" for n in range(60)]
+AGENCIES = [f"agency-{n:02d}" for n in range(28)]
+DOSSIER_COLUMNS = ["id", "procedure_code", "procedure_version", "procedure_name", "sector", "level", "calendar",
+                   "channel", "status", "portal_status", "received_at", "clock_started_at", "due_at",
+                   "original_due_at", "completed_at", "verdict", "overdue", "supplement_count",
+                   "current_agencies", "last_seq", "state", "updated_at"]
+STEP_COLUMNS = ["dossier_id", "step_id", "position", "name", "agency", "status", "assigned_at", "due_at",
+                "original_due_at", "completed_at", "verdict", "overdue", "escalations", "extensions"]
+
+
+def state_document() -> str:
+    """A real DossierState of three steps (about 2 KB), the same text for every row."""
+    sys.path.insert(0, str(REPO))
+    from tests.store.builders import make_state
+
+    return make_state(progress=1).model_dump_json()
+
+
+def rows(start: int, stop: int, now: datetime, state: str, rng: random.Random):  # type: ignore[no-untyped-def]
+    for n in range(start, stop):
+        index = n % len(PROCEDURES)  # a procedure belongs to one sector and level
+        procedure, sector, level = PROCEDURES[index], SECTORS[index % len(SECTORS)], LEVELS[index % len(LEVELS)]
+        status = "awaiting_supplement" if rng.random() < 0.15 else "processing"
+        received = now - timedelta(days=rng.uniform(1, 30))
+        due = now + timedelta(seconds=rng.uniform(-10, 10) * 86400)
+        overdue = rng.random() < 0.05
+        dossier_id = f"HS-BENCH-{n:08d}"
+        agency = AGENCIES[n % len(AGENCIES)]
+        dossier = (dossier_id, procedure, 1, "Thủ tục", sector, level, "vn-gov", "online", status,
+                   5 if status == "awaiting_supplement" else 4, received, received, due, due, None, None, overdue,
+                   int(status == "awaiting_supplement"), json.dumps([agency]), 3, state, now)
+        steps = [
+            (dossier_id, "tiep-nhan", 0, "Tiếp nhận", AGENCIES[(n + 1) % len(AGENCIES)], "completed", received,
+             received + timedelta(hours=4), received + timedelta(hours=4), received + timedelta(hours=2),
+             "on_time", False, 0, 0),
+            (dossier_id, "tham-dinh", 1, "Thẩm định", agency, "assigned", received, due - timedelta(days=1),
+             due - timedelta(days=1), None, None, overdue, 0, 0),
+            (dossier_id, "tra-ket-qua", 2, "Trả kết quả", None, "pending", None, None, None, None, None, False, 0, 0),
+        ]
+        yield dossier, steps
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_postgresql(engine: Engine, start: int, stop: int, now: datetime, state: str, rng: random.Random) -> None:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        batch = 50_000
+        for low in range(start, stop, batch):
+            dossiers, steps = [], []
+            for dossier, dossier_steps in rows(low, min(stop, low + batch), now, state, rng):
+                dossiers.append(dossier)
+                steps.extend(dossier_steps)
+            with cursor.copy(f"COPY dossiers ({', '.join(DOSSIER_COLUMNS)}) FROM STDIN") as copy:
+                for row in dossiers:
+                    copy.write_row(row)
+            with cursor.copy(f"COPY dossier_steps ({', '.join(STEP_COLUMNS)}) FROM STDIN") as copy:
+                for row in steps:
+                    copy.write_row(row)
+            raw.commit()
+    finally:
+        raw.close()
+
+
+def load_sqlite(engine: Engine, start: int, stop: int, now: datetime, state: str, rng: random.Random) -> None:
+    def iso(value):  # type: ignore[no-untyped-def]  # store.types.UTCDateTime on SQLite: naive UTC text
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        return value
+
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        batch = 50_000
+        for low in range(start, stop, batch):
+            dossiers, steps = [], []
+            for dossier, dossier_steps in rows(low, min(stop, low + batch), now, state, rng):
+                dossiers.append(tuple(iso(v) for v in dossier))
+                steps.extend(tuple(iso(v) for v in s) for s in dossier_steps)
+            cursor.executemany(f"INSERT INTO dossiers ({', '.join(DOSSIER_COLUMNS)}) VALUES "
+                               f"({', '.join('?' * len(DOSSIER_COLUMNS))})", dossiers)
+            cursor.executemany(f"INSERT INTO dossier_steps ({', '.join(STEP_COLUMNS)}) VALUES "
+                               f"({', '.join('?' * len(STEP_COLUMNS))})", steps)
+            raw.commit()
+    finally:
+        raw.close()
+
+
+def refresh_statistics(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE dossiers"))
+            conn.execute(text("VACUUM ANALYZE dossier_steps"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def scrape_times(url: str, scrapes: int) -> tuple[list[float], float, int]:
+    urllib.request.urlopen(url, timeout=600).read()  # warm-up (caches, plans)
+    times = []
+    body = b""
+    for _ in range(scrapes):
+        started = time.perf_counter()
+        body = urllib.request.urlopen(url, timeout=600).read()
+        times.append(time.perf_counter() - started)
+    collect = next(float(line.split()[-1]) for line in body.decode().splitlines()
+                   if line.startswith("lienthong_exporter_collect_duration_seconds "))
+    series = sum(1 for line in body.decode().splitlines() if line.startswith("lienthong_") and "exporter" not in line)
+    return times, collect, series
+
+
+def query_plans(engine: Engine, now: datetime) -> list[str]:
+    """The plan of each scrape query, as the database chose it at this size."""
+    from sqlalchemy import event
+
+    from monitoring import collector
+
+    captured: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with make_session_factory(engine)() as session:
+            collector.read_gauges(session, now)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    plans = []
+    with engine.connect() as conn:
+        for statement, parameters in captured[2:]:  # the two registry look-ups are tiny
+            if engine.dialect.name == "postgresql":
+                lines = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement, parameters)
+            else:
+                lines = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            plans.append("\n".join(" ".join(str(c) for c in row if c is not None) for row in lines))
+    return plans
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds; later sizes are skipped after it")
+    parser.add_argument("--pg-url", default=os.environ.get("LIENTHONG_TEST_POSTGRES_URL"))
+    parser.add_argument("--plans", action="store_true", help="print the query plans at the largest size")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    began = time.monotonic()
+    state = state_document()
+    rng = random.Random(766)
+    results: list[str] = []
+    plans: dict[str, list[str]] = {}
+    print(f"# bench_scrape: sizes {sizes}, {args.scrapes} scrapes each, budget {args.budget:.0f}s", flush=True)
+    for backend in args.backends.split(","):
+        folder = Path(tempfile.mkdtemp(prefix="lienthong-bench-"))
+        admin = None
+        if backend == "postgresql":
+            server = args.pg_url or subprocess.run(["bash", str(REPO / "scripts" / "ensure-postgres.sh")],
+                                                   capture_output=True, text=True, check=True).stdout.split()[-1]
+            server = database_url(server)
+            name = f"lt_bench_{secrets.token_hex(4)}"
+            admin = create_engine(server, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = make_url(server).set(database=name).render_as_string(hide_password=False)
+        else:
+            url = f"sqlite:///{folder / 'bench.db'}"
+        upgrade(url)
+        engine = make_engine(url, pool_size=2)
+        sessions = make_session_factory(engine)
+        from workers.commands_registry import deploy_paths
+
+        deploy_paths(sessions, [REPO / "definitions"], REPO / "definitions", "bench")
+        server_http = serve(build_registry(sessions, process=False), "127.0.0.1", 0)
+        loaded = 0
+        now = datetime.now(UTC)
+        try:
+            for size in sizes:
+                if time.monotonic() - began > args.budget:
+                    results.append(f"| {backend} | {size:,} | skipped: budget of {args.budget:.0f}s spent | | | | |")
+                    print(results[-1], flush=True)
+                    continue
+                started = time.perf_counter()
+                (load_postgresql if backend == "postgresql" else load_sqlite)(engine, loaded, size, now, state, rng)
+                refresh_statistics(engine)
+                load_seconds = time.perf_counter() - started
+                loaded = size
+                times, collect, series = scrape_times(server_http.url, args.scrapes)
+                row = (f"| {backend} | {size:,} | {statistics.median(times) * 1000:,.0f} | {min(times) * 1000:,.0f} | "
+                       f"{max(times) * 1000:,.0f} | {collect * 1000:,.0f} | {series} | {load_seconds:,.0f} |")
+                results.append(row)
+                print(row, flush=True)
+                if args.plans:
+                    plans[f"{backend} at {size:,}"] = query_plans(engine, now)
+        finally:
+            server_http.stop()
+            engine.dispose()
+            if admin is not None:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+    print()
+    print("| backend | open dossiers | scrape median ms | min ms | max ms | store queries ms (last) | "
+          "lienthong_ series | insert + analyze s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in results:
+        print(row)
+    for where, found in plans.items():
+        print(f"\n## plans, {where}\n")
+        for plan in found:
+            print("```\n" + plan + "\n```")
+    print(f"\ntotal {time.monotonic() - began:,.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
