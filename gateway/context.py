@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from fastapi import Request
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
@@ -22,7 +23,11 @@ STORE_THREADS = 32
 
 
 def open_sessions(url: str) -> sessionmaker[Session]:
-    """Sessions whose pool has a connection for every store thread."""
+    """Sessions whose pool has a connection for every store thread (an in-memory SQLite
+    database has one connection per thread by design, and no pool to size)."""
+    database = make_url(url)
+    if database.get_backend_name() == "sqlite" and database.database in (None, "", ":memory:"):
+        return make_session_factory(make_engine(url))
     return make_session_factory(make_engine(url, pool_size=STORE_THREADS, max_overflow=0))
 
 

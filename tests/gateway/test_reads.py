@@ -1,0 +1,90 @@
+"""What an agency reads: who its token is, its inbox page by page, a dossier's state
+and sheet (live, or from the projection once Temporal has forgotten the dossier)."""
+
+from __future__ import annotations
+
+import uuid
+
+from store import projection
+from tests.gateway.stack import DESK, LAND_OFFICE, Api
+from workflows.payloads import DossierState
+
+DATA = {"commune": "xa-tan-lap"}
+PROVINCE_DESK = "bpmc-tinh"  # a one-stop desk with no step in T.GW01
+
+
+async def test_who_a_token_acts_as(api: Api) -> None:
+    reply = await api.get("/v1/agency", api.stack.token(LAND_OFFICE))
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["code"] == LAND_OFFICE and body["receives_dossiers"] is False and len(body["token_id"]) == 12
+
+
+async def test_the_inbox_pages_most_urgent_first(api: Api) -> None:
+    desk, land = api.stack.token(DESK), api.stack.token(LAND_OFFICE)
+    dossiers = [await api.submit(desk, DATA) for _ in range(5)]
+    for dossier in dossiers:
+        await api.assigned(dossier, "tiep-nhan")
+        assert (await api.post(f"/v1/dossiers/{dossier}/steps/tiep-nhan/complete", desk, {})).status_code == 200
+    for dossier in dossiers:
+        await api.assigned(dossier, "tham-dinh")
+        await api.settled(dossier)
+    seen: list[dict] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = await api.get(f"/v1/inbox?limit=2&offset={offset}", land)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert body["agency"] == LAND_OFFICE and body["limit"] == 2 and len(body["items"]) <= 2
+        seen += body["items"]
+        offset = body["next_offset"]
+    mine = [item for item in seen if item["dossier_id"] in dossiers]
+    assert sorted(item["dossier_id"] for item in mine) == sorted(dossiers)
+    assert all(item["step_id"] == "tham-dinh" and item["procedure"] == "T.GW01@1" and not item["overdue"]
+               for item in mine)
+    dues = [item["due_at"] for item in seen]
+    assert dues == sorted(dues)
+    for bad in ("limit=0", "limit=201", "offset=-1", "limit=x"):
+        reply = await api.get(f"/v1/inbox?{bad}", land)
+        assert reply.status_code == 422 and reply.json()["type"] == "/problems/invalid-request", bad
+
+
+async def test_a_dossier_and_its_sheet_for_the_agencies_on_it(api: Api) -> None:
+    desk, land = api.stack.token(DESK), api.stack.token(LAND_OFFICE)
+    province = api.stack.token(PROVINCE_DESK)
+    dossier_id = f"HS-GW-{uuid.uuid4().hex[:8]}"
+    # Received by the provincial desk, routed to the commune's: both may read it.
+    received = await api.post("/v1/dossiers", province, {"procedure": "T.GW01", "dossier_id": dossier_id,
+                                                         "data": DATA, "channel": "online"})
+    assert received.status_code == 201, received.text
+    await api.assigned(dossier_id, "tiep-nhan")
+    for token in (province, desk):
+        reply = await api.get(f"/v1/dossiers/{dossier_id}", token)
+        assert reply.status_code == 200 and reply.headers["lienthong-source"] == "workflow", reply.text
+        assert DossierState.model_validate(reply.json()) == await api.state(dossier_id)
+    assert (await api.get(f"/v1/dossiers/{dossier_id}", land)).status_code == 403  # not yet its turn
+    assert (await api.post(f"/v1/dossiers/{dossier_id}/steps/tiep-nhan/complete", desk, {})).status_code == 200
+    await api.assigned(dossier_id, "tham-dinh")
+    sheet = await api.get(f"/v1/dossiers/{dossier_id}/sheet", land)
+    assert sheet.status_code == 200, sheet.text
+    body = sheet.json()
+    assert body["source"] == "workflow" and body["channel"] == "online"
+    assert [(h["step_id"], h["from"], h["to"]) for h in body["handovers"]] == [
+        ("tiep-nhan", "applicant", DESK), ("tham-dinh", DESK, LAND_OFFICE)]
+
+
+async def test_a_dossier_temporal_has_forgotten_is_read_from_the_projection(api: Api) -> None:
+    """Closed workflows leave Temporal after the namespace's retention; the stored
+    projection still answers (and says so)."""
+    desk = api.stack.token(DESK)
+    dossier = await api.submit(desk, DATA)
+    await api.assigned(dossier, "tiep-nhan")
+    state = (await api.state(dossier)).model_copy(update={"dossier_id": f"{dossier}-OLD", "last_event_seq": 1})
+    with api.stack.sessions().begin() as session:
+        projection.apply_state(session, state, 1)
+    reply = await api.get(f"/v1/dossiers/{dossier}-OLD", desk)
+    assert reply.status_code == 200 and reply.headers["lienthong-source"] == "projection", reply.text
+    assert reply.json()["dossier_id"] == f"{dossier}-OLD"
+    sheet = await api.get(f"/v1/dossiers/{dossier}-OLD/sheet", desk)
+    assert sheet.status_code == 200 and sheet.json()["source"] == "projection"
+    assert (await api.get(f"/v1/dossiers/{dossier}-OLD", api.stack.token(LAND_OFFICE))).status_code == 403
