@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.context import GatewayContext
 from gateway.problems import GatewayProblem, refusal
 from store import projection
+from workers.temporal import wait_for_first_state
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierInput, DossierState
 
@@ -179,7 +180,7 @@ async def start(context: GatewayContext, dossier: DossierInput, request: str) ->
             raise GatewayProblem("dossier-exists", f"dossier {dossier.dossier_id} already exists") from err
     except RPCError as err:
         raise unavailable(err) from err
-    return await _first_state(handle)
+    return await wait_for_first_state(handle, FIRST_STATE_WAIT)
 
 
 async def _started_by(handle: Handle) -> str | None:
@@ -190,15 +191,3 @@ async def _started_by(handle: Handle) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _first_state(handle: Handle) -> DossierState | None:
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + FIRST_STATE_WAIT
-    while loop.time() < give_up:
-        try:
-            state = await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=5))
-            if state.due_at is not None:
-                return state
-        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-            pass  # no worker has taken the first task yet
-        await asyncio.sleep(0.1)
-    return None

@@ -14,7 +14,7 @@ import os
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,14 +51,10 @@ def postgres_server_url() -> str:
     return lines[-1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'lienthong.db'}"
-        return
-    server = request.getfixturevalue("postgres_server_url")
-    name = f"lt_{secrets.token_hex(6)}"
+@contextmanager
+def fresh_postgres_database(server: str, prefix: str = "lt") -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -68,6 +64,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lienthong.db'}"
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_server_url")) as url:
+        yield url
 
 
 

@@ -20,7 +20,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,8 +29,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -40,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.loader import validate_paths
 from workers import commands_calendars, commands_monitoring, commands_registry, commands_store
+from workers.temporal import wait_for_first_state
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
 from workers.commands_gateway import add_parsers as _gateway_parsers
@@ -346,7 +345,7 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
         except WorkflowAlreadyStartedError as err:
             status = await _status_of(client.get_workflow_handle(dossier.dossier_id))
             raise CliError(f"dossier {dossier.dossier_id} already exists (status {status})") from err
-        return await _first_state(handle)
+        return await wait_for_first_state(handle, FIRST_STATE_WAIT)
 
     state = asyncio.run(run())
     print(f"dossier {dossier.dossier_id} submitted: {dossier.snapshot.ref} {dossier.snapshot.procedure.name}")
@@ -368,21 +367,6 @@ async def _status_of(handle: WorkflowHandle[Any, Any]) -> str:
     if dossier_status:
         return dossier_status
     return description.status.name.lower() if description.status else "unknown"
-
-
-async def _first_state(handle: Handle) -> DossierState | None:
-    """The state once the worker has computed the due date, or None (bounded wait)."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + FIRST_STATE_WAIT
-    while loop.time() < give_up:
-        try:
-            state = await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=5))
-            if state.due_at is not None:
-                return state
-        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-            pass  # not started by a worker yet
-        await asyncio.sleep(0.2)
-    return None
 
 
 def _complete(args: argparse.Namespace, settings: Settings) -> int:

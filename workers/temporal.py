@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
-
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
+from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.worker import Worker
 
 from activities.logging_context import DossierLogContext
 from activities.recording import RecordingActivities
@@ -17,6 +20,7 @@ from activities.routing import RoutingActivities, notify_escalation
 from activities.working_time import LOCAL_ACTIVITIES
 from workers.settings import Settings
 from workflows.dossier import DossierWorkflow
+from workflows.payloads import DossierState
 
 
 async def connect(settings: Settings) -> Client:
@@ -64,3 +68,19 @@ async def register_search_attributes(client: Client, namespace: str = "default")
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=namespace, search_attributes=wanted)
         )
+
+
+async def wait_for_first_state(handle: WorkflowHandle[Any, DossierState], seconds: float) -> DossierState | None:
+    """The dossier's state once a worker has computed its due date, or None after
+    `seconds` (a submission is accepted either way; the due comes when a worker runs)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + seconds
+    while loop.time() < give_up:
+        try:
+            state = await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=5))
+            if state.due_at is not None:
+                return state
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            pass  # no worker has taken the first task yet
+        await asyncio.sleep(0.1)
+    return None

@@ -3,17 +3,15 @@ tests share one, on SQLite, and where it is cheap also on PostgreSQL (`any_stack
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from store.migrate import upgrade
+from tests.conftest import fresh_postgres_database
 from tests.gateway.stack import Api, Stack, start_stack
 
 
@@ -39,22 +37,12 @@ def any_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         finally:
             running.stop()
         return
-    server = request.getfixturevalue("postgres_server_url")
-    name = f"lt_gw_{secrets.token_hex(6)}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    with fresh_postgres_database(request.getfixturevalue("postgres_server_url"), "lt_gw") as url:
         running = start_stack(folder, url)
         try:
             yield running
         finally:
             running.stop()
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 async def _api(running: Stack) -> AsyncIterator[Api]:
