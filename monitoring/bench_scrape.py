@@ -22,7 +22,6 @@ Prints a Markdown table (and the query plans) for monitoring/BENCHMARK.md.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random

@@ -83,6 +83,18 @@ def set_due(target: DossierState | StepState, due: Due, *, current: bool = True,
         target.original_due_basis = due.basis
 
 
+async def wait_until(instant: datetime, woken: Callable[[], bool]) -> bool:
+    """Wait for `woken()` or for `instant` (a durable timer); True when `instant` came first."""
+    left = instant - workflow.now()
+    if left > timedelta(0):
+        try:
+            await workflow.wait_condition(woken, timeout=left)
+            return False
+        except asyncio.TimeoutError:
+            pass
+    return not woken()
+
+
 def refuse(kind: str, message: str) -> ApplicationError:
     """A refusal an agency's system can act on: `kind` is stable, the message says why."""
     return ApplicationError(message, type=kind, non_retryable=True)
@@ -231,14 +243,7 @@ class DossierWorkflow:
         if self._state.paused_at is not None or self._overdue_fired.get(key) == due_at:
             await workflow.wait_condition(woken)  # clock stopped, or already acted on
             return False
-        left = due_at - workflow.now()
-        if left > timedelta(0):
-            try:
-                await workflow.wait_condition(woken, timeout=left)
-                return False
-            except asyncio.TimeoutError:
-                pass
-        if woken():
+        if not await wait_until(due_at, woken):
             return False
         self._overdue_fired[key] = due_at
         return True
@@ -343,14 +348,7 @@ class DossierWorkflow:
         def resumed() -> bool:
             return self._ended or self._pause_epoch != epoch or self._resuming
 
-        left = due_at - workflow.now()
-        try:
-            if left > timedelta(0):
-                await workflow.wait_condition(resumed, timeout=left)
-                return
-        except asyncio.TimeoutError:
-            pass
-        if resumed():
+        if not await wait_until(due_at, resumed):
             return
         note = f"the applicant did not supplement within {self._procedure.supplement_deadline}"
         self._state.notes.append(Note(at=workflow.now(), kind="supplement_expired", text=note,
