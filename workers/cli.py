@@ -37,7 +37,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.loader import validate_paths
-from workers import commands_calendars, commands_monitoring, commands_registry, commands_store
+from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
 from workers.temporal import wait_for_first_state
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
@@ -170,6 +170,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="goes into each dossier's audit log")
     apply.set_defaults(run=commands_calendars.apply)
     _gateway_parsers(commands, _Parser)
+    commands_bench.add_parser(commands, _Parser)
     return parser
 
 
