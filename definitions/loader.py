@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from definitions.calendar import (
     CalendarFileError,
@@ -216,20 +217,50 @@ def _read_yaml(path: Path) -> _Document | Problem:
     try:
         data = YAML(typ="rt").load(content.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        return Problem(str(path), _line_at_byte(content, exc.start), "the file is not UTF-8 text")
+        message = f"the file is not UTF-8 text (byte 0x{content[exc.start]:02x} cannot be decoded); save it as UTF-8"
+        return Problem(str(path), _line_at_byte(content, exc.start), message)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         return Problem(str(path), line, f"YAML syntax error: {_yaml_reason(exc)}")
     except YAMLError as exc:
         return Problem(str(path), 1, f"YAML syntax error: {_one_line(str(exc))}")
+    except ValueError as exc:  # ruamel raises a bare ValueError for a date that is none (2025-13-01)
+        return _bad_scalar(path, content.decode("utf-8"), exc)
     return _Document(path, content, data)
+
+
+def _bad_scalar(path: Path, text: str, error: ValueError) -> Problem:
+    """The scalar YAML resolved as a date or time but could not build, with its line and key."""
+    try:
+        root = YAML(typ="rt").compose(text)
+    except (YAMLError, ValueError):
+        root = None
+    pending: list[tuple[Any, Loc]] = [(root, ())] if root is not None else []
+    while pending:
+        node, loc = pending.pop(0)
+        if isinstance(node, MappingNode):
+            pending += [(value, (*loc, str(key.value))) for key, value in node.value]
+        elif isinstance(node, SequenceNode):
+            pending += [(item, (*loc, index)) for index, item in enumerate(node.value)]
+        elif isinstance(node, ScalarNode) and str(node.tag).endswith(":timestamp"):
+            try:
+                YAML(typ="rt").load(node.value)
+            except ValueError as exc:
+                message = f"{_dotted(loc)}: {node.value!r} is not a date ({exc}); expected a date like 2025-07-01"
+                return Problem(str(path), node.start_mark.line + 1, message)
+    return Problem(str(path), 1, f"YAML value error: {_one_line(str(error))}")
 
 
 def _yaml_reason(exc: MarkedYAMLError) -> str:
     problem = (exc.problem or "").strip()
     context = (exc.context or "").strip()
+    started, at = exc.context_mark, exc.problem_mark
+    if context and started is not None and at is not None and started.line != at.line:
+        context += f" started on line {started.line + 1}"  # e.g. where an unclosed [ opened
     reason = f"{problem} ({context})" if problem and context else problem or context or str(exc)
+    if "<block end>" in problem or "mapping values are not allowed" in problem:
+        reason += "; check the indentation of this line and the lines above it (spaces only, siblings lined up)"
     if "flow mapping" in context and "'{'" in problem:
         # `{id: a, agency: bpmc-xa-{commune}}`: a template inside a flow mapping.
         reason += '; inside {...} quote values with braces, e.g. agency: "bpmc-xa-{commune}"'
@@ -282,6 +313,7 @@ _EXPECTED: dict[str, str] = {
     "escalate_to": f"an agency code from {AGENCIES_FILE}",
     "when": f"a condition like {{field: area_m2, gt: 500}} with one of {', '.join(OPERATORS)}",
     "field": "the name of a field of the dossier's data",
+    "in": "a list of values, e.g. in: [a, b]",
     "webhook": "a URL",
     "receives_dossiers": "true or false",
     "agencies": "a list of agencies",
@@ -334,13 +366,16 @@ def _describe(doc: _Document, model: type[BaseModel], loc: Loc, error: Any) -> s
         return f"{where}: is empty; expected {expected or 'a value'}"
     if key in _DURATION_KEYS and kind in ("string_type", "string_pattern_mismatch"):
         return f"{where}: {_shown(value)} is not a duration; expected {DURATION_EXPECTED}"
+    if kind.startswith(("date_", "datetime_")) and (written := doc.source_text(loc)):
+        return f"{where}: {_shown(written)} is not a date; expected a date like 2025-07-01"
     if key == "code" and loc == ("code",) and isinstance(value, (int, float)):
         written = doc.source_text(loc) or str(value)
         return f'{where}: {written} is read as a number; procedure codes are text, quote it: code: "{written}"'
-    return f"{where}: {_describe_value(kind, value, key, expected, error)}"
+    in_parallel = len(loc) >= 2 and loc[-2] == "parallel" and isinstance(loc[-1], int)
+    return f"{where}: {_describe_value(kind, value, key, expected, error, in_parallel)}"
 
 
-def _describe_value(kind: str, value: Any, key: str, expected: str, error: Any) -> str:
+def _describe_value(kind: str, value: Any, key: str, expected: str, error: Any, in_parallel: bool = False) -> str:
     shown = _shown(value)
     if kind == "string_type":
         hint = "; quote it" if isinstance(value, (int, float)) else ""
@@ -353,7 +388,7 @@ def _describe_value(kind: str, value: Any, key: str, expected: str, error: Any) 
         return f"{shown} is not a number; expected a number"
     if kind.startswith(("greater_than", "less_than")):
         return f"{shown} is out of range; expected {expected or error['msg'].lower()}"
-    if kind == "too_short":
+    if kind in ("too_short", "string_too_short"):
         return f"must not be empty; expected {expected or 'at least one item'}"
     if kind == "literal_error":
         return f"{shown} is not allowed; expected {error['ctx']['expected']}"
@@ -361,6 +396,9 @@ def _describe_value(kind: str, value: Any, key: str, expected: str, error: Any) 
         return f"{shown} is not a date; expected a date like 2025-07-01"
     if kind.startswith("bool_"):
         return f"{shown} is not true or false; expected true or false"
+    if kind in ("union_tag_not_found", "union_tag_invalid") and in_parallel:
+        got = "a parallel: (put it in a sequence: to nest it)" if kind == "union_tag_invalid" else shown
+        return f"a branch of a parallel is a step (id, agency, deadline) or a sequence:, got {got}"
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         return f"expected a step (id, agency, deadline), a parallel: or a sequence:, got {shown}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):

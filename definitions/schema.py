@@ -58,8 +58,9 @@ class Condition(_Strict):
     def _one_operator(self) -> "Condition":
         given = [op for op in OPERATORS if op in self._given()]
         if len(given) != 1:
+            null = "; `equals: null` is not supported" if not given and "equals" in self.model_fields_set else ""
             raise ValueError(
-                f"`when` takes exactly one of {', '.join(OPERATORS)} (got {', '.join(given) or 'none'})"
+                f"`when` takes exactly one of {', '.join(OPERATORS)} (got {', '.join(given) or 'none'}){null}"
             )
         return self
 

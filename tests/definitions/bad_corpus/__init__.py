@@ -1,0 +1,1 @@
+"""A generated corpus of malformed procedure files: one defect each (see generate.py)."""
