@@ -304,3 +304,43 @@ def test_the_migration_job_upgrades_the_schema_then_deploys_the_definitions(serv
     script = " ".join(services["migrate"]["command"])
     assert script.index("lienthong db upgrade") < script.index("lienthong definitions deploy")
     assert "&&" in script  # a failed migration deploys nothing, and the job fails
+
+
+# ----------------------------------------------------------------------------- a real Compose implementation
+
+
+@pytest.fixture(scope="module")
+def docker_compose() -> str:
+    """Debian's docker-compose (1.29, the Python implementation; .ci/run installs it):
+    it parses, interpolates and validates a compose file without a Docker engine."""
+    import shutil
+
+    found = shutil.which("docker-compose")
+    if not found:
+        pytest.fail("docker-compose not found: install Debian's docker-compose package (.ci/run does)")
+    return found
+
+
+def compose_config(binary: str, env_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([binary, "--project-directory", str(REPO), "--env-file", str(env_path),
+                           "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, cwd=REPO)
+
+
+def test_docker_compose_accepts_the_file_and_resolves_it_as_these_tests_do(
+        docker_compose: str, stack: dict[str, Any]) -> None:
+    from ruamel.yaml import YAML
+
+    result = compose_config(docker_compose, REPO / ".env.example")
+    assert result.returncode == 0, result.stderr
+    theirs = YAML(typ="safe").load(result.stdout)["services"]
+    assert set(theirs) == set(stack["services"])
+    for name in ("worker", "gateway", "grafana", "temporal"):
+        assert environment(theirs[name]) == environment(stack["services"][name]), name
+
+
+def test_docker_compose_refuses_to_start_without_a_secret(docker_compose: str, tmp_path: Path) -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    without = tmp_path / "env"
+    without.write_text("\n".join(line for line in lines if not line.startswith("LIENTHONG_WEBHOOK_SECRET=")))
+    result = compose_config(docker_compose, without)
+    assert result.returncode != 0 and "LIENTHONG_WEBHOOK_SECRET" in result.stderr
