@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
 from activities import metrics
-from store import projection
-from workflows.payloads import DossierEvent
+from activities.routing import apply_routing, log_routing
+from store import deliveries, projection
+from workflows.payloads import DossierEvent, RecordAndRoute, Routed
 
 log = structlog.get_logger("lienthong.events")
 
@@ -26,6 +27,22 @@ class RecordingActivities:
     def record_event(self, event: DossierEvent) -> None:
         with self._sessions.begin() as session:
             new = projection.record_event(session, event)
+        self._recorded(event, new)
+
+    @activity.defn(name="record_and_route")
+    def record_and_route(self, request: RecordAndRoute) -> Routed:
+        """A hand-over in one transaction: the event (audit log + projection) and the
+        agency's inbox item; says whether the agency has a webhook to notify."""
+        event, routing = request.event, request.routing
+        with self._sessions.begin() as session:
+            new = projection.record_event(session, event)
+            changed = apply_routing(session, routing)
+            webhook = deliveries.webhook_url(session, routing.agency) is not None
+        self._recorded(event, new)
+        log_routing(routing, changed)
+        return Routed(webhook=webhook)
+
+    def _recorded(self, event: DossierEvent, new: bool) -> None:
         if new:  # committed for the first time: counted once, whatever the retries
             metrics.observe(event)
         state = event.state

@@ -29,20 +29,8 @@ class RoutingActivities:
     def route_step(self, routing: Routing) -> None:
         """Put the step in (or take it out of) the agency's inbox; idempotent."""
         with self._sessions.begin() as session:
-            if routing.reason == "withdrawn":
-                changed = inbox.remove_item(session, routing.agency, routing.dossier_id, routing.step_id)
-            else:
-                changed = inbox.add_item(session, routing)
-        log.info(
-            "step_withdrawn" if routing.reason == "withdrawn" else "step_routed",
-            procedure=f"{routing.procedure_code}@{routing.procedure_version}",
-            sector=routing.sector,
-            step_id=routing.step_id,
-            agency=routing.agency,
-            reason=routing.reason,
-            due_at=routing.due_at.isoformat(),
-            changed=changed,
-        )
+            changed = apply_routing(session, routing)
+        log_routing(routing, changed)
 
     @activity.defn(name="notify_agency")
     def notify_agency(self, notification: AgencyNotification) -> str:
@@ -79,6 +67,26 @@ class RoutingActivities:
             deliveries.record_delivery(session, agency=n.agency, dossier_id=n.dossier_id, step_id=n.step_id,
                                      kind=n.kind, url=url, outcome=outcome, status_code=status,
                                      attempt=attempt, error=error)
+
+
+def apply_routing(session: Session, routing: Routing) -> bool:
+    """The inbox change a routing asks for; returns whether the inbox changed."""
+    if routing.reason == "withdrawn":
+        return inbox.remove_item(session, routing.agency, routing.dossier_id, routing.step_id)
+    return inbox.add_item(session, routing)
+
+
+def log_routing(routing: Routing, changed: bool) -> None:
+    log.info(
+        "step_withdrawn" if routing.reason == "withdrawn" else "step_routed",
+        procedure=f"{routing.procedure_code}@{routing.procedure_version}",
+        sector=routing.sector,
+        step_id=routing.step_id,
+        agency=routing.agency,
+        reason=routing.reason,
+        due_at=routing.due_at.isoformat(),
+        changed=changed,
+    )
 
 
 @activity.defn(name="notify_escalation")

@@ -291,3 +291,17 @@ class DossierEvent(BaseModel):
     step_id: str | None = None
     note: str | None = None
     state: DossierState
+
+
+class RecordAndRoute(BaseModel):
+    """A hand-over (a step assigned, or taken back when done): its audit-log event and
+    the agency's inbox change, written by one activity in one transaction."""
+
+    event: DossierEvent
+    routing: Routing
+
+
+class Routed(BaseModel):
+    """What `record_and_route` found: whether the agency has a webhook to notify."""
+
+    webhook: bool

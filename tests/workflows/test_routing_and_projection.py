@@ -34,7 +34,7 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from workflows.payloads import ApplyCalendar, DossierEvent
+from workflows.payloads import ApplyCalendar, DossierEvent, RecordAndRoute, Routed
 from workflows.dossier import DossierWorkflow
 
 SECRET = "bí-mật-của-sở"
@@ -232,6 +232,13 @@ class FlakyRecording(RecordingActivities):
         if activity.info().attempt == 1:
             raise RuntimeError("lost the connection after committing")
 
+    @activity.defn(name="record_and_route")
+    def record_and_route(self, request: RecordAndRoute) -> Routed:
+        routed = super().record_and_route(request)
+        if activity.info().attempt == 1:
+            raise RuntimeError("lost the connection after committing")
+        return routed
+
 
 async def test_a_retried_event_write_leaves_one_row(private_time_skipping_env, store):
     from temporalio.worker import Worker
@@ -245,8 +252,9 @@ async def test_a_retried_event_write_leaves_one_row(private_time_skipping_env, s
     import uuid
 
     tq = f"flaky-{uuid.uuid4()}"
+    flaky = FlakyRecording(store)
     async with Worker(client, task_queue=tq, workflows=[DossierWorkflow],
-                      activities=[FlakyRecording(store).record_event, routing.route_step, routing.notify_agency,
+                      activities=[flaky.record_event, flaky.record_and_route, routing.route_step, routing.notify_agency,
                                   notify_escalation, *LOCAL_ACTIVITIES],
                       activity_executor=concurrent.futures.ThreadPoolExecutor(4)):
         handle = await start_dossier(client, tq, ONE_STEP)
