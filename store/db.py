@@ -33,17 +33,26 @@ def database_url(explicit: str | None = None) -> str:
     return url
 
 
+class DatabaseURLError(ValueError):
+    """A database URL that cannot work whatever the server does (said without its password)."""
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     url = database_url(url)
-    backend = make_url(url).get_backend_name()
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    shown = parsed.render_as_string(hide_password=True)
     if backend == "sqlite":
+        folder = Path(parsed.database).parent if parsed.database not in (None, "", ":memory:") else None
+        if folder is not None and not folder.is_dir():
+            raise DatabaseURLError(f"database {shown}: the folder {folder} does not exist")
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
         # Connections left idle across a database restart are replaced, not handed out dead.
         return create_engine(url, pool_pre_ping=True, **kwargs)
-    raise ValueError(f"unsupported database {url!r}; expected sqlite:///FILE or postgresql+psycopg://…")
+    raise DatabaseURLError(f"unsupported database {shown!r}; expected sqlite:///FILE or postgresql://…")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -37,6 +37,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.loader import validate_paths
+from store.db import DatabaseURLError
 from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
 from workers.temporal import wait_for_first_state
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
@@ -85,6 +86,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         for detail in err.details:
             print(detail, flush=True)
         return _fail(str(err))
+    except DatabaseURLError as err:  # a URL no server can fix
+        return _fail(f"bad LIENTHONG_DATABASE_URL: {err}")
     except SQLAlchemyError as err:  # a database that is down, refuses us, or lacks a table
         return _fail(f"database error: {one_line(getattr(err, 'orig', None) or err)}")
     except ValidationError as err:  # a bad LIENTHONG_* / TEMPORAL_* variable

@@ -37,6 +37,9 @@ from workflows.payloads import Channel, DossierInput
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CHANNELS: tuple[Channel, ...] = ("in_person", "online", "postal")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A dossier id goes into URLs (the gateway's paths) and Temporal workflow ids: the
+# same alphabet the gateway accepts (gateway/schemas.py DOSSIER_ID).
+DOSSIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class SubmissionError(ValueError):
@@ -170,6 +173,9 @@ def prepare_dossier(
 
     ``ref`` is ``CODE`` (the newest deployed version in effect ``today``),
     ``CODE@VERSION`` (exactly that deployed version) or a procedure file path (a draft)."""
+    if not DOSSIER_ID.match(dossier_id):
+        raise SubmissionError(f"dossier id {dossier_id!r}: expected letters, digits, '.', '_' and '-', starting "
+                              "with a letter or digit, at most 200 (e.g. HS-2026-000123)")
     snapshot = _procedure(ref, lookup, today)
     fields = _data_object(data)
     _check_registries(snapshot, lookup)
