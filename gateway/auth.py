@@ -25,7 +25,8 @@ async def current_agency(
     token = credentials.credentials
     caller = await context.read(lambda session: tokens.authenticate(session, token))
     if caller is None:
-        raise GatewayProblem("unauthorized", "the token is unknown, malformed or revoked")
+        why = await context.read(lambda session: tokens.refusal(session, token))
+        raise GatewayProblem("unauthorized", why)
     return caller
 
 

@@ -68,6 +68,13 @@ def plausible_id(dossier_id: str) -> bool:
         unicodedata.category(ch) in ("Cc", "Cs") for ch in dossier_id)
 
 
+def implausible(what: str, value: str) -> str:
+    """Why an id no dossier or step can have is unknown, naming it (shortened, escaped)."""
+    shown = repr(value[:40]) + ("…" if len(value) > 40 else "")
+    return (f"no {what} has the id {shown}: ids are 1 to {MAX_ID_LENGTH} characters without control characters "
+            f"(this one has {len(value)})")
+
+
 def _handle(context: GatewayContext, dossier_id: str) -> Handle:
     return context.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
 
@@ -84,7 +91,7 @@ async def load(context: GatewayContext, dossier_id: str) -> Found:
     """The workflow's own state; the projection when Temporal has forgotten the dossier
     (retention), cannot be reached, or no worker answers a query."""
     if not plausible_id(dossier_id):
-        raise GatewayProblem("unknown-dossier", "no dossier has this id")
+        raise GatewayProblem("unknown-dossier", implausible("dossier", dossier_id))
     try:
         return await _from_workflow(context, dossier_id)
     except _NotFromWorkflow as why:
@@ -132,7 +139,7 @@ async def change(context: GatewayContext, dossier_id: str, update: Callable[...,
                  arg: Any, update_id: str) -> DossierState:
     """Send an Update; its id is the caller's idempotency key, so it applies once."""
     if not plausible_id(dossier_id):
-        raise GatewayProblem("unknown-dossier", "no dossier has this id")
+        raise GatewayProblem("unknown-dossier", implausible("dossier", dossier_id))
     handle = _handle(context, dossier_id)
     try:
         return await asyncio.wait_for(handle.execute_update(update, arg, id=update_id), UPDATE_TIMEOUT)

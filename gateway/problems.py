@@ -177,10 +177,37 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.body(request.url.path), exc.headers)
 
 
+# What a pattern means, for the fields whose pattern is all pydantic would say.
+_PATTERNS = {
+    "header.Idempotency-Key": "expected 1 to 255 visible ASCII characters without spaces, e.g. a UUID",
+    "body.dossier_id": "expected letters, digits, '.', '_' and '-', starting with a letter or digit, at most 200 "
+                       "(e.g. HS-2026-000123)",
+    "body.procedure": "expected CODE or CODE@VERSION of a deployed procedure, without slashes or spaces",
+}
+_DATETIME = "expected an ISO 8601 date-time with a UTC offset, e.g. 2026-12-10T16:00:00+07:00"
+
+
+def _field_error(error: Any) -> FieldError:
+    """One validation error as `location: message`, in words an integrator can act on."""
+    loc, kind = tuple(error.get("loc", ())), str(error.get("type", ""))
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "json_invalid":  # FastAPI puts the character offset into `loc`
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        reason = (error.get("ctx") or {}).get("error") or message
+        return FieldError(location="body", message=f"the body is not valid JSON{at}: {reason}")
+    location = _location(loc)
+    if location == "body" and kind in ("model_attributes_type", "dict_type"):
+        message = "the body must be a JSON object, e.g. {\"outcome\": \"approved\"}"
+    elif kind == "string_pattern_mismatch" and location in _PATTERNS:
+        message = _PATTERNS[location]
+    elif kind.startswith(("datetime_", "timezone_")):
+        message = f"{message}; {_DATETIME}"
+    return FieldError(location=location, message=message)
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [FieldError(location=_location(tuple(e.get("loc", ()))), message=str(e.get("msg", "invalid")))
-              for e in exc.errors()]
+    errors = [_field_error(e) for e in exc.errors()]
     if any(e.location.lower() == "header.idempotency-key" and "required" in e.message.lower() for e in errors):
         problem = GatewayProblem("idempotency-key-missing", "send an Idempotency-Key header, e.g. a UUID")
     else:

@@ -68,7 +68,7 @@ LINKS = {
 
 def _known(step_id: str) -> None:
     if not dossiers.plausible_id(step_id):
-        raise GatewayProblem("unknown-step", "no step has this id")
+        raise GatewayProblem("unknown-step", dossiers.implausible("step", step_id))
 
 
 # ----------------------------------------------------------------------------- reading

@@ -40,6 +40,10 @@ def _check_json(value: Any) -> None:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+# Optional text: the length limit goes on the string itself (on `Text | None` pydantic
+# counts "items"), so a too-long note is "String should have at most 2000 characters".
+Note = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
+StepRef = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
 DOSSIER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"  # it goes into URLs: no slashes or spaces
 
 
@@ -80,13 +84,13 @@ class CompleteStepBody(_Body):
     ]})
 
     outcome: Outcome = Outcome.APPROVED
-    note: Text | None = Field(default=None, max_length=2000, description="required for supplement and rejected")
+    note: Note | None = Field(default=None, description="required for supplement and rejected")
 
 
 class ResubmitBody(_Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "đã bổ sung bản sao"}]})
 
-    note: Text | None = Field(default=None, max_length=2000)
+    note: Note | None = None
 
 
 class ExtendBody(_Body):
@@ -98,8 +102,8 @@ class ExtendBody(_Body):
 
     until: AwareDatetime = Field(description="the new due, with a UTC offset")
     reason: Text = Field(min_length=1, max_length=2000, description="goes on the apology letter")
-    step_id: Text | None = Field(default=None, max_length=200,
-                                 description="one of your current steps; default: every late one you hold")
+    step_id: StepRef | None = Field(default=None,
+                                    description="one of your current steps; default: every late one you hold")
 
 
 # ----------------------------------------------------------------------------- responses

@@ -89,6 +89,22 @@ def list_tokens(session: Session, agency: str | None = None) -> Sequence[Gateway
     return session.scalars(query).all()
 
 
+def refusal(session: Session, token: str) -> str:
+    """Why `authenticate` refused `token`, without telling a stranger anything: a token
+    is called revoked only when its secret matches (its holder may know that)."""
+    found = _TOKEN.match(token)
+    if found is None:
+        return ("the token is malformed: expected lt_<12 hex digits>_<43 characters>, as printed by "
+                "`lienthong agencies issue-token`")
+    token_id, secret = found.groups()
+    stored = session.get(GatewayTokenRow, token_id)
+    if stored is not None and stored.revoked_at is not None and hmac.compare_digest(stored.secret_sha256,
+                                                                                    _digest(secret)):
+        return (f"token {token_id} was revoked at {stored.revoked_at.isoformat(timespec='seconds')}; "
+                "ask an operator for a new one")
+    return "the token is unknown (or revoked): ask an operator for a new one"
+
+
 def authenticate(session: Session, token: str) -> Caller | None:
     """The agency holding `token`, or None for a malformed, unknown or revoked one."""
     found = _TOKEN.match(token)

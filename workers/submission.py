@@ -259,7 +259,7 @@ def _check_agency(step: Step, key: str, template: str, data: dict[str, Any], loo
         code = resolve_agency(template, data)
     except UnknownAgencyError as err:
         raise SubmissionError(f"step {step.id!r}: {key} {template!r} needs field "
-                              f"{_missing_field(template, data)!r} in --data"
+                              f"{_missing_field(template, data)!r} in the dossier's data"
                               f"{_known_values(template, lookup.agency_codes())}") from err
     if lookup.is_agency(code):
         return

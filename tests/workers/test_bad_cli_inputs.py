@@ -130,7 +130,7 @@ CASES = [
         ("step 'tiep-nhan'", "resolves to 'bpmc-xa-xa-ba', which is not a registered agency",
          "known commune values: xa-hai, xa-mot")),
     Bad("submit-missing-commune", submit(data='{"area_m2": 120}'),
-        ("step 'tiep-nhan'", "needs field 'commune' in --data", "known commune values: xa-hai, xa-mot")),
+        ("step 'tiep-nhan'", "needs field 'commune' in the dossier's data", "known commune values: xa-hai, xa-mot")),
     Bad("submit-bad-dossier-id", submit(dossier="HS/2026 1"), ("dossier id 'HS/2026 1'", "letters, digits")),
     Bad("submit-received-at-not-a-date", submit("--received-at", "hôm qua"),
         ("--received-at 'hôm qua' is not an ISO date-time",)),
