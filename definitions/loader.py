@@ -261,7 +261,8 @@ def _yaml_reason(exc: MarkedYAMLError) -> str:
     reason = f"{problem} ({context})" if problem and context else problem or context or str(exc)
     if "<block end>" in problem or "mapping values are not allowed" in problem:
         reason += "; check the indentation of this line and the lines above it (spaces only, siblings lined up)"
-    if "flow mapping" in context and "'{'" in problem:
+    one_line = started is None or at is None or started.line == at.line
+    if "flow mapping" in context and "'{'" in problem and one_line:
         # `{id: a, agency: bpmc-xa-{commune}}`: a template inside a flow mapping.
         reason += '; inside {...} quote values with braces, e.g. agency: "bpmc-xa-{commune}"'
     return _one_line(reason)

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from definitions import loader
-from definitions.schema import Condition, Parallel, Procedure, Sequence, Step
+from definitions.schema import AgencyRegistry, Condition, Parallel, Procedure, SectorRegistry, Sequence, Step
 from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Base, DefinitionRow
@@ -64,6 +64,13 @@ def expected(path: Path) -> Expected:
 
 
 CASES = generate.corpus_files()
+REGISTRY_FOLDERS = generate.registry_folders()
+
+
+def broken_registry(folder: Path) -> Path:
+    """The registry file of a registry case that carries the header (the other is valid)."""
+    [path] = [p for p in sorted(folder.glob("*.yaml")) if p.read_bytes().startswith(b"# Bad corpus case")]
+    return path
 
 
 # --------------------------------------------------------------------------- the corpus is what the generator writes
@@ -82,6 +89,9 @@ def test_the_committed_corpus_is_what_the_generator_writes() -> None:
 def test_the_corpus_is_big_enough() -> None:
     assert len(CASES) >= 50
     assert len(CASES) == len(generate.CASES)
+    assert len(REGISTRY_FOLDERS) == len(generate.REGISTRY_CASES)
+    on_disk = {str(p.relative_to(CORPUS)) for folder in REGISTRY_FOLDERS for p in folder.iterdir()}
+    assert on_disk == {name for name in generate.render() if name.startswith("registries/")}
 
 
 # --------------------------------------------------------------------------- running the CLI in this process
@@ -189,6 +199,25 @@ def test_deploy_refuses_and_leaves_the_registry_unchanged(cli, registry_url: str
     assert result.err.strip() == "1 problem(s) in 1 file(s); nothing deployed"
     assert row_counts(registry_url) == counts
     assert deployed(registry_url) == rows
+
+
+@pytest.mark.parametrize("folder", REGISTRY_FOLDERS, ids=[p.name for p in REGISTRY_FOLDERS])
+def test_a_broken_registry_is_refused_and_deploys_nothing(cli, registry_url: str, folder: Path) -> None:
+    """agencies.yaml / sectors.yaml with one defect: validate names it; deploying the
+    folder syncs no agency or sector (and deploys no procedure)."""
+    want = expected(broken_registry(folder))
+    result = cli("definitions", "validate", str(folder), definitions=folder)
+    assert result.code == 1, result.out
+    printed = result.out.strip().splitlines()
+    assert len(printed) == 1 and want.matches(printed[0]), f"expected {want}\ngot {result.out}"
+    assert result.err.strip() == "1 problem(s) in 2 file(s)"
+
+    counts, rows = row_counts(registry_url), deployed(registry_url)
+    result = cli("definitions", "deploy", str(folder), database_url=registry_url, definitions=folder)
+    assert result.code == 1
+    assert [line for line in result.out.splitlines() if want.matches(line)], result.out
+    assert result.err.strip() == "1 problem(s) in 2 file(s); nothing deployed"
+    assert row_counts(registry_url) == counts and deployed(registry_url) == rows
 
 
 # --------------------------------------------------------------------------- the real console script
@@ -299,6 +328,14 @@ RULES = {
     "duplicate-step-id", "unknown-sector", "unknown-level", "unknown-calendar", "broken-calendar",
     "unknown-agency", "unknown-agency-template", "unknown-escalate-to", "deadline-overrun",
 }
+# Every rule _read_registry enforces on agencies.yaml and sectors.yaml.
+REGISTRY_RULES = {
+    "registry-yaml-syntax",  # _read_yaml
+    "registry-not-a-mapping",  # the document is no mapping
+    "registry-bad-shape", "registry-missing-key", "registry-unknown-key", "registry-bad-type",  # _validate_shape
+    "registry-duplicate-code",  # _duplicate_codes
+    "registry-templated-code",  # _templated_agency_codes
+}
 # Each meaning check `_check_procedure` runs, and the rules its problems belong to.
 MEANING_CHECKS = {
     "_duplicate_step_ids": {"duplicate-step-id"},
@@ -309,7 +346,6 @@ MEANING_CHECKS = {
 }
 # Pydantic error kinds `_describe_value` explains that no procedure file can produce.
 KINDS_NOT_FROM_PROCEDURES = {
-    "bool_": "only registries have booleans (receives_dossiers)",
     "less_than": "no upper bounds in the schema",
     "model_attributes_type": "raised for non-dict objects; YAML gives dicts",
     "dict_type": "no dict-typed field in a procedure",
@@ -321,6 +357,17 @@ def test_every_rule_has_a_corpus_file() -> None:
     covered = {expected(path).rule for path in CASES}
     assert RULES <= covered, f"rules without a corpus file: {sorted(RULES - covered)}"
     assert covered <= RULES, f"corpus rules not listed in RULES: {sorted(covered - RULES)}"
+    registry_covered = {expected(broken_registry(folder)).rule for folder in REGISTRY_FOLDERS}
+    assert registry_covered == REGISTRY_RULES, sorted(registry_covered ^ REGISTRY_RULES)
+
+
+def test_every_registry_check_of_the_loader_is_covered() -> None:
+    """A new check in `_read_registry` must get a REGISTRY_RULES entry and a registry case."""
+    tree = ast.parse(inspect.getsource(loader._read_registry))
+    called = {node.func.id for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_")}
+    assert called == {"_read_yaml", "_validate_shape", "_valid_entries", "_duplicate_codes",
+                      "_templated_agency_codes", "_unique"}, sorted(called)
 
 
 def test_every_meaning_check_of_the_loader_is_mapped_to_rules() -> None:
@@ -370,6 +417,16 @@ def test_every_pydantic_error_kind_the_loader_explains_is_produced_by_the_corpus
             continue
         try:
             Procedure.model_validate(data)
+        except ValidationError as err:
+            produced |= {e["type"] for e in err.errors()}
+    for folder in REGISTRY_FOLDERS:
+        path = broken_registry(folder)
+        try:
+            data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        except Exception:
+            continue
+        try:
+            (AgencyRegistry if path.name == "agencies.yaml" else SectorRegistry).model_validate(data)
         except ValidationError as err:
             produced |= {e["type"] for e in err.errors()}
     explained = _kinds_explained()

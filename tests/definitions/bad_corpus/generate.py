@@ -131,6 +131,7 @@ class Case:
     anchor: str | None  # the expected line is the first line containing this (None: line 1)
     field: str | None  # the message starts with "<field>: " (None: a whole-file problem)
     fragment: str  # part of the message
+    registry: str | None = None  # registry cases: the file of the catalog that is mutated
 
 
 def sub(old: str, new: str) -> Callable[[str], str]:
@@ -417,6 +418,49 @@ CASES: list[Case] = [
 ]
 
 
+# Broken registries: each case is a definitions folder (registries/NN-<slug>/) whose
+# agencies.yaml or sectors.yaml has one defect; deploying it must sync nothing.
+A3 = "  - {code: thue-co-so, name: Thuế cơ sở, level: trung-uong}\n"
+REGISTRY_CASES: list[Case] = [
+    Case("agencies-yaml-syntax", "registry-yaml-syntax", "an agency's flow mapping is never closed",
+         sub(A3, "  - {code: thue-co-so, name: Thuế cơ sở, level: trung-uong\n"), "  - {code: thue-tinh",
+         "YAML syntax error", "while parsing a flow mapping started on line", registry="agencies.yaml"),
+    Case("agencies-not-a-mapping", "registry-not-a-mapping", "agencies.yaml is a bare list",
+         lambda text: text.replace("agencies:\n", "").replace("\n  - {", "\n- {"), "- {code: bpmc-xa-xa-mot", None,
+         "the file is not a mapping; expected `agencies:` with a list of entries", registry="agencies.yaml"),
+    Case("agencies-is-text", "registry-bad-shape", "`agencies:` holds a word, not a list",
+         lambda text: text.split("agencies:")[0] + "agencies: thue-co-so\n", "agencies:", "agencies",
+         "expected a list of agencies, got 'thue-co-so'", registry="agencies.yaml"),
+    Case("sectors-empty", "registry-bad-shape", "`sectors:` with no value",
+         lambda text: text.split("sectors:")[0] + "sectors:\n", "sectors:", "sectors",
+         "is empty; expected a list of sectors", registry="sectors.yaml"),
+    Case("agency-missing-name", "registry-missing-key", "an agency without a name",
+         sub(A3, "  - {code: thue-co-so, level: trung-uong}\n"), "  - {code: thue-co-so", "agencies[2].name",
+         "required key missing; expected a name (text)", registry="agencies.yaml"),
+    Case("agency-unknown-key", "registry-unknown-key", "an agency with a `phone`",
+         sub(A3, "  - {code: thue-co-so, name: Thuế cơ sở, level: trung-uong, phone: 02838}\n"), "  - {code: thue-co-so",
+         "agencies[2].phone", "unknown key 'phone'; expected one of code, name, level, webhook, receives_dossiers",
+         registry="agencies.yaml"),
+    Case("agency-receives-dossiers-not-boolean", "registry-bad-type", "receives_dossiers is `maybe`",
+         sub("level: xa, receives_dossiers: true}\n  - {code: bpmc-xa-xa-hai",
+             "level: xa, receives_dossiers: maybe}\n  - {code: bpmc-xa-xa-hai"), "  - {code: bpmc-xa-xa-mot",
+         "agencies[0].receives_dossiers", "'maybe' is not true or false", registry="agencies.yaml"),
+    Case("agency-level-empty", "registry-bad-type", "an agency's level is an empty string",
+         sub(A3, '  - {code: thue-co-so, name: Thuế cơ sở, level: ""}\n'), "  - {code: thue-co-so", "agencies[2].level",
+         "must not be empty", registry="agencies.yaml"),
+    Case("agency-duplicate-code", "registry-duplicate-code", "two agencies share a code",
+         sub("  - {code: thue-tinh,", "  - {code: thue-co-so,"), "  - {code: thue-co-so, name: Thuế tỉnh",
+         "agencies[3].code", "duplicate code 'thue-co-so', already defined on line", registry="agencies.yaml"),
+    Case("sector-duplicate-code", "registry-duplicate-code", "two sectors share a code",
+         sub("{code: G13-TN03,", "{code: G13-TN01,"), "name: Môi trường", "sectors[1].code",
+         "duplicate code 'G13-TN01', already defined on line", registry="sectors.yaml"),
+    Case("agency-templated-code", "registry-templated-code", "an agency code with a {field} template",
+         sub("  - {code: bpmc-xa-xa-hai,", "  - {code: 'bpmc-xa-{commune}',"), "bpmc-xa-{commune}", "agencies[1].code",
+         "'bpmc-xa-{commune}' has braces; expected a concrete agency code", registry="agencies.yaml"),
+]
+REGISTRY_TEXTS = {"agencies.yaml": AGENCIES, "sectors.yaml": SECTORS}
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -458,6 +502,18 @@ def render() -> dict[str, bytes]:
         assert body != BASE, case.slug
         head = header(number, case, expected_line(body, case.anchor))
         files[file_name(number, case)] = head.encode("utf-8") + (body if isinstance(body, bytes) else body.encode("utf-8"))
+    slugs = [case.slug for case in REGISTRY_CASES]
+    assert len(set(slugs)) == len(slugs), "registry case slugs must be unique"
+    for number, case in enumerate(REGISTRY_CASES, start=1):
+        assert case.registry in REGISTRY_TEXTS, case.slug
+        folder = f"registries/{number:02d}-{case.slug}"
+        for name, text in REGISTRY_TEXTS.items():
+            if name != case.registry:
+                files[f"{folder}/{name}"] = text.encode("utf-8")
+                continue
+            body = case.mutate(text)
+            assert isinstance(body, str) and body != text, case.slug
+            files[f"{folder}/{name}"] = (header(number, case, expected_line(body, case.anchor)) + body).encode("utf-8")
     return files
 
 
@@ -465,16 +521,26 @@ def corpus_files() -> list[Path]:
     return sorted(HERE.glob("[0-9][0-9]-*.yaml"))
 
 
+def registry_folders() -> list[Path]:
+    return sorted((HERE / "registries").glob("[0-9][0-9]-*"))
+
+
 def main() -> int:
     files = render()
     for stale in corpus_files():
         if stale.name not in files:
             stale.unlink()
+    for folder in registry_folders():
+        if not any(name.startswith(f"registries/{folder.name}/") for name in files):
+            for path in folder.iterdir():
+                path.unlink()
+            folder.rmdir()
     for relative, content in files.items():
         path = HERE / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
-    print(f"{len(CASES)} corpus files and {len(CATALOG_FILES)} catalog files written to {HERE}")
+    print(f"{len(CASES)} procedure files, {len(REGISTRY_CASES)} registry folders and {len(CATALOG_FILES)} catalog "
+          f"files written to {HERE}")
     return 0
 
 
