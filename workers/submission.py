@@ -226,7 +226,23 @@ def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
         raise SubmissionError(
             f"--data must be a JSON object such as '{{\"commune\": \"xa-tan-lap\"}}', got {type(data).__name__}"
         )
+    if where := _nul_in(data, ()):
+        # PostgreSQL cannot store NUL: the projection would retry the dossier's events forever.
+        raise SubmissionError(f"--data {where} contains a NUL character (\\u0000); remove it")
     return dict(data)
+
+
+def _nul_in(value: Any, path: tuple[str, ...]) -> str | None:
+    """Where in the dossier data a NUL character is (`field 'a.b'`), or None."""
+    if isinstance(value, str):
+        return f"field {'.'.join(path)!r}" if "\x00" in value else None
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"key {'.'.join((*path, key))!r}"
+        if found := _nul_in(item, (*path, str(key))):
+            return found
+    return None
 
 
 def _check_registries(snapshot: ProcedureSnapshot, lookup: Registry) -> None:

@@ -125,6 +125,8 @@ CASES = [
     Bad("submit-bad-version", submit(procedure="9.900001@v2"),
         ("procedure '9.900001@v2'", "the version after @ must be a whole number >= 1")),
     Bad("submit-data-not-json", submit(data="{commune: xa-mot}"), ("--data is not valid JSON", "line 1 column 2")),
+    Bad("submit-data-with-nul", submit(data='{"commune": "xa-mot", "applicant": {"name": "A\\u0000B"}}'),
+        ("--data field 'applicant.name' contains a NUL character",)),
     Bad("submit-data-not-an-object", submit(data='["xa-mot"]'), ("--data must be a JSON object", "got list")),
     Bad("submit-unknown-commune", submit(data='{"commune": "xa-ba"}'),
         ("step 'tiep-nhan'", "resolves to 'bpmc-xa-xa-ba', which is not a registered agency",
