@@ -189,7 +189,7 @@ CASES: list[Case] = [
     Case("yaml-invalid-date", "yaml-invalid-date", "effective_from is a date-looking value with month 13",
          sub("effective_from: 2025-07-01", "effective_from: 2025-13-01"), "effective_from:",
          "effective_from", "'2025-13-01' is not a date (month must be in 1..12)"),
-    Case("not-utf8", "not-utf8", "a byte that is not UTF-8 (Latin-1 'ế') in the name",
+    Case("not-utf8", "not-utf8", "the name saved in Latin-1 (bytes such as 0xea for ê), not UTF-8",
          lambda text: text.encode("utf-8").replace("Thủ tục mẫu".encode(), b"Th\xea t\xfbc m\xe2u"),
          "name: ", None, "the file is not UTF-8 text (byte 0xea cannot be decoded); save it as UTF-8"),
     # ---- the whole file
