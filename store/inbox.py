@@ -9,8 +9,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from store.models import InboxItemRow
-from store.upsert import dialect_insert, touched
+from store.upsert import insert_on_conflict, touched
 from workflows.payloads import Routing
+
+# Built once (a text statement: compiled once per database, then cached).
+_ADD_ITEM = insert_on_conflict(InboxItemRow.__table__, conflict=["agency", "dossier_id", "step_id"])
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,8 @@ def add_item(session: Session, routing: Routing, *, now: datetime | None = None)
         "assigned_at": routing.assigned_at,
         "due_at": routing.due_at,
     }
-    created = dialect_insert(session, InboxItemRow).values(
-        **key, **details, created_at=now or datetime.now(UTC)
-    ).on_conflict_do_nothing(index_elements=list(key))
-    if touched(session, created) == 1:
+    created = session.execute(_ADD_ITEM, {**key, **details, "created_at": now or datetime.now(UTC)}).first()
+    if created is not None:
         return True
     session.execute(
         update(InboxItemRow)

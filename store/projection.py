@@ -20,14 +20,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from store.models import DossierEventRow, DossierRow, DossierStepRow
-from store.upsert import dialect_insert, touched
+from store.upsert import insert_on_conflict
 from workflows.payloads import DossierEvent, DossierState, DossierStatus
 
 OPEN_STATUSES = (DossierStatus.PROCESSING.value, DossierStatus.AWAITING_SUPPLEMENT.value)
+
+# Built once (text statements: compiled once per database, then cached by SQLAlchemy).
+_DOSSIERS = DossierRow.__table__
+_STEPS = DossierStepRow.__table__
+_UPSERT_DOSSIER = insert_on_conflict(
+    _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
+    where='"dossiers"."last_seq" < excluded."last_seq"', returning='"id"')
+_APPEND_EVENT = insert_on_conflict(DossierEventRow.__table__, conflict=["dossier_id", "seq"])
+_DELETE_STEPS = _STEPS.delete().where(_STEPS.c.dossier_id == bindparam("dossier_id"))
+_INSERT_STEPS = _STEPS.insert()
 
 
 def record_event(session: Session, event: DossierEvent, *, now: datetime | None = None) -> bool:
@@ -53,29 +63,21 @@ def record_event(session: Session, event: DossierEvent, *, now: datetime | None 
         "note": event.note,
         "recorded_at": now,
     }
-    stmt = dialect_insert(session, DossierEventRow).values(row).on_conflict_do_nothing(
-        index_elements=[DossierEventRow.dossier_id, DossierEventRow.seq]
-    )
-    return touched(session, stmt) == 1
+    return session.execute(_APPEND_EVENT, row).first() is not None
 
 
 def apply_state(session: Session, state: DossierState, seq: int, *, now: datetime | None = None) -> bool:
     """Write ``state`` as the projection of its dossier if ``seq`` is newer than what
     the projection holds. Returns whether it was written."""
     now = now or datetime.now(UTC)
-    values = _dossier_values(state, seq, now)
-    stmt = dialect_insert(session, DossierRow).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[DossierRow.id],
-        set_={name: stmt.excluded[name] for name in values if name != "id"},
-        where=DossierRow.last_seq < stmt.excluded.last_seq,
-    ).returning(DossierRow.id)
-    if session.execute(stmt).first() is None:
+    if session.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now)).first() is None:
         return False  # an older or repeated seq: the projection stays as it is
     # Steps are replaced wholesale: the state lists every step the dossier has.
-    session.execute(delete(DossierStepRow).where(DossierStepRow.dossier_id == state.dossier_id))
+    # (Core statements on the table: the ORM's bulk paths add nothing here.)
+    connection = session.connection()
+    connection.execute(_DELETE_STEPS, {"dossier_id": state.dossier_id})
     if state.steps:
-        session.execute(insert(DossierStepRow), _step_values(state))
+        connection.execute(_INSERT_STEPS, _step_values(state))
     return True
 
 

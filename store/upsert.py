@@ -3,9 +3,10 @@ counting what a write touched."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import literal_column
+from sqlalchemy import TextClause, bindparam, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,3 +26,32 @@ def touched(session: Session, statement: Any) -> int:
     skipped counts 0). Counted with RETURNING, not ``rowcount``: psycopg 3 resets
     rowcount once SQLAlchemy has closed the cursor (sqlalchemy/sqlalchemy#10696)."""
     return len(session.execute(statement.returning(literal_column("1"))).all())
+
+
+def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[str] = (), where: str | None = None,
+                       returning: str = "1") -> TextClause:
+    """``INSERT … ON CONFLICT (conflict) DO NOTHING | DO UPDATE SET update … WHERE where
+    RETURNING returning`` for every column of ``table``, as one text statement: the
+    same SQL on SQLite and PostgreSQL, its parameters typed from the table's columns.
+
+    Built once and executed with a dict of values per row. SQLAlchemy caches the
+    compiled form of a text statement; the dialects' ``insert().on_conflict_…()``
+    constructs have no cache key and are compiled again at every execution (with
+    the statement built anew each time, that was most of the CPU of an event write).
+    """
+    columns = list(table.columns)
+    names = ", ".join(_q(c.name) for c in columns)
+    sql = (f"INSERT INTO {_q(table.name)} ({names}) VALUES ({', '.join(':' + c.name for c in columns)}) "
+           f"ON CONFLICT ({', '.join(_q(name) for name in conflict)}) ")
+    if update:
+        sql += "DO UPDATE SET " + ", ".join(f"{_q(name)} = excluded.{_q(name)}" for name in update)
+        if where:
+            sql += f" WHERE {where}"
+    else:
+        sql += "DO NOTHING"
+    sql += f" RETURNING {returning}"
+    return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in columns))
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'  # standard SQL quoting, the same on both databases
