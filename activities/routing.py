@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import webhooks
-from store import deliveries, inbox
+from store import deliveries, inbox, projection
 from workflows.payloads import AgencyNotification, Escalation, Routing
 
 log = structlog.get_logger("lienthong.routing")
@@ -73,6 +73,9 @@ def apply_routing(session: Session, routing: Routing) -> bool:
     """The inbox change a routing asks for; returns whether the inbox changed."""
     if routing.reason == "withdrawn":
         return inbox.remove_item(session, routing.agency, routing.dossier_id, routing.step_id)
+    # A retried hand-over may come after the step was done and taken out: it puts nothing back.
+    if not projection.step_belongs_in_inbox(session, routing.dossier_id, routing.step_id):
+        return False
     return inbox.add_item(session, routing)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict
-from workflows.payloads import DossierEvent, DossierState, DossierStatus
+from workflows.payloads import DossierEvent, DossierState, DossierStatus, StepStatus
 
 OPEN_STATUSES = (DossierStatus.PROCESSING.value, DossierStatus.AWAITING_SUPPLEMENT.value)
 
@@ -89,6 +89,30 @@ def get_dossier(session: Session, dossier_id: str) -> DossierState | None:
 def last_seq(session: Session, dossier_id: str) -> int | None:
     """The seq the projection reflects (compare with the workflow's to resync)."""
     return session.scalar(select(DossierRow.last_seq).where(DossierRow.id == dossier_id))
+
+
+def step_belongs_in_inbox(session: Session, dossier_id: str, step_id: str) -> bool:
+    """Whether the newest state the projection holds still has ``step_id`` waiting in its
+    agency's inbox: assigned, and not the step the applicant is supplementing documents
+    for. A dossier the projection does not know yet gets the benefit of the doubt.
+
+    Hand-overs are retried at least once: a routing whose first attempt committed but was
+    never reported (a killed worker, a restarted server) runs again, possibly after the
+    step was completed and taken out of the inbox. Checked against this newest state, the
+    late retry puts nothing back. The dossier row is locked (PostgreSQL), so a concurrent
+    hand-over of the same dossier waits for this one.
+    """
+    document = session.scalar(select(DossierRow.state).where(DossierRow.id == dossier_id).with_for_update())
+    if document is None:
+        return True
+    step = next((s for s in document.get("steps", []) if s.get("id") == step_id), None)
+    if step is None or step.get("status") != StepStatus.ASSIGNED.value:
+        return False
+    if document.get("paused_at") is not None:
+        asked = [n for n in document.get("notes", []) if n.get("kind") == "supplement_requested"]
+        if asked and asked[-1].get("step_id") == step_id:
+            return False
+    return True
 
 
 def list_events(session: Session, dossier_id: str) -> Sequence[DossierEventRow]:
