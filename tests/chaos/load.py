@@ -64,7 +64,7 @@ MODES = ("same-id-concurrent", "race-gateway-vs-client", "gateway-same-key-concu
 CLI_MODE = "cli-and-gateway-same-key"
 CLI_EVERY = 17  # one step in CLI_EVERY goes through the CLI and the gateway
 
-UPDATE_WAIT = 90.0  # seconds for one attempt; longer than a database outage and its retry backoff
+UPDATE_WAIT = 60.0  # seconds for one attempt (a retry with the same id attaches to the same Update)
 RETRY_PAUSE = 1.0
 
 
@@ -83,6 +83,7 @@ class Sent:
     answer: str = ""  # "ok" (applied or deduplicated) or "refused:<kind>"
     replayed: bool = False  # the gateway answered from its idempotency store
     attempts: int = 0
+    last_error: str = ""  # why the last attempt was retried
 
 
 @dataclass
@@ -143,6 +144,11 @@ class Load:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def pending(self) -> list[str]:
+        """The sends without an answer yet, for a stuck run's report."""
+        return [f"{s.dossier_id}/{s.step_id} {s.path} ({self.dispatched.get((s.dossier_id, s.step_id))}) "
+                f"id {s.update_id}: {s.attempts} attempts, last: {s.last_error}" for s in self.sent if not s.answer]
+
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -201,8 +207,10 @@ class Load:
                     sent.answer = "refused:DossierFinished"  # an Update on a closed workflow
                     return
                 self.retries[f"client {err.status.name if err.status else 'rpc'}"] += 1
+                sent.last_error = f"{err.status}: {err.message[:200]}"
             except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
                 self.retries[f"client {type(err).__name__}"] += 1
+                sent.last_error = type(err).__name__
             await asyncio.sleep(RETRY_PAUSE)
 
     async def _closed(self, dossier_id: str) -> bool:
@@ -235,14 +243,14 @@ class Load:
             if reply.status_code == 409 and kind in ("not-current", "dossier-finished"):
                 sent.answer = f"refused:{problem.get('kind') or kind}"
                 return
-            if reply.status_code == 409 and kind == "idempotency-key-in-use":
-                pause = float(reply.headers.get("Retry-After", "2"))
-            elif reply.status_code not in (500, 503, 504):
+            if reply.status_code not in (409, 500, 503, 504) or (
+                    reply.status_code == 409 and kind != "idempotency-key-in-use"):
                 self.unexpected.append(f"gateway {path}: {reply.status_code} {reply.text[:300]}")
                 sent.answer = f"unexpected:{reply.status_code}"
                 return
             self.retries[f"gateway {reply.status_code} {kind}"] += 1
-            await asyncio.sleep(pause)
+            sent.last_error = f"{reply.status_code} {problem.get('detail', '')}"[:300]
+            await asyncio.sleep(float(reply.headers.get("Retry-After", pause)))
 
     async def _cli(self, dossier_id: str, step_id: str, agency: str, uid: str) -> None:
         sent = Sent(dossier_id, step_id, "cli", uid)
@@ -270,6 +278,7 @@ class Load:
                 sent.answer = f"unexpected:{process.returncode}"
                 return
             self.retries["cli " + text.split(":", 1)[0][:40]] += 1
+            sent.last_error = text[:300]
             await asyncio.sleep(RETRY_PAUSE)
 
 

@@ -240,6 +240,7 @@ def lienthong_env(address: str, database_url: str, task_queue: str) -> dict[str,
         "LIENTHONG_LOG_JSON": "false",
         "LIENTHONG_WORKER_METRICS_PORT": "off",
         "LIENTHONG_SDK_METRICS_PORT": "off",
+        "PYTHONUNBUFFERED": "1",  # the log files are up to date when a failure dumps them
     }
     return env
 

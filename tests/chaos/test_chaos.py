@@ -39,7 +39,7 @@ from gateway import tokens
 from store import projection
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from store.models import AgencyRow, DossierEventRow, InboxItemRow
+from store.models import AgencyRow, DossierEventRow, GatewayRequestRow, InboxItemRow
 from tests.chaos.load import AGENCIES, FINAL_EVENTS, STEPS, Load, Sent, start_dossiers
 from tests.chaos.processes import (
     Lienthong,
@@ -54,13 +54,14 @@ from tests.chaos.processes import (
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierState
 
-DOSSIERS = 240
+DOSSIERS = 200
 TASK_QUEUE = "chaos"
 DB_OUTAGE = 30.0  # seconds
 # Generous bounds for a loaded 2-core machine; they only stop a hung test, nothing is timed.
 PROGRESS_WAIT = 300.0
 FINISH_WAIT = 600.0
-CONVERGE_WAIT = 300.0
+CONVERGE_WAIT = 180.0
+DRAIN_WAIT = 240.0  # every duplicate send answered once the dossiers closed
 
 
 async def wait_progress(load: Load, fraction: float, processes: list[Lienthong]) -> None:
@@ -73,6 +74,21 @@ async def wait_progress(load: Load, fraction: float, processes: list[Lienthong])
             if not process.alive():
                 raise AssertionError(f"lienthong {process.args[0]} exited unexpectedly:\n{process.output()}")
         await asyncio.sleep(0.2)
+
+
+async def report(load: Load, stop: asyncio.Event) -> None:
+    """A progress line every few seconds: where a slow or stuck run spent its time."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), 15)
+            return
+        except TimeoutError:
+            answered = sum(1 for s in load.sent if s.answer)
+            say(f"progress: {len(load.dispatched)}/{load.total_steps} steps dispatched, "
+                f"{answered}/{len(load.sent)} sends answered, retries {dict(load.retries)}")
+            if len(load.dispatched) == load.total_steps:
+                for line in load.pending()[:5]:
+                    say(f"  waiting: {line}")
 
 
 async def inject_faults(load: Load, worker: Lienthong, gateway: Lienthong, temporal: TemporalServer,
@@ -188,6 +204,8 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
                         tmp_path / "gateway.log")
     logs = {"worker": worker.log, "gateway": gateway.log, "temporal": temporal.log, "postgres": pg.log}
     load: Load | None = None
+    finished = asyncio.Event()  # every dossier closed: the agencies stop reading their inboxes
+    stop = asyncio.Event()  # stops the progress lines
     try:
         client = await temporal.ready()
         worker.start()
@@ -198,8 +216,8 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
         run = uuid.uuid4().hex[:6]
         dossier_ids = [f"HS-CHAOS-{run}-{i:04d}" for i in range(DOSSIERS)]
         load = Load(client, gateway_url, agency_tokens, sessions, env, dossier_ids)
-        stop = asyncio.Event()
-        agencies = asyncio.create_task(load.run(stop))
+        agencies = asyncio.create_task(load.run(finished))
+        reporter = asyncio.create_task(report(load, stop))
         await start_dossiers(client, TASK_QUEUE, dossier_ids)
 
         faults = await inject_faults(load, worker, gateway, temporal, pg)
@@ -211,9 +229,11 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
 
         finals = await final_states(client, dossier_ids)
         say(f"every dossier closed {time.monotonic() - began:.0f}s after the start")
-        stop.set()
+        finished.set()
         await agencies
-        await asyncio.wait_for(load.drain(), FINISH_WAIT)
+        await asyncio.wait_for(load.drain(), DRAIN_WAIT)
+        stop.set()
+        await reporter
         await asyncio.to_thread(wait_converged, sessions, finals)
         say("the store converged")
 
@@ -231,8 +251,19 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
             print(f"\n===== {name} log ({path}) =====\n{tail(path, 8000)}")
         if load is not None:
             print(f"\nretries: {dict(load.retries)}\nunexpected: {load.unexpected[:20]}")
+            print("sends without an answer:\n  " + "\n  ".join(load.pending()[:40]))
+            try:
+                with sessions() as session:
+                    held = session.execute(select(GatewayRequestRow.agency, GatewayRequestRow.key,
+                                                  GatewayRequestRow.claimed_at)
+                                           .where(GatewayRequestRow.status_code.is_(None))).all()
+                print(f"gateway idempotency keys still held: {held[:20]}")
+            except Exception as err:  # the database may be what broke
+                print(f"(gateway_requests not readable: {err})")
         raise
     finally:
+        finished.set()
+        stop.set()
         if load is not None:
             await load.close()
         for process in (gateway, worker):
