@@ -26,7 +26,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from workers.dev import DevOptions, server_command
+from workers.dev import DevOptions, _die_with_parent, server_command
 
 REPO = Path(__file__).resolve().parents[2]
 LIENTHONG = Path(sys.executable).parent / "lienthong"
@@ -162,7 +162,8 @@ class TemporalServer:
                                  "default") + ["--headless"]
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            preexec_fn=_die_with_parent)  # no orphan if the test is killed
 
     async def ready(self, seconds: float = 120) -> Client:
         """A client once the frontend answers and the namespace exists (bounded)."""
@@ -208,7 +209,8 @@ class Lienthong:
             sink.write(f"\n===== start #{self.starts}: lienthong {' '.join(self.args)} =====\n".encode())
             sink.flush()
             self.process = subprocess.Popen([str(LIENTHONG), *self.args], env=self.env, stdout=sink,
-                                            stderr=subprocess.STDOUT, cwd=REPO)
+                                            stderr=subprocess.STDOUT, cwd=REPO,
+                                            preexec_fn=_die_with_parent)  # no orphan if the test is killed
         say(f"started lienthong {self.args[0]} (pid {self.process.pid})")
 
     def alive(self) -> bool:

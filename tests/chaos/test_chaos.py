@@ -170,7 +170,9 @@ def wait_converged(sessions: Any, finals: dict[str, DossierState]) -> None:
 
 
 @pytest.fixture
-def postgres_cluster() -> Any:
+def postgres_cluster(postgres_server_url: str) -> Any:
+    """A cluster of the test's own, to stop and start. (Asking for the suite's server first
+    makes scripts/ensure-postgres.sh install the binaries where they are missing.)"""
     cluster = PostgresCluster()
     try:
         cluster.create()
