@@ -7,6 +7,7 @@ import signal
 
 import structlog
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -19,6 +20,7 @@ from workers.temporal import build_worker, register_search_attributes
 log = structlog.get_logger("lienthong.worker")
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STORE_RETRY_MAX = 30.0  # seconds between two checks of a database that does not answer
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -55,10 +57,33 @@ def open_store(url: str | None = None) -> sessionmaker[Session]:
     return make_session_factory(make_engine(resolved))
 
 
+async def wait_for_store(url: str | None, stop: asyncio.Event) -> sessionmaker[Session] | None:
+    """`open_store`, waiting for a database that does not answer (down, restarting,
+    refusing connections) instead of failing: a worker started during a database outage
+    would otherwise exit and crash-loop under its supervisor. A schema that is behind is
+    still refused at once. None when `stop` is set while waiting."""
+    delay = 1.0
+    while True:
+        try:
+            return await asyncio.to_thread(open_store, url)
+        except OperationalError as err:
+            log.warning("database_unavailable", error=" ".join(str(err.orig or err).split())[:300],
+                        retry_in_s=delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+            return None
+        except TimeoutError:
+            delay = min(delay * 2, STORE_RETRY_MAX)
+
+
 async def run_worker(client: Client, task_queue: str, stop: asyncio.Event, database_url: str | None = None) -> None:
     """Poll `task_queue` until `stop` is set (or the worker fails), then shut down
-    gracefully: in-flight activity results are reported before returning."""
-    worker = build_worker(client, task_queue, open_store(database_url))
+    gracefully: in-flight activity results are reported before returning. A database
+    that does not answer yet is waited for (`wait_for_store`)."""
+    sessions = await wait_for_store(database_url, stop)
+    if sessions is None:
+        return
+    worker = build_worker(client, task_queue, sessions)
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
     log.info("worker_started", task_queue=task_queue, namespace=client.namespace)
