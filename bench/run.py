@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -498,6 +499,9 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None] = lam
 
     if options.dossiers < 1 or options.steps < 1 or options.concurrency < 1:
         raise ValueError("--dossiers, --steps and --concurrency must be >= 1")
+    if options.profile is not None and not (Path(sys.executable).with_name("py-spy").exists()
+                                            or shutil.which("py-spy")):
+        raise RuntimeError("--profile needs py-spy: pip install -e '.[bench]'")
     run_id = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="lienthong-bench-") as folder:
         workdir = Path(folder)
