@@ -32,7 +32,7 @@ from workers.commands_common import (
 from workers.commands_registry import default_deployer
 from workers.logging_setup import configure_logging
 from workers.settings import Settings
-from workers.worker import StoreNotReadyError, open_store, stop_on_signals
+from workers.worker import StoreNotReadyError, stop_on_signals, wait_for_store
 
 DEV_GATEWAY_PORT = 8080
 
@@ -110,13 +110,16 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.server import GatewayBindError, bind, serve, url_of
 
     configure_logging(settings.log_level, settings.log_json)
-    try:
-        open_store(settings.database_url).kw["bind"].dispose()  # refuses a schema that is behind
-    except StoreNotReadyError as err:
-        raise CliError(str(err)) from err
 
     async def run() -> None:
         stop = stop_on_signals()
+        try:  # refuses a schema that is behind; waits for a database that does not answer yet
+            store = await wait_for_store(settings.database_url, stop)
+        except StoreNotReadyError as err:
+            raise CliError(str(err)) from err
+        if store is None:
+            return
+        store.kw["bind"].dispose()
         client = await connect_or_refuse(settings)
         try:
             sock = bind(args.host, args.port)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -247,16 +248,19 @@ def lienthong_env(address: str, database_url: str, task_queue: str) -> dict[str,
     return env
 
 
-async def gateway_ready(url: str, gateway: Lienthong, seconds: float = 120) -> None:
+async def gateway_ready(gateway: Lienthong, seconds: float = 120) -> str:
+    """The URL the gateway printed once it answers /healthz (bounded)."""
     give_up = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=5) as http:
         while time.monotonic() < give_up:
             if not gateway.alive():
                 raise RuntimeError(f"lienthong gateway exited:\n{gateway.output()}")
-            try:
-                if (await http.get(f"{url}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
+            printed = re.findall(r"gateway listening on (http://\S+) ", tail(gateway.log, 100_000))
+            if printed:
+                try:
+                    if (await http.get(f"{printed[-1]}/healthz")).status_code == 200:
+                        return printed[-1]
+                except httpx.HTTPError:
+                    pass
             await asyncio.sleep(0.25)
-    raise RuntimeError(f"the gateway never answered at {url}:\n{gateway.output()}")
+    raise RuntimeError(f"the gateway never answered:\n{gateway.output()}")

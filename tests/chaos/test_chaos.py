@@ -1,5 +1,6 @@
 """Chaos: a few hundred dossiers in flight while the worker is SIGKILLed, the Temporal
-dev server is restarted and the database is down for 30 seconds.
+dev server is restarted and the database is down for 30 seconds (and the worker is
+killed again in the middle of that outage: the new one must wait for the database).
 
 Real parts, each a process the test can break: a PostgreSQL cluster of its own (initdb
 + pg_ctl into /tmp, on a free port), `temporal server start-dev --db-filename` (history
@@ -45,7 +46,6 @@ from tests.chaos.processes import (
     Lienthong,
     PostgresCluster,
     TemporalServer,
-    free_port,
     gateway_ready,
     lienthong_env,
     say,
@@ -115,10 +115,20 @@ async def inject_faults(load: Load, worker: Lienthong, gateway: Lienthong, tempo
     say(f"FAULT 3: PostgreSQL down (pg_ctl stop -m fast) for {DB_OUTAGE:.0f}s at {load.progress:.0%} "
         "of steps dispatched")
     pg.stop("fast")
-    await asyncio.sleep(DB_OUTAGE)
+    faults.append(f"PostgreSQL down for {DB_OUTAGE:.0f}s")
+    await asyncio.sleep(DB_OUTAGE / 3)
+    say("FAULT 4: SIGKILL the worker and the gateway while PostgreSQL is down, and start new ones "
+        "(they must wait for the database, not exit)")
+    for process in (worker, gateway):
+        process.kill()
+        process.start()
+    faults.append("worker and gateway SIGKILLed and restarted during the database outage")
+    await asyncio.sleep(DB_OUTAGE * 2 / 3)
+    for process in (worker, gateway):
+        if not process.alive():
+            say(f"the {process.args[0]} started during the outage has exited")
     pg.start()
     say("PostgreSQL is back")
-    faults.append(f"PostgreSQL down for {DB_OUTAGE:.0f}s")
     return faults
 
 
@@ -201,9 +211,8 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
     temporal.start()
     env = lienthong_env(temporal.address, url, TASK_QUEUE)
     worker = Lienthong(["worker"], env, tmp_path / "worker.log")
-    gateway_port = free_port()
-    gateway = Lienthong(["gateway", "--host", "127.0.0.1", "--port", str(gateway_port)], env,
-                        tmp_path / "gateway.log")
+    # Port 0: the gateway binds a free port and says which (no race with other processes' ports).
+    gateway = Lienthong(["gateway", "--host", "127.0.0.1", "--port", "0"], env, tmp_path / "gateway.log")
     logs = {"worker": worker.log, "gateway": gateway.log, "temporal": temporal.log, "postgres": pg.log}
     load: Load | None = None
     finished = asyncio.Event()  # every dossier closed: the agencies stop reading their inboxes
@@ -212,8 +221,8 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
         client = await temporal.ready()
         worker.start()
         gateway.start()
-        gateway_url = f"http://127.0.0.1:{gateway_port}"
-        await gateway_ready(gateway_url, gateway)
+        gateway_url = await gateway_ready(gateway)
+        gateway.args[-1] = gateway_url.rsplit(":", 1)[1]  # a restarted gateway takes the same port
 
         run = uuid.uuid4().hex[:6]
         dossier_ids = [f"HS-CHAOS-{run}-{i:04d}" for i in range(DOSSIERS)]
