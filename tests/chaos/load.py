@@ -20,7 +20,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -120,7 +124,7 @@ class Load:
         while not stop.is_set():
             try:
                 items = await asyncio.to_thread(self._inbox)
-            except Exception as err:  # the database is down: the agencies wait and read again
+            except Exception as err:  # noqa: BLE001 (the database is down: the agencies wait and read again)
                 self.inbox_failures += 1
                 if self.inbox_failures % 10 == 1:
                     say(f"inbox read failed ({type(err).__name__}); agencies retry")
@@ -182,7 +186,7 @@ class Load:
                     await asyncio.gather(self._cli(*args, same), self._gateway(*args, key))
                 else:
                     raise AssertionError(mode)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 (reported by the test as unexpected)
                 self.unexpected.append(f"{dossier_id}/{step_id} ({mode}): {type(err).__name__}: {err}")
 
     async def _client(self, dossier_id: str, step_id: str, agency: str, uid: str) -> None:
@@ -262,7 +266,7 @@ class Load:
                     str(LIENTHONG), "dossiers", "complete", dossier_id, step_id, "--agency", agency,
                     "--request-id", uid, env=self.cli_env, cwd=REPO,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-                out, err = await process.communicate()
+                _, err = await process.communicate()
             text = err.decode(errors="replace").strip()
             if process.returncode == 0:
                 sent.answer = "ok"

@@ -97,7 +97,7 @@ class PostgresCluster:
         self.log = self.folder / "postgres.log"
         self.as_root = os.geteuid() == 0
         if self.as_root:
-            if subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
+            if subprocess.run(["id", "postgres"], capture_output=True, check=False).returncode != 0:
                 subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell",
                                 "/usr/sbin/nologin", "postgres"], check=True)
             shutil.chown(self.folder, "postgres", "postgres")
@@ -164,7 +164,7 @@ class TemporalServer:
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sink,
                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=_die_with_parent)  # no orphan if the test is killed
+                                            preexec_fn=_die_with_parent)  # noqa: PLW1509 (no orphan if the test is killed)
 
     async def ready(self, seconds: float = 120) -> Client:
         """A client once the frontend answers and the namespace exists (bounded)."""
@@ -179,7 +179,7 @@ class TemporalServer:
                 client = await Client.connect(self.address, data_converter=pydantic_data_converter)
                 await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
                 return client
-            except Exception as err:  # not up yet
+            except Exception as err:  # noqa: BLE001 (not up yet)
                 last = str(err).splitlines()[0] if str(err) else type(err).__name__
             await asyncio.sleep(0.25)
         raise RuntimeError(f"the Temporal dev server did not answer at {self.address} in {seconds:.0f}s: {last}")
@@ -211,7 +211,7 @@ class Lienthong:
             sink.flush()
             self.process = subprocess.Popen([str(LIENTHONG), *self.args], env=self.env, stdout=sink,
                                             stderr=subprocess.STDOUT, cwd=REPO,
-                                            preexec_fn=_die_with_parent)  # no orphan if the test is killed
+                                            preexec_fn=_die_with_parent)  # noqa: PLW1509 (no orphan if the test is killed)
         say(f"started lienthong {self.args[0]} (pid {self.process.pid})")
 
     def alive(self) -> bool:

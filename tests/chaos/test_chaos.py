@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from gateway import tokens
@@ -269,7 +269,7 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
                                                   GatewayRequestRow.claimed_at)
                                            .where(GatewayRequestRow.status_code.is_(None))).all()
                 print(f"gateway idempotency keys still held: {held[:20]}")
-            except Exception as err:  # the database may be what broke
+            except Exception as err:  # noqa: BLE001 (the database may be what broke)
                 print(f"(gateway_requests not readable: {err})")
         raise
     finally:
@@ -317,7 +317,7 @@ async def check(client: Client, sessions: Any, load: Load, finals: dict[str, Dos
     events: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         events[row.dossier_id].append(row)
-    seq_dupes = Counter((r.dossier_id, r.seq) for r in rows) - Counter(set((r.dossier_id, r.seq) for r in rows))
+    seq_dupes = Counter((r.dossier_id, r.seq) for r in rows) - Counter({(r.dossier_id, r.seq) for r in rows})
     assert not seq_dupes, seq_dupes
     for dossier_id, final in finals.items():
         mine = events[dossier_id]
