@@ -20,10 +20,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from store.db import database_url
+from store.db import database_url, make_engine, make_session_factory
+from store.migrate import upgrade
 from workers.binaries import temporal_test_server
 from workers.temporal import register_search_attributes
 
@@ -74,6 +76,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with fresh_postgres_database(request.getfixturevalue("postgres_server_url")) as url:
         yield url
+
+
+@pytest.fixture
+def migrated_sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on an empty database of each kind, migrated to head."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 

@@ -8,7 +8,6 @@ retried assignment ran again and put the item back, where it stayed for good.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,8 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from activities.recording import RecordingActivities
 from activities.routing import RoutingActivities
 from store import inbox, projection
-from store.db import make_engine, make_session_factory
-from store.migrate import upgrade
 from tests.store.builders import T0, make_event, make_routing, make_state
 from workflows.payloads import DossierStatus, Note, RecordAndRoute
 
@@ -26,13 +23,8 @@ DOSSIER = "HS-2026-000001"
 
 
 @pytest.fixture
-def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
+def sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 def items(sessions: sessionmaker[Session]) -> list[tuple[str, str]]:

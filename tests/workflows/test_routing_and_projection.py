@@ -21,8 +21,6 @@ from temporalio import activity
 from activities import webhooks
 from activities.recording import RecordingActivities
 from store import deliveries, inbox, projection
-from store.db import make_engine, make_session_factory
-from store.migrate import upgrade
 from store.models import AgencyRow
 from tests.workflows.harness import (
     assigned,
@@ -42,13 +40,8 @@ DESK = "bpmc-xa-xa-tan-lap"
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[sessionmaker[Session]]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
+def store(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return migrated_sessions
 
 
 class AgencySystem:
