@@ -125,9 +125,10 @@ class DossierWorkflow:
             level=procedure.level,
             calendar=procedure.calendar,
             channel=input.channel,
-            # The start event's time, not workflow.now(): a replay (a query on a
-            # closed dossier) must rebuild exactly the same state.
-            received_at=input.received_at or workflow.info().start_time,
+            # The start event's time (`workflow_start_time`), not workflow.now() nor
+            # `start_time` (the first workflow task's, which a replay can see later):
+            # a replay (a query on an evicted dossier) must rebuild the same state.
+            received_at=input.received_at or workflow.info().workflow_start_time,
             steps=[
                 StepState(id=step.id, name=step.title, deadline=step.deadline, escalate_to=step.escalate_to)
                 for step in procedure.iter_steps()
