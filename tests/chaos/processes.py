@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tests.processes import free_port, stop_process
 from workers.dev import DevOptions, _die_with_parent, server_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,28 +41,11 @@ def say(message: str) -> None:
     log.warning(line)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def tail(path: Path, chars: int = 6000) -> str:
     try:
         return path.read_text(errors="replace")[-chars:]
     except OSError as err:
         return f"(no log {path}: {err})"
-
-
-def _terminate(process: subprocess.Popen[bytes], grace: float = 30) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
@@ -187,7 +170,7 @@ class TemporalServer:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        _terminate(self.process)
+        stop_process(self.process, sig=signal.SIGTERM)
         return self.process.returncode
 
 
@@ -227,7 +210,7 @@ class Lienthong:
 
     def stop(self) -> None:
         if self.process is not None:
-            _terminate(self.process)
+            stop_process(self.process, sig=signal.SIGTERM)
 
     def output(self) -> str:
         return tail(self.log)

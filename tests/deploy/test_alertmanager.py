@@ -4,6 +4,7 @@ by severity to the receivers the README names."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -47,6 +48,5 @@ def test_every_alert_of_the_rules_reaches_a_receiver_by_its_severity(amtool: str
 def test_inhibitions_name_alerts_that_exist() -> None:
     names = {rule["alert"] for group in load_yaml(RULES)["groups"] for rule in group["rules"] if "alert" in rule}
     text = CONFIG.read_text()
-    import re
     mentioned = set(re.findall(r"Lienthong[A-Za-z]+", text))
     assert mentioned and mentioned <= names, mentioned - names

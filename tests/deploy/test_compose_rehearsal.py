@@ -14,9 +14,11 @@ through the gateway with a token issued the same way, and shows in the exporter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -33,20 +35,13 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import fresh_postgres_database
 from tests.deploy.compose import REPO, env_file, resolved
 from tests.deploy.test_compose import bind_mounts, environment
+from tests.processes import free_port, stop_process
 from workers.binaries import temporal_cli
 from workers.temporal import register_search_attributes
 
 BIN = Path(sys.executable).parent
 CONTAINER_PORTS = ("8080", "9464", "9465", "9466")
 DESK = "bpmc-xa-xa-tan-lap"
-
-
-def free_port() -> str:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
 
 
 class Rehearsal:
@@ -85,7 +80,7 @@ class Rehearsal:
                               capture_output=True, text=True, timeout=timeout)
 
     def start(self, name: str, replica: int = 1) -> dict[str, str]:
-        ports = {port: free_port() for port in CONTAINER_PORTS}
+        ports = {port: str(free_port()) for port in CONTAINER_PORTS}
         log = self.folder / f"{name}-{replica}.log"
         process = subprocess.Popen(self.argv(name, ports), env=self.environment(name, ports), cwd=self.folder,
                                    stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -111,15 +106,8 @@ class Rehearsal:
         return "\n".join(f"--- {label}\n{log.read_text(errors='replace')[-2000:]}" for label, _, log in self.processes)
 
     def stop_all(self) -> None:
-        for _, process, _ in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for _, process, _ in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        for _, process, _ in self.processes:  # what `docker compose down` sends
+            stop_process(process, sig=signal.SIGTERM)
 
 
 @pytest.fixture
@@ -169,7 +157,7 @@ async def test_the_compose_services_run_as_written(database: str, tmp_path: Path
                     assert inbox.status_code == 200, inbox.text
                     if any(item["dossier_id"] == dossier for item in inbox.json()["items"]):
                         break
-                    time.sleep(0.5)
+                    await asyncio.sleep(0.5)
                 else:
                     pytest.fail(f"{dossier} never reached {DESK}'s inbox through the gateway\n{stack.logs()}")
                 done = await http.post(f"dossiers/{dossier}/steps/tiep-nhan/complete", headers=headers,
@@ -178,13 +166,14 @@ async def test_the_compose_services_run_as_written(database: str, tmp_path: Path
                 assert next(s for s in done.json()["steps"] if s["id"] == "tiep-nhan")["status"] == "completed"
 
             metrics = ""
-            for _ in range(60):
-                metrics = httpx.get(f"http://127.0.0.1:{exporter['9464']}/metrics", timeout=30).text
-                if re.search(r'lienthong_dossiers_open\{[^}]*sector="G13-TN01"[^}]*\} 1\.0', metrics):
-                    break
-                time.sleep(0.5)
-            else:
-                pytest.fail(f"the exporter never counted the open dossier:\n{metrics[-2000:]}")
+            async with httpx.AsyncClient(timeout=30) as http:
+                for _ in range(60):
+                    metrics = (await http.get(f"http://127.0.0.1:{exporter['9464']}/metrics")).text
+                    if re.search(r'lienthong_dossiers_open\{[^}]*sector="G13-TN01"[^}]*\} 1\.0', metrics):
+                        break
+                    await asyncio.sleep(0.5)
+                else:
+                    pytest.fail(f"the exporter never counted the open dossier:\n{metrics[-2000:]}")
             assert "lienthong_exporter_store_up 1.0" in metrics
             for label, process, _ in stack.processes:
                 assert process.poll() is None, f"{label} exited with {process.returncode}\n{stack.logs()}"

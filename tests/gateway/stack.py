@@ -29,6 +29,7 @@ from gateway import tokens
 from store import projection
 from store.db import make_engine, make_session_factory
 from store.models import DossierEventRow
+from tests.processes import free_port
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierState
 
@@ -82,14 +83,6 @@ def definitions_folder(target: Path) -> Path:
     for name, text in PROCEDURES.items():
         (target / "procedures" / name).write_text(text, encoding="utf-8")
     return target
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cli_env(database_url: str, definitions: Path, address: str | None = None) -> dict[str, str]:

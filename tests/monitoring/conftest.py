@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from tests.processes import free_port  # noqa: F401 (imported from here by the monitoring tests)
 from workers.commands_common import CliError
 from workers.commands_registry import deploy_paths
 
@@ -50,12 +50,6 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
     return debian_binary("prometheus")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def deploy_shipped(sessions: sessionmaker[Session]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,18 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from tests.processes import free_port, stop_process  # noqa: F401 (used by the tests here)
 from workers.cli import run
 from workers.settings import get_settings
 
 LIENTHONG = Path(sys.executable).parent / "lienthong"
 REPO = Path(__file__).resolve().parents[2]
 DEFINITIONS = REPO / "definitions"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def port_in_use(port: int) -> bool:
@@ -186,18 +180,6 @@ class DevStack:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 30) -> None:
-    """SIGINT (what Ctrl-C sends), then SIGKILL: never leave a process behind."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS) -> DevStack:
