@@ -1,0 +1,26 @@
+"""Named bounds: every size, count and depth a caller or an operator can push.
+
+One place, so the gateway, the CLI, the loader and the workflow refuse the same
+things with the same numbers, and so no caller can grow a dossier's Temporal
+history without a bound its procedure sets (docs/performance.md has the worst case).
+"""
+
+from __future__ import annotations
+
+# A procedure file.
+MAX_STEPS = 100  # steps in one procedure (every branch counted)
+MAX_NESTING = 4  # parallel/sequence depth
+
+# A dossier's data (the applicant's form) at submission.
+MAX_DATA_BYTES = 64 * 1024  # its JSON encoding, UTF-8
+MAX_DATA_DEPTH = 16  # nested objects/arrays
+
+# Free text an agency, a desk or an operator attaches to a change.
+MAX_NOTE_CHARS = 2000
+
+# Changes a procedure may allow; the procedure file picks a value up to these.
+DEFAULT_EXTENSIONS_PER_STEP = 1  # Decree 61/2018: one new appointment (under Decree 118: unconfirmed)
+MAX_EXTENSIONS_PER_STEP = 5
+DEFAULT_SUPPLEMENT_REQUESTS = 3  # Decree 118 Art. 16-17: guide once; 766 judges a second request late
+MAX_SUPPLEMENT_REQUESTS = 10
+MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
