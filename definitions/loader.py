@@ -7,7 +7,12 @@ broken file can be fixed in one pass.  Checks come in two layers:
 * shape — the pydantic models of :mod:`definitions.schema` (types, required and
   unknown keys, durations, ``when`` operators, empty lists);
 * meaning — references to the registries (sector, level, calendar, agencies),
-  duplicate step ids, and step deadlines that cannot fit in the total deadline.
+  duplicate step ids, step deadlines that cannot fit in the total deadline, and
+  the bounds of :mod:`definitions.limits` (how many steps, how deeply nested).
+
+Before either, the YAML itself is bounded: a file nesting far deeper than a
+procedure can, or whose aliases (``*name``) expand to an enormous tree, is refused
+from the parser's events, without building the tree.
 
 The meaning checks read the raw YAML tree, so they still run when the shape is
 wrong elsewhere in the file.
@@ -27,6 +32,12 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    ScalarEvent,
+)
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from definitions.calendar import (
@@ -38,6 +49,7 @@ from definitions.calendar import (
 )
 from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.durations import is_duration, parse_duration
+from definitions.limits import MAX_EXTENSIONS_PER_STEP, MAX_NESTING, MAX_STEPS, MAX_SUPPLEMENT_REQUESTS
 from definitions.schema import (
     OPERATORS,
     Agency,
@@ -69,6 +81,11 @@ AGENCIES_FILE = "agencies.yaml"
 SECTORS_FILE = "sectors.yaml"
 PROCEDURES_DIR = "procedures"
 DEFAULT_CALENDAR = Procedure.model_fields["calendar"].default
+# What the reader accepts before building a tree (the tree, pydantic and the checks
+# recurse). Far above what MAX_NESTING and MAX_STEPS allow: a step at the deepest
+# allowed nesting sits 2 * MAX_NESTING + 3 YAML levels down, its `when` one deeper.
+YAML_MAX_DEPTH = 2 * MAX_NESTING + 24
+YAML_MAX_VALUES = 1000 * MAX_STEPS  # every key, value and item, aliases expanded
 
 Loc = tuple[str | int, ...]
 
@@ -215,10 +232,14 @@ def _read_yaml(path: Path) -> _Document | Problem:
     except OSError as exc:
         return Problem(str(path), 1, f"cannot read the file: {exc.strerror or exc}")
     try:
-        data = YAML(typ="rt").load(content.decode("utf-8"))
+        text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         message = f"the file is not UTF-8 text (byte 0x{content[exc.start]:02x} cannot be decoded); save it as UTF-8"
         return Problem(str(path), _line_at_byte(content, exc.start), message)
+    if too_big := _yaml_too_big(path, text):
+        return too_big
+    try:
+        data = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -226,8 +247,49 @@ def _read_yaml(path: Path) -> _Document | Problem:
     except YAMLError as exc:
         return Problem(str(path), 1, f"YAML syntax error: {_one_line(str(exc))}")
     except ValueError as exc:  # ruamel raises a bare ValueError for a date that is none (2025-13-01)
-        return _bad_scalar(path, content.decode("utf-8"), exc)
+        return _bad_scalar(path, text, exc)
     return _Document(path, content, data)
+
+
+def _yaml_too_big(path: Path, text: str) -> Problem | None:
+    """A file nesting deeper than YAML_MAX_DEPTH or expanding to more than
+    YAML_MAX_VALUES values, found from the parser's events (which do not recurse).
+    Syntax errors are left to the loader, which reports them with their reason."""
+    open_sizes: list[int] = []  # values inside each open mapping / list so far
+    anchored: dict[str, int] = {}  # what an alias to each anchor expands to
+    anchors: list[str | None] = []
+    total = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            line = event.start_mark.line + 1 if event.start_mark is not None else 1
+            if isinstance(event, CollectionStartEvent):
+                open_sizes.append(1)
+                anchors.append(event.anchor)
+                if len(open_sizes) > YAML_MAX_DEPTH:
+                    return Problem(str(path), line, (
+                        f"the YAML nests more than {YAML_MAX_DEPTH} levels deep here; a procedure nests parallel: "
+                        f"and sequence: at most {MAX_NESTING} deep (MAX_NESTING); expected a flatter procedure"))
+                continue
+            if isinstance(event, CollectionEndEvent):
+                size, anchor = open_sizes.pop(), anchors.pop()
+            elif isinstance(event, AliasEvent):
+                size, anchor = anchored.get(event.anchor, 1), None
+            elif isinstance(event, ScalarEvent):
+                size, anchor = 1, event.anchor
+            else:
+                continue
+            if anchor:
+                anchored[anchor] = size
+            if open_sizes:
+                open_sizes[-1] += size
+            total = sum(open_sizes) if open_sizes else total + size
+            if total > YAML_MAX_VALUES:
+                return Problem(str(path), line, (
+                    f"the file expands to more than {YAML_MAX_VALUES} values here (aliases *name repeat what &name "
+                    f"marks); a procedure has at most {MAX_STEPS} steps (MAX_STEPS); expected a smaller procedure"))
+    except (YAMLError, ValueError):
+        return None
+    return None
 
 
 def _bad_scalar(path: Path, text: str, error: ValueError) -> Problem:
@@ -306,6 +368,8 @@ _EXPECTED: dict[str, str] = {
     "deadline": DURATION_EXPECTED,
     "supplement_deadline": DURATION_EXPECTED,
     "on_supplement": "pause or restart",
+    "max_extensions_per_step": f"a whole number from 0 to {MAX_EXTENSIONS_PER_STEP} (MAX_EXTENSIONS_PER_STEP)",
+    "max_supplement_requests": f"a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS} (MAX_SUPPLEMENT_REQUESTS)",
     "steps": "a list of steps",
     "parallel": "a list of branches (a step or a sequence)",
     "sequence": "a list of steps",
@@ -471,6 +535,8 @@ def _check_procedure(path: Path, catalog: Catalog) -> _Result:
         return _Result(path, None, [doc.problem((), message)], doc)
     procedure, problems = _validate_shape(doc, Procedure)
     problems += _duplicate_step_ids(doc)
+    problems += _too_many_steps(doc)
+    problems += _too_deeply_nested(doc)
     problems += _unknown_references(doc, catalog)
     problems += _deadline_overruns(doc, catalog)
     problems = sorted(_unique(problems), key=lambda p: p.line)
@@ -519,6 +585,47 @@ def _duplicate_step_ids(doc: _Document) -> list[Problem]:
         else:
             first_seen[step_id] = loc
     return problems
+
+
+def _too_many_steps(doc: _Document) -> list[Problem]:
+    """At most MAX_STEPS steps, every branch of every parallel counted (a `when` step too)."""
+    steps = [loc for loc, _ in _raw_steps(doc.data.get("steps"), ("steps",))]
+    if len(steps) <= MAX_STEPS:
+        return []
+    first = steps[MAX_STEPS]
+    message = (f"steps: {len(steps)} steps (every branch counted), more than {MAX_STEPS} (MAX_STEPS); step "
+               f"{MAX_STEPS + 1} is {_dotted(first)} on line {doc.line_of(first)}; expected at most {MAX_STEPS} "
+               "steps: split the procedure")
+    return [doc.problem(("steps",), message)]
+
+
+def _too_deeply_nested(doc: _Document) -> list[Problem]:
+    """parallel: and sequence: inside one another at most MAX_NESTING deep; reported
+    on each outermost block that goes deeper."""
+    problems = []
+    for loc, depth in _raw_blocks(doc.data.get("steps"), ("steps",), 1):
+        if depth != MAX_NESTING + 1:
+            continue
+        deepest = max((d for _, d in _raw_blocks(doc.node(loc), loc, depth + 1)), default=depth)
+        message = (f"{_dotted(loc)}: nested {deepest} deep here (parallel: and sequence: inside one another), "
+                   f"more than {MAX_NESTING} (MAX_NESTING); expected at most {MAX_NESTING} levels: flatten the steps")
+        problems.append(doc.problem(loc, message))
+    return problems
+
+
+def _raw_blocks(nodes: Any, loc: Loc, depth: int) -> Iterator[tuple[Loc, int]]:
+    """Every parallel: / sequence: block in the raw tree: the path to its key, and how
+    many blocks (itself included) it is inside."""
+    if not isinstance(nodes, list):
+        return
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            continue
+        key = "parallel" if "parallel" in node else "sequence" if "sequence" in node else None
+        if key is not None:
+            here = (*loc, index, key)
+            yield here, depth
+            yield from _raw_blocks(node[key], here, depth + 1)
 
 
 def _unknown_references(doc: _Document, catalog: Catalog) -> list[Problem]:

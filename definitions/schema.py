@@ -16,12 +16,19 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
     field_validator,
     model_validator,
 )
 
 from definitions.durations import DURATION_PATTERN, EXPECTED as DURATION_EXPECTED
+from definitions.limits import (
+    DEFAULT_EXTENSIONS_PER_STEP,
+    DEFAULT_SUPPLEMENT_REQUESTS,
+    MAX_EXTENSIONS_PER_STEP,
+    MAX_SUPPLEMENT_REQUESTS,
+)
 
 Duration = Annotated[
     str,
@@ -163,6 +170,17 @@ class Procedure(_Strict):
     deadline: Duration
     on_supplement: Literal["pause", "restart"] = "pause"
     supplement_deadline: Duration | None = None
+    # How often a dossier may be changed; the workflow's Update validators refuse the next one.
+    max_extensions_per_step: StrictInt = Field(
+        default=DEFAULT_EXTENSIONS_PER_STEP, ge=0, le=MAX_EXTENSIONS_PER_STEP,
+        description="new appointments (extend) one step may get; Decree 61/2018 allows one, "
+                    "Decree 118/2025 is unconfirmed, so each procedure sets it",
+    )
+    max_supplement_requests: StrictInt = Field(
+        default=DEFAULT_SUPPLEMENT_REQUESTS, ge=1, le=MAX_SUPPLEMENT_REQUESTS,
+        description="supplement requests one dossier may get (Decree 118 Art. 16-17: guide once; "
+                    "Decision 766 judges a second request late)",
+    )
     steps: list[Node] = Field(min_length=1)
 
     @field_validator("code", mode="before")

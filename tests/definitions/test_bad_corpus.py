@@ -318,15 +318,17 @@ def test_a_missing_path_is_refused(cli, tmp_path: Path) -> None:
 RULES = {
     # _read_yaml: what the YAML parser refuses
     "yaml-syntax", "yaml-duplicate-key", "yaml-template-in-flow", "yaml-invalid-date", "not-utf8",
+    "yaml-too-deep", "yaml-too-large",  # _yaml_too_big, before the tree is built
     # _check_procedure: the document is no mapping
     "not-a-mapping",
     # _validate_shape (pydantic, explained by _describe / _describe_value / _describe_unknown_key)
     "missing-key", "unknown-key", "bad-type", "empty-value", "empty-list", "bad-code", "bad-version",
     "bad-effective-from", "bad-on-supplement", "bad-duration", "bad-steps-shape", "bad-step-id",
-    "bad-when", "bad-when-operator", "bad-when-value",
+    "bad-when", "bad-when-operator", "bad-when-value", "bad-max-extensions", "bad-max-supplement-requests",
     # the meaning checks called by _check_procedure
     "duplicate-step-id", "unknown-sector", "unknown-level", "unknown-calendar", "broken-calendar",
     "unknown-agency", "unknown-agency-template", "unknown-escalate-to", "deadline-overrun",
+    "too-many-steps", "too-deep",  # definitions/limits.py MAX_STEPS, MAX_NESTING
 }
 # Every rule _read_registry enforces on agencies.yaml and sectors.yaml.
 REGISTRY_RULES = {
@@ -339,6 +341,8 @@ REGISTRY_RULES = {
 # Each meaning check `_check_procedure` runs, and the rules its problems belong to.
 MEANING_CHECKS = {
     "_duplicate_step_ids": {"duplicate-step-id"},
+    "_too_many_steps": {"too-many-steps"},
+    "_too_deeply_nested": {"too-deep"},
     "_unknown_references": {"unknown-sector", "unknown-level", "unknown-calendar", "broken-calendar",
                             "unknown-agency", "unknown-agency-template", "unknown-escalate-to"},
     "_deadline_overruns": {"deadline-overrun"},
@@ -346,7 +350,6 @@ MEANING_CHECKS = {
 }
 # Pydantic error kinds `_describe_value` explains that no procedure file can produce.
 KINDS_NOT_FROM_PROCEDURES = {
-    "less_than": "no upper bounds in the schema",
     "model_attributes_type": "raised for non-dict objects; YAML gives dicts",
     "dict_type": "no dict-typed field in a procedure",
     "datetime_": "no datetime field; dates are date_*",
@@ -381,6 +384,8 @@ def test_every_meaning_check_of_the_loader_is_mapped_to_rules() -> None:
         assert rules <= RULES, check
     # _calendar_problems is reached through _unknown_references
     assert "_calendar_problems" in inspect.getsource(loader._unknown_references)
+    # the YAML bounds (yaml-too-deep, yaml-too-large) are checked while reading
+    assert "_yaml_too_big" in inspect.getsource(loader._read_yaml)
 
 
 def test_every_field_of_the_schema_has_a_corpus_file() -> None:

@@ -24,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from definitions.limits import MAX_EXTENSIONS_PER_STEP, MAX_NESTING, MAX_STEPS, MAX_SUPPLEMENT_REQUESTS
+from definitions.loader import YAML_MAX_DEPTH, YAML_MAX_VALUES
+
 HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "catalog"
 HEADER_LINES = 5
@@ -167,6 +170,29 @@ def chain(*mutations: Callable[[str], str]) -> Callable[[str], str]:
 
 def steps_only(new_steps: str) -> Callable[[str], str]:
     return lambda text: text.split("steps:\n")[0] + new_steps
+
+
+# ---- the bounds of definitions/limits.py (the cases follow the limits when they change)
+
+# One more step than MAX_STEPS: the base's five and a parallel of short extra steps.
+EXTRA_STEPS = "".join(f"      - {{id: phu-{i:03d}, agency: vpdk-tinh, deadline: 0.5d}}\n"
+                      for i in range(MAX_STEPS + 1 - 5))
+# tham-dinh (inside a parallel, inside a sequence: 2 deep) put inside MAX_NESTING - 1
+# more blocks, so the innermost block is MAX_NESTING + 1 deep.
+NEST_KEYS = ["parallel" if i % 2 == 0 else "sequence" for i in range(MAX_NESTING - 1)]
+NESTED_SEQ = ("".join(" " * (10 + 4 * i) + f"- {key}:\n" for i, key in enumerate(NEST_KEYS))
+              + "".join(" " * (10 + 4 * len(NEST_KEYS)) + line for line in
+                        ("- id: tham-dinh\n", "  agency: vpdk-tinh\n", "  deadline: 5d\n")))
+INNERMOST = " " * (10 + 4 * (len(NEST_KEYS) - 1)) + f"- {NEST_KEYS[-1]}:\n"
+NESTED_FIELD = "steps[1].parallel[1].sequence" + "".join(f"[0].{key}" for key in NEST_KEYS)
+# Far deeper than the YAML reader accepts (and than Python's recursion limit allows).
+DEEP_LEVELS = max(300, YAML_MAX_DEPTH)
+DEEP_STEPS = ("steps: " + "[{sequence: " * DEEP_LEVELS + "[{id: tiep-nhan, agency: vpdk-tinh, deadline: 1d}]"
+              + "}]" * DEEP_LEVELS + "\n")
+# A `when: in:` list whose aliases expand to more values than the reader accepts.
+BOMB_LEVELS = len(str(YAML_MAX_VALUES)) + 1  # 10 ** BOMB_LEVELS > YAML_MAX_VALUES
+BOMB = ("              in: [&l0 [" + ", ".join(["a"] * 10) + "], "
+        + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, BOMB_LEVELS)) + "]\n")
 
 
 CASES: list[Case] = [
@@ -415,6 +441,47 @@ CASES: list[Case] = [
                sub("            deadline: 3d\n            when", "            deadline: 2h\n            when")),
          "deadline: 1d", "deadline",
          "steps take up to 1.75d along tiep-nhan → tham-dinh → lay-y-kien → tra-ket-qua, longer than the total deadline 1d"),
+    # ---- bounds (definitions/limits.py)
+    Case("too-many-steps", "too-many-steps", f"{MAX_STEPS + 1} steps, every parallel branch counted (MAX_STEPS + 1)",
+         sub("  - id: tra-ket-qua\n", "  - parallel:\n" + EXTRA_STEPS + "  - id: tra-ket-qua\n"), "steps:", "steps",
+         f"{MAX_STEPS + 1} steps (every branch counted), more than {MAX_STEPS} (MAX_STEPS); step {MAX_STEPS + 1} is steps[3]"),
+    Case("nested-too-deep", "too-deep", f"a step inside {MAX_NESTING + 1} parallel:/sequence: blocks (MAX_NESTING + 1)",
+         sub(SEQ, NESTED_SEQ), INNERMOST, NESTED_FIELD,
+         f"nested {MAX_NESTING + 1} deep here (parallel: and sequence: inside one another), more than {MAX_NESTING} "
+         "(MAX_NESTING)"),
+    Case("yaml-nested-hundreds-deep", "yaml-too-deep", f"{DEEP_LEVELS} sequence: blocks inside one another, on one line",
+         steps_only(DEEP_STEPS), "steps: [", None,
+         f"the YAML nests more than {YAML_MAX_DEPTH} levels deep here; a procedure nests parallel: and sequence: "
+         f"at most {MAX_NESTING} deep (MAX_NESTING)"),
+    Case("yaml-alias-bomb", "yaml-too-large", f"a `when: in:` list of aliases expanding to 10^{BOMB_LEVELS} values",
+         sub("              gt: 500\n", BOMB), "in: [&l0", None,
+         f"the file expands to more than {YAML_MAX_VALUES} values here (aliases *name repeat what &name marks)"),
+    Case("max-extensions-too-many", "bad-max-extensions", "max_extensions_per_step above MAX_EXTENSIONS_PER_STEP",
+         sub("supplement_deadline: 10d\n", f"supplement_deadline: 10d\nmax_extensions_per_step: {MAX_EXTENSIONS_PER_STEP + 1}\n"),
+         "max_extensions_per_step:", "max_extensions_per_step",
+         f"{MAX_EXTENSIONS_PER_STEP + 1} is out of range; expected a whole number from 0 to {MAX_EXTENSIONS_PER_STEP} "
+         "(MAX_EXTENSIONS_PER_STEP)"),
+    Case("max-extensions-negative", "bad-max-extensions", "max_extensions_per_step is -1",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions_per_step: -1\n"),
+         "max_extensions_per_step:", "max_extensions_per_step", "-1 is out of range; expected a whole number from 0 to"),
+    Case("max-extensions-is-text", "bad-max-extensions", "max_extensions_per_step is a word",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions_per_step: mot\n"),
+         "max_extensions_per_step:", "max_extensions_per_step", "'mot' is not a whole number; expected a whole number"),
+    Case("max-extensions-is-a-boolean", "bad-max-extensions", "max_extensions_per_step is `true`",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions_per_step: true\n"),
+         "max_extensions_per_step:", "max_extensions_per_step", "True is not a whole number"),
+    Case("max-supplement-requests-zero", "bad-max-supplement-requests", "max_supplement_requests is 0",
+         sub("on_supplement: pause\n", "on_supplement: pause\nmax_supplement_requests: 0\n"),
+         "max_supplement_requests:", "max_supplement_requests",
+         f"0 is out of range; expected a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS} (MAX_SUPPLEMENT_REQUESTS)"),
+    Case("max-supplement-requests-too-many", "bad-max-supplement-requests",
+         "max_supplement_requests above MAX_SUPPLEMENT_REQUESTS",
+         sub("on_supplement: pause\n", f"on_supplement: pause\nmax_supplement_requests: {MAX_SUPPLEMENT_REQUESTS + 1}\n"),
+         "max_supplement_requests:", "max_supplement_requests", f"{MAX_SUPPLEMENT_REQUESTS + 1} is out of range"),
+    Case("max-supplement-requests-empty", "empty-value", "`max_supplement_requests:` with no value",
+         sub("on_supplement: pause\n", "on_supplement: pause\nmax_supplement_requests:\n"),
+         "max_supplement_requests:", "max_supplement_requests",
+         f"is empty; expected a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS}"),
 ]
 
 
