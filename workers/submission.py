@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
@@ -28,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from definitions.calendar import available_calendars
+from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from definitions.loader import DefinitionError, load_catalog, load_procedure
 from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
 from store import registry
@@ -222,14 +224,58 @@ def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
             data = json.loads(data)
         except json.JSONDecodeError as err:
             raise SubmissionError(f"--data is not valid JSON: {err}") from err
+        except RecursionError as err:  # hundreds of levels: too deep for the parser itself
+            raise SubmissionError(f"dossier data nests too deep to read; at most {MAX_DATA_DEPTH} levels of "
+                                  "objects/arrays (MAX_DATA_DEPTH)") from err
     if not isinstance(data, Mapping):
         raise SubmissionError(
             f"--data must be a JSON object such as '{{\"commune\": \"xa-tan-lap\"}}', got {type(data).__name__}"
         )
+    _check_data_shape(data)  # first: it does not recurse, the checks after it do
     if where := _nul_in(data, ()):
         # PostgreSQL cannot store NUL: the projection would retry the dossier's events forever.
         raise SubmissionError(f"--data {where} contains a NUL character (\\u0000); remove it")
+    _check_data_size(data)
     return dict(data)
+
+
+def _check_data_shape(data: Mapping[str, Any]) -> None:
+    """At most MAX_DATA_DEPTH levels of objects/arrays (the data object is level 1),
+    and only finite numbers: JSON has no NaN or Infinity (Python's parser accepts them)."""
+    pending: list[tuple[Any, tuple[str, ...], int]] = [(data, (), 1)]
+    deepest, too_deep = 1, None
+    while pending:
+        value, path, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DATA_DEPTH and too_deep is None:
+            too_deep = path
+        inner = []
+        for key, item in value.items() if isinstance(value, Mapping) else enumerate(value):
+            here = (*path, str(key))
+            if isinstance(item, float) and not math.isfinite(item):
+                shown = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
+                raise SubmissionError(f"dossier data field {_field(here)} is {shown}; expected a finite number "
+                                      "(JSON has no NaN or Infinity)")
+            if isinstance(item, (Mapping, list, tuple)):
+                inner.append((item, here, depth + 1))
+        pending += reversed(inner)  # the first field written is looked at first
+    if too_deep is not None:
+        raise SubmissionError(f"dossier data nests {deepest} levels of objects/arrays deep (field "
+                              f"{_field(too_deep)} is level {MAX_DATA_DEPTH + 1}); at most {MAX_DATA_DEPTH} "
+                              "(MAX_DATA_DEPTH)")
+
+
+def _check_data_size(data: Mapping[str, Any]) -> None:
+    """At most MAX_DATA_BYTES as compact UTF-8 JSON (what the dossier carries in Temporal)."""
+    size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+    if size > MAX_DATA_BYTES:
+        raise SubmissionError(f"dossier data is {size} bytes as JSON; at most {MAX_DATA_BYTES} bytes "
+                              "(MAX_DATA_BYTES)")
+
+
+def _field(path: tuple[str, ...]) -> str:
+    text = repr(".".join(path))
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _nul_in(value: Any, path: tuple[str, ...]) -> str | None:

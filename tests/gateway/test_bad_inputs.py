@@ -10,6 +10,7 @@ retried with the same key); validation and authentication refusals leave none.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
+from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from gateway import tokens as gateway_tokens
 from store.models import Base, GatewayRequestRow
 from tests.gateway.stack import COMMUNE, DESK, LAND_OFFICE, TEST_PROCEDURE, Api
@@ -67,6 +69,24 @@ SUBMIT = "/v1/dossiers"
 def submission(**fields: Any) -> dict[str, Any]:
     body = {"procedure": TEST_PROCEDURE, "dossier_id": f"HS-GW-BAD-{uuid.uuid4().hex[:8]}", "data": DATA}
     return {k: v for k, v in (body | fields).items() if v is not ...}
+
+
+def nested(levels: int) -> Any:
+    """`levels` objects inside one another."""
+    value: Any = "day"
+    for _ in range(levels):
+        value = {"cap": value}
+    return value
+
+
+def raw_submission(data: str) -> bytes:
+    """A submission whose data is written as is (NaN and Infinity: httpx refuses to encode them)."""
+    return (f'{{"procedure": "{TEST_PROCEDURE}", "dossier_id": "HS-GW-BAD-{uuid.uuid4().hex[:8]}", '
+            f'"data": {data}}}').encode()
+
+
+JSON = {"Content-Type": "application/json"}
+BIG_DATA = DATA | {"ghi_chu": "x" * MAX_DATA_BYTES}
 
 
 CASES = [
@@ -158,6 +178,20 @@ CASES = [
     Bad("submit-received-at-not-a-date", "POST", SUBMIT, "desk", 422, "invalid-request", ("body.received_at", "with a UTC offset"),
         body=submission(received_at="hôm qua"), location="body.received_at"),
     Bad("submit-not-a-desk", "POST", SUBMIT, "land", 403, "not-a-receiving-desk", (LAND_OFFICE,), body=submission()),
+    Bad("submit-data-too-big", "POST", SUBMIT, "desk", 422, "submission-refused",
+        (f"dossier data is {len(json.dumps(BIG_DATA, separators=(',', ':')).encode())} bytes as JSON",
+         f"at most {MAX_DATA_BYTES} bytes (MAX_DATA_BYTES)"), body=submission(data=BIG_DATA)),
+    Bad("submit-data-too-deep", "POST", SUBMIT, "desk", 422, "submission-refused",
+        (f"dossier data nests {MAX_DATA_DEPTH + 1} levels of objects/arrays deep",
+         f"(field 'ho_so{'.cap' * (MAX_DATA_DEPTH - 1)}' is level {MAX_DATA_DEPTH + 1})",
+         f"at most {MAX_DATA_DEPTH} (MAX_DATA_DEPTH)"),
+        body=submission(data=DATA | {"ho_so": nested(MAX_DATA_DEPTH)})),
+    Bad("submit-data-nan", "POST", SUBMIT, "desk", 422, "submission-refused",
+        ("dossier data field 'area_m2' is NaN; expected a finite number (JSON has no NaN or Infinity)",),
+        raw=raw_submission('{"commune": "xa-tan-lap", "area_m2": NaN}'), headers=JSON),
+    Bad("submit-data-infinity", "POST", SUBMIT, "desk", 422, "submission-refused",
+        ("dossier data field 'thua.0.dien_tich' is Infinity",),
+        raw=raw_submission('{"commune": "xa-tan-lap", "thua": [{"dien_tich": Infinity}]}'), headers=JSON),
     # ---- reading
     Bad("inbox-limit-zero", "GET", "/v1/inbox?limit=0", "land", 422, "invalid-request", ("query.limit",),
         location="query.limit"),

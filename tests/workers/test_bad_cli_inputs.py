@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Base
@@ -37,6 +38,12 @@ PROCEDURE = "9.900001"  # the corpus's base procedure
 DATA = '{"commune": "xa-mot", "area_m2": 120}'
 CLOSED = "127.0.0.1:1"  # no Temporal here
 BROKEN_DRAFT = next(CORPUS.glob("*-unknown-agency.yaml"))
+# Dossier data just past the bounds of definitions/limits.py.
+BIG_DATA = json.dumps({"commune": "xa-mot", "ghi_chu": "x" * MAX_DATA_BYTES})
+BIG_DATA_BYTES = len(json.dumps(json.loads(BIG_DATA), separators=(",", ":")).encode())
+DEEP_FIELD: object = "day"
+for _ in range(MAX_DATA_DEPTH):  # 16 objects under the data object: level 17
+    DEEP_FIELD = {"cap": DEEP_FIELD}
 
 
 def table_counts(url: str) -> dict[str, int]:
@@ -147,6 +154,18 @@ CASES = [
         ("1 problem(s), first:", f"{BROKEN_DRAFT}:23: steps[1].parallel[0].agency: unknown agency 'thue-coso'",
          f"run `lienthong definitions validate {BROKEN_DRAFT}`")),
     Bad("submit-missing-draft", submit(procedure="{tmp}/khong-co.yaml"), ("no procedure file", "khong-co.yaml")),
+    Bad("submit-data-too-big", submit(data=BIG_DATA),
+        (f"dossier data is {BIG_DATA_BYTES} bytes as JSON; at most {MAX_DATA_BYTES} bytes (MAX_DATA_BYTES)",)),
+    Bad("submit-data-too-deep", submit(data=json.dumps({"commune": "xa-mot", "ho_so": DEEP_FIELD})),
+        (f"dossier data nests {MAX_DATA_DEPTH + 1} levels of objects/arrays deep",
+         f"(field 'ho_so{'.cap' * (MAX_DATA_DEPTH - 1)}' is level {MAX_DATA_DEPTH + 1})",
+         f"at most {MAX_DATA_DEPTH} (MAX_DATA_DEPTH)")),
+    Bad("submit-data-thousands-deep", submit(data='{"commune": "xa-mot", "a": ' + "[" * 5000 + "]" * 5000 + "}"),
+        (f"dossier data nests too deep to read; at most {MAX_DATA_DEPTH} levels of objects/arrays (MAX_DATA_DEPTH)",)),
+    Bad("submit-data-nan", submit(data='{"commune": "xa-mot", "area_m2": NaN}'),
+        ("dossier data field 'area_m2' is NaN; expected a finite number (JSON has no NaN or Infinity)",)),
+    Bad("submit-data-infinity", submit(data='{"commune": "xa-mot", "thua": [{"dien_tich": -Infinity}]}'),
+        ("dossier data field 'thua.0.dien_tich' is -Infinity",)),
     Bad("submit-unknown-channel", submit("--channel", "fax"),
         ("lienthong dossiers submit: argument --channel: invalid choice: 'fax'", "see lienthong dossiers submit --help"),
         code=2),
