@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from definitions.limits import MAX_NOTE_CHARS
 from workflows.payloads import Channel, DossierStatus, Outcome
 
 
@@ -42,7 +43,8 @@ def _check_json(value: Any) -> None:
 Text = Annotated[str, AfterValidator(_no_nul)]
 # Optional text: the length limit goes on the string itself (on `Text | None` pydantic
 # counts "items"), so a too-long note is "String should have at most 2000 characters".
-Note = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
+# Every note and reason an agency sends is bounded by MAX_NOTE_CHARS, as on the CLI.
+Note = Annotated[str, Field(max_length=MAX_NOTE_CHARS), AfterValidator(_no_nul)]
 StepRef = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
 DOSSIER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"  # it goes into URLs: no slashes or spaces
 
@@ -101,7 +103,7 @@ class ExtendBody(_Body):
     ]})
 
     until: AwareDatetime = Field(description="the new due, with a UTC offset")
-    reason: Text = Field(min_length=1, max_length=2000, description="goes on the apology letter")
+    reason: Text = Field(min_length=1, max_length=MAX_NOTE_CHARS, description="goes on the apology letter")
     step_id: StepRef | None = Field(default=None,
                                     description="one of your current steps; default: every late one you hold")
 

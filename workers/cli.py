@@ -36,6 +36,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from definitions.limits import MAX_NOTE_CHARS
 from definitions.loader import validate_paths
 from store.db import DatabaseURLError
 from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
@@ -169,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
         "apply", help="recompute the dues of open dossiers after a calendar file changed")
     apply.add_argument("--calendar", action="append", dest="calendars", metavar="NAME",
                        help="a calendar (repeatable; default: every calendar file)")
-    apply.add_argument("--reason", default="calendar file changed", metavar="TEXT",
+    apply.add_argument("--reason", type=_note, default="calendar file changed", metavar="TEXT",
                        help="goes into each dossier's audit log")
     apply.set_defaults(run=commands_calendars.apply)
     _gateway_parsers(commands, _Parser)
@@ -209,6 +210,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _note(text: str) -> str:
+    """A --note or --reason: free text that goes into the dossier's history, bounded."""
+    if len(text) > MAX_NOTE_CHARS:
+        raise argparse.ArgumentTypeError(f"{len(text)} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)")
+    return text
+
+
 def _not_negative(text: str) -> int:
     try:
         value = int(text)
@@ -238,13 +246,13 @@ def _change_parsers(action: Any) -> None:
     complete.add_argument("step_id", metavar="STEP")
     complete.add_argument("--agency", required=True, metavar="CODE")
     complete.add_argument("--outcome", choices=[o.value for o in Outcome], default=Outcome.APPROVED.value)
-    complete.add_argument("--note", metavar="TEXT")
+    complete.add_argument("--note", type=_note, metavar="TEXT")
     complete.add_argument("--request-id", **request_id)
     complete.set_defaults(run=_complete)
 
     resubmit = action.add_parser("resubmit", help="the applicant has supplemented the documents")
     resubmit.add_argument("dossier_id", metavar="ID")
-    resubmit.add_argument("--note", metavar="TEXT")
+    resubmit.add_argument("--note", type=_note, metavar="TEXT")
     resubmit.add_argument("--request-id", **request_id)
     resubmit.set_defaults(run=_resubmit)
 
@@ -252,7 +260,7 @@ def _change_parsers(action: Any) -> None:
     extend.add_argument("dossier_id", metavar="ID")
     extend.add_argument("--agency", required=True, metavar="CODE")
     extend.add_argument("--until", required=True, metavar="ISO", help="new due; without an offset: Vietnam time")
-    extend.add_argument("--reason", required=True, metavar="TEXT")
+    extend.add_argument("--reason", type=_note, required=True, metavar="TEXT")
     extend.add_argument("--step", dest="step_id", metavar="STEP")
     extend.add_argument("--request-id", **request_id)
     extend.set_defaults(run=_extend)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from definitions.limits import MAX_NOTE_CHARS
 from definitions.schema import ProcedureSnapshot
 
 
@@ -148,11 +149,11 @@ class CompleteStep(BaseModel):
     step_id: str
     agency: str
     outcome: str = Outcome.APPROVED.value
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
 
 
 class Resubmit(BaseModel):
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
 
 
 class Extend(BaseModel):
@@ -160,7 +161,7 @@ class Extend(BaseModel):
 
     agency: str
     new_due: AwareDatetime
-    reason: str
+    reason: str = Field(max_length=MAX_NOTE_CHARS)
     step_id: str | None = None
 
 
@@ -222,7 +223,7 @@ class ApplyCalendar(BaseModel):
     """An operator changed a calendar file: recompute this dossier's dues."""
 
     calendar: str
-    reason: str = "calendar changed"
+    reason: str = Field(default="calendar changed", max_length=MAX_NOTE_CHARS)
 
 
 class ResumedClock(BaseModel):

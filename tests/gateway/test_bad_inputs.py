@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
-from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
+from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_NOTE_CHARS
 from gateway import tokens as gateway_tokens
 from store.models import Base, GatewayRequestRow
 from tests.gateway.stack import COMMUNE, DESK, LAND_OFFICE, TEST_PROCEDURE, Api
@@ -192,6 +192,9 @@ CASES = [
     Bad("submit-data-infinity", "POST", SUBMIT, "desk", 422, "submission-refused",
         ("dossier data field 'thua.0.dien_tich' is Infinity",),
         raw=raw_submission('{"commune": "xa-tan-lap", "thua": [{"dien_tich": Infinity}]}'), headers=JSON),
+    Bad("resubmit-note-too-long", "POST", "/v1/dossiers/{dossier}/resubmit", "desk", 422, "invalid-request",
+        ("body.note", f"at most {MAX_NOTE_CHARS} characters"), body={"note": "n" * (MAX_NOTE_CHARS + 1)},
+        location="body.note"),
     # ---- reading
     Bad("inbox-limit-zero", "GET", "/v1/inbox?limit=0", "land", 422, "invalid-request", ("query.limit",),
         location="query.limit"),

@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
+from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_NOTE_CHARS
 from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Base
@@ -44,6 +44,7 @@ BIG_DATA_BYTES = len(json.dumps(json.loads(BIG_DATA), separators=(",", ":")).enc
 DEEP_FIELD: object = "day"
 for _ in range(MAX_DATA_DEPTH):  # 16 objects under the data object: level 17
     DEEP_FIELD = {"cap": DEEP_FIELD}
+LONG_TEXT = "n" * (MAX_NOTE_CHARS + 1)
 
 
 def table_counts(url: str) -> dict[str, int]:
@@ -177,6 +178,16 @@ CASES = [
     Bad("extend-bad-until", ["dossiers", "extend", "HS-CLI-1", "--agency", "vpdk-tinh", "--until", "thứ hai",
                              "--reason", "chờ"], ("--until 'thứ hai' is not an ISO date-time",)),
     Bad("resync-nothing-named", ["dossiers", "resync"], ("give dossier IDs or --all",)),
+    Bad("complete-note-too-long", ["dossiers", "complete", "HS-CLI-1", "tiep-nhan", "--agency", "bpmc-xa-xa-mot",
+                                   "--outcome", "rejected", "--note", LONG_TEXT],
+        (f"argument --note: {MAX_NOTE_CHARS + 1} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)",), code=2),
+    Bad("resubmit-note-too-long", ["dossiers", "resubmit", "HS-CLI-1", "--note", LONG_TEXT],
+        (f"argument --note: {MAX_NOTE_CHARS + 1} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)",), code=2),
+    Bad("extend-reason-too-long", ["dossiers", "extend", "HS-CLI-1", "--agency", "vpdk-tinh", "--until",
+                                   "2030-01-02T17:00", "--reason", LONG_TEXT],
+        (f"argument --reason: {MAX_NOTE_CHARS + 1} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)",), code=2),
+    Bad("calendars-apply-reason-too-long", ["calendars", "apply", "--calendar", "vn-gov", "--reason", LONG_TEXT],
+        (f"argument --reason: {MAX_NOTE_CHARS + 1} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)",), code=2),
     # ---- definitions and calendars
     Bad("deploy-missing-path", ["definitions", "deploy", "{tmp}/khong-co"], ("1 problem(s) in 0 file(s); nothing deployed",),
         stdout=("{tmp}/khong-co:1: no such file or folder",)),
@@ -245,6 +256,7 @@ def test_the_console_script_gives_the_same_lines(registry_url: str, definitions:
         (submit(data='{"commune": "xa-ba"}'), 1, "which is not a registered agency"),
         (submit("--channel", "fax"), 2, "invalid choice: 'fax'"),
         (["calendars", "apply", "--calendar", "lich-am"], 1, "unknown calendar 'lich-am'"),
+        (["dossiers", "resubmit", "HS-CLI-1", "--note", LONG_TEXT], 2, f"at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)"),
     ):
         result = subprocess.run([str(LIENTHONG), *args], capture_output=True, text=True, env=env, cwd=REPO,
                                 timeout=120, check=False)
