@@ -1,7 +1,7 @@
 """Event counters and histograms of the dossier workers (Prometheus, prometheus-client).
 
-`record_event` calls `observe(event)` only after the event was committed to the audit
-log *for the first time* (`store.projection.record_event` returned True), so a retried
+`write_changes` calls `observe(event, state)` only after the event was committed to the audit
+log *for the first time* (`store.projection.write_changes` returned it), so a retried
 activity, a replayed workflow or a second worker never counts one transition twice.
 Counters live in this process: Prometheus adds them up across workers with
 `sum(rate(...))`, and a worker restart is a counter reset that `rate`/`increase` handle.
@@ -109,17 +109,16 @@ def initialize_from_store(sessions: sessionmaker[Session]) -> int:
     return len(rows)
 
 
-def observe(event: DossierEvent) -> None:
+def observe(event: DossierEvent, state: DossierState) -> None:
     """Count one newly recorded event. Never raises: a metric must not fail (and so
     retry) the activity that recorded the event."""
     try:
-        _observe(event)
+        _observe(event, state)
     except Exception as err:  # a bug here costs a data point, not a dossier
         log.warning("metrics_not_counted", kind=event.kind, seq=event.seq, error=f"{type(err).__name__}: {err}")
 
 
-def _observe(event: DossierEvent) -> None:
-    state = event.state
+def _observe(event: DossierEvent, state: DossierState) -> None:
     sector, level, procedure = state.sector, state.level, state.procedure_code
     initialize([(sector, level, procedure)])
     kind = event.kind

@@ -1,4 +1,4 @@
-"""Handing steps to agencies: inbox items, and signed webhooks to their systems."""
+"""Telling agencies' systems: signed webhooks (inbox items are written with the events)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import webhooks
-from store import deliveries, inbox, projection
-from workflows.payloads import AgencyNotification, Escalation, Routing
+from store import deliveries
+from workflows.payloads import AgencyNotification, Routing
 
 log = structlog.get_logger("lienthong.routing")
 
@@ -24,13 +24,6 @@ class RoutingActivities:
         self._sessions = sessions
         self._http = http or httpx.Client(timeout=httpx.Timeout(10.0))
         self._environ = os.environ if environ is None else environ
-
-    @activity.defn(name="route_step")
-    def route_step(self, routing: Routing) -> None:
-        """Put the step in (or take it out of) the agency's inbox; idempotent."""
-        with self._sessions.begin() as session:
-            changed = apply_routing(session, routing)
-        log_routing(routing, changed)
 
     @activity.defn(name="notify_agency")
     def notify_agency(self, notification: AgencyNotification) -> str:
@@ -69,16 +62,6 @@ class RoutingActivities:
                                      attempt=attempt, error=error)
 
 
-def apply_routing(session: Session, routing: Routing) -> bool:
-    """The inbox change a routing asks for; returns whether the inbox changed."""
-    if routing.reason == "withdrawn":
-        return inbox.remove_item(session, routing.agency, routing.dossier_id, routing.step_id)
-    # A retried hand-over may come after the step was done and taken out: it puts nothing back.
-    if not projection.step_belongs_in_inbox(session, routing.dossier_id, routing.step_id):
-        return False
-    return inbox.add_item(session, routing)
-
-
 def log_routing(routing: Routing, changed: bool) -> None:
     log.info(
         "step_withdrawn" if routing.reason == "withdrawn" else "step_routed",
@@ -89,18 +72,4 @@ def log_routing(routing: Routing, changed: bool) -> None:
         reason=routing.reason,
         due_at=routing.due_at.isoformat(),
         changed=changed,
-    )
-
-
-@activity.defn(name="notify_escalation")
-def notify_escalation(escalation: Escalation) -> None:
-    """Log-only escalation of dossiers started before webhooks existed (kept so
-    their histories replay and their retries still find a worker)."""
-    log.warning(
-        "step_escalated",
-        sector=escalation.sector,
-        step_id=escalation.step_id,
-        agency=escalation.agency,
-        escalate_to=escalation.escalate_to,
-        due_at=escalation.due_at.isoformat(),
     )

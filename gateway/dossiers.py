@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from temporalio.client import (
     WorkflowExecutionStatus,
-    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -31,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.context import GatewayContext
 from gateway.problems import GatewayProblem, refusal
 from store import projection
-from workers.temporal import wait_for_first_state
+from workers.temporal import start_attributes, wait_for_first_state
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierInput, DossierState
 
@@ -114,10 +113,10 @@ async def _from_workflow(context: GatewayContext, dossier_id: str) -> Found:
     try:
         description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
         received_by = await description.memo_value(MEMO_RECEIVED_BY, None)
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            state = await handle.result(rpc_timeout=QUERY_TIMEOUT)
-        else:
-            state = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        if description.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+            raise _NotFromWorkflow(GatewayProblem("unknown-dossier", f"dossier {dossier_id} did not finish "
+                                                  f"normally ({description.status.name.lower()})"))
+        state = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise _NotFromWorkflow() from err
@@ -126,23 +125,24 @@ async def _from_workflow(context: GatewayContext, dossier_id: str) -> Found:
         raise _NotFromWorkflow(unavailable(err)) from err
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
         raise _NotFromWorkflow(unavailable(err)) from err
-    except WorkflowFailureError as err:  # a failed run has no DossierState result
-        raise _NotFromWorkflow(GatewayProblem("unknown-dossier", f"dossier {dossier_id} did not finish normally "
-                                              f"({type(err).__name__})")) from err
     return Found(state, "workflow", received_by if isinstance(received_by, str) else None)
 
 
 # ----------------------------------------------------------------------------- changing
 
 
-async def change(context: GatewayContext, dossier_id: str, update: Callable[..., Awaitable[DossierState]],
+async def change(context: GatewayContext, dossier_id: str, update: Callable[..., Awaitable[Any]],
                  arg: Any, update_id: str) -> DossierState:
     """Send an Update; its id is the caller's idempotency key, so it applies once."""
     if not plausible_id(dossier_id):
         raise GatewayProblem("unknown-dossier", implausible("dossier", dossier_id))
     handle = _handle(context, dossier_id)
     try:
-        return await asyncio.wait_for(handle.execute_update(update, arg, id=update_id), UPDATE_TIMEOUT)
+        await asyncio.wait_for(handle.execute_update(update, arg, id=update_id), UPDATE_TIMEOUT)
+        # The Update answers briefly; the state query has the whole dossier to answer with.
+        return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        raise unavailable(err) from err
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError):
@@ -180,6 +180,7 @@ async def start(context: GatewayContext, dossier: DossierInput, request: str) ->
         handle: Handle = await context.client.start_workflow(
             DossierWorkflow.run, dossier, id=dossier.dossier_id, task_queue=context.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo=memo,
+            search_attributes=start_attributes(dossier),
         )
     except WorkflowAlreadyStartedError as err:
         handle = _handle(context, dossier.dossier_id)

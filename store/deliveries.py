@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -14,6 +14,14 @@ from store.models import AgencyRow, WebhookDeliveryRow
 def webhook_url(session: Session, agency: str) -> str | None:
     """The agency's webhook, or None (no webhook, or an agency the registry does not know)."""
     return session.scalar(select(AgencyRow.webhook_url).where(AgencyRow.code == agency))
+
+
+def agencies_with_webhooks(session: Session, codes: Collection[str]) -> list[str]:
+    """Which of ``codes`` have a webhook, sorted."""
+    if not codes:
+        return []
+    query = select(AgencyRow.code).where(AgencyRow.code.in_(list(codes)), AgencyRow.webhook_url.is_not(None))
+    return sorted(session.scalars(query))
 
 
 def record_delivery(

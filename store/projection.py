@@ -1,17 +1,21 @@
-"""The audit log and the dossier projection, written from the workflow's events.
+"""The audit log, the dossier projection and the agencies' inboxes, written from
+the workflow's store writes (`StoreWrite`: one per workflow activation).
 
-Events arrive at least once and in any order (activity retries, parallel branches).
+Writes arrive at least once (a local activity is re-run when the worker died
+before its workflow task completed) and, across `dossiers resync`, out of order.
 Two rules make that safe:
 
 * the audit log is keyed by (dossier_id, seq): a repeat is ignored;
-* the projection (``dossiers`` + ``dossier_steps``) only moves forward: it is replaced
-  by an event's state only when that event's seq is newer than ``dossiers.last_seq``.
+* the projection (``dossiers`` + ``dossier_steps``) only moves forward: a write
+  applies its state only when its newest seq is newer than ``dossiers.last_seq``,
+  and only then rewrites the step rows that changed and the inbox items. A write
+  repeated after later ones (a retried hand-over of a step that has since been
+  done) changes nothing.
 
 The forward-only check is one conditional upsert
 (``INSERT … ON CONFLICT (id) DO UPDATE … WHERE dossiers.last_seq < excluded.last_seq``),
 the same statement on SQLite and PostgreSQL. On PostgreSQL it locks the dossier row
-until commit, so concurrent writers for one dossier take turns for the steps too;
-SQLite has a single writer anyway.
+until commit, so concurrent writers for one dossier take turns.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store import inbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict
-from workflows.payloads import DossierEvent, DossierState, DossierStatus, StepStatus
+from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
 
 OPEN_STATUSES = (DossierStatus.PROCESSING.value, DossierStatus.AWAITING_SUPPLEMENT.value)
 
@@ -36,49 +41,54 @@ _UPSERT_DOSSIER = insert_on_conflict(
     _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
     where='"dossiers"."last_seq" < excluded."last_seq"', returning='"id"')
 _APPEND_EVENT = insert_on_conflict(DossierEventRow.__table__, conflict=["dossier_id", "seq"])
-_DELETE_STEPS = _STEPS.delete().where(_STEPS.c.dossier_id == bindparam("dossier_id"))
-_INSERT_STEPS = _STEPS.insert()
+_UPSERT_STEP = insert_on_conflict(
+    _STEPS, conflict=["dossier_id", "step_id"],
+    update=[c.name for c in _STEPS.columns if c.name not in ("dossier_id", "step_id")])
 
 
-def record_event(session: Session, event: DossierEvent, *, now: datetime | None = None) -> bool:
-    """Append ``event`` to the audit log and move the projection forward to its state.
-
-    Returns whether the event was new. Safe to repeat and to call concurrently.
-    """
-    if event.state.dossier_id != event.dossier_id:
-        raise ValueError(
-            f"event for {event.dossier_id!r} carries the state of {event.state.dossier_id!r}"
-        )
+def write_changes(session: Session, write: StoreWrite, *, now: datetime | None = None) -> list[DossierEvent]:
+    """Apply one store write; returns the events the audit log did not hold yet.
+    Safe to repeat and to call concurrently."""
+    state = write.state
+    if any(event.dossier_id != state.dossier_id for event in write.events):
+        raise ValueError(f"a write for {state.dossier_id!r} carries events of another dossier")
     now = now or datetime.now(UTC)
-    # Projection first: it creates the dossier row the event references, and on
+    # Projection first: it creates the dossier row the events reference, and on
     # PostgreSQL takes the dossier's row lock before anything else.
-    apply_state(session, event.state, event.seq, now=now)
-    row = {
-        "dossier_id": event.dossier_id,
-        "seq": event.seq,
-        "kind": event.kind,
-        "at": event.at,
-        "actor": event.actor,
-        "step_id": event.step_id,
-        "note": event.note,
-        "recorded_at": now,
-    }
-    return session.execute(_APPEND_EVENT, row).first() is not None
+    moved = _upsert_dossier(session, state, write.events[-1].seq, now)
+    new = [event for event in write.events
+           if session.execute(_APPEND_EVENT, _event_values(event, now)).first() is not None]
+    if moved:
+        steps = set(write.steps)
+        rows = [row for row in _step_values(state) if row["step_id"] in steps]
+        if rows:
+            session.connection().execute(_UPSERT_STEP, rows)
+        for routing in write.routings:
+            if routing.reason == "withdrawn":
+                inbox.remove_item(session, routing.agency, routing.dossier_id, routing.step_id)
+            else:
+                inbox.add_item(session, routing, now=now)
+    return new
+
+
+def record_event(session: Session, write: StoreWrite, *, now: datetime | None = None) -> bool:
+    """One store write; returns whether any of its events was new."""
+    return bool(write_changes(session, write, now=now))
 
 
 def apply_state(session: Session, state: DossierState, seq: int, *, now: datetime | None = None) -> bool:
-    """Write ``state`` as the projection of its dossier if ``seq`` is newer than what
-    the projection holds. Returns whether it was written."""
+    """Write ``state`` (every step) as the projection of its dossier if ``seq`` is
+    newer than what the projection holds (`dossiers resync`). Returns whether it was written."""
     now = now or datetime.now(UTC)
-    if session.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now)).first() is None:
+    if not _upsert_dossier(session, state, seq, now):
         return False  # an older or repeated seq: the projection stays as it is
-    # Steps are replaced wholesale: the state lists every step the dossier has.
-    # (Core statements on the table: the ORM's bulk paths add nothing here.)
-    connection = session.connection()
-    connection.execute(_DELETE_STEPS, {"dossier_id": state.dossier_id})
     if state.steps:
-        connection.execute(_INSERT_STEPS, _step_values(state))
+        session.connection().execute(_UPSERT_STEP, _step_values(state))
     return True
+
+
+def _upsert_dossier(session: Session, state: DossierState, seq: int, now: datetime) -> bool:
+    return session.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now)).first() is not None
 
 
 def get_dossier(session: Session, dossier_id: str) -> DossierState | None:
@@ -89,30 +99,6 @@ def get_dossier(session: Session, dossier_id: str) -> DossierState | None:
 def last_seq(session: Session, dossier_id: str) -> int | None:
     """The seq the projection reflects (compare with the workflow's to resync)."""
     return session.scalar(select(DossierRow.last_seq).where(DossierRow.id == dossier_id))
-
-
-def step_belongs_in_inbox(session: Session, dossier_id: str, step_id: str) -> bool:
-    """Whether the newest state the projection holds still has ``step_id`` waiting in its
-    agency's inbox: assigned, and not the step the applicant is supplementing documents
-    for. A dossier the projection does not know yet gets the benefit of the doubt.
-
-    Hand-overs are retried at least once: a routing whose first attempt committed but was
-    never reported (a killed worker, a restarted server) runs again, possibly after the
-    step was completed and taken out of the inbox. Checked against this newest state, the
-    late retry puts nothing back. The dossier row is locked (PostgreSQL), so a concurrent
-    hand-over of the same dossier waits for this one.
-    """
-    document = session.scalar(select(DossierRow.state).where(DossierRow.id == dossier_id).with_for_update())
-    if document is None:
-        return True
-    step = next((s for s in document.get("steps", []) if s.get("id") == step_id), None)
-    if step is None or step.get("status") != StepStatus.ASSIGNED.value:
-        return False
-    if document.get("paused_at") is not None:
-        asked = [n for n in document.get("notes", []) if n.get("kind") == "supplement_requested"]
-        if asked and asked[-1].get("step_id") == step_id:
-            return False
-    return True
 
 
 def list_events(session: Session, dossier_id: str) -> Sequence[DossierEventRow]:
@@ -129,6 +115,11 @@ def open_dossier_ids(session: Session, calendar: str | None = None) -> list[str]
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _event_values(event: DossierEvent, now: datetime) -> dict[str, Any]:
+    return {"dossier_id": event.dossier_id, "seq": event.seq, "kind": event.kind, "at": event.at,
+            "actor": event.actor, "step_id": event.step_id, "note": event.note, "recorded_at": now}
 
 
 def _dossier_values(state: DossierState, seq: int, now: datetime) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,7 +40,7 @@ from definitions.limits import MAX_NOTE_CHARS
 from definitions.loader import validate_paths
 from store.db import DatabaseURLError
 from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
-from workers.temporal import wait_for_first_state
+from workers.temporal import start_attributes, wait_for_first_state
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
 from workers.commands_gateway import add_parsers as _gateway_parsers
@@ -326,7 +326,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         commands_monitoring.start_worker_metrics(settings)  # before the client: SDK metrics runtime
         client = await _connect(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
-        await run_worker(client, settings.task_queue, stop, settings.database_url)
+        await run_worker(client, settings.task_queue, stop, settings.database_url,
+                       sandboxed=settings.workflow_sandbox)
 
     try:
         asyncio.run(run())
@@ -352,7 +353,7 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
         try:
             handle = await client.start_workflow(
                 DossierWorkflow.run, dossier, id=dossier.dossier_id, task_queue=settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=start_attributes(dossier),
             )
         except WorkflowAlreadyStartedError as err:
             status = await _status_of(client.get_workflow_handle(dossier.dossier_id))
@@ -410,14 +411,16 @@ def _extend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awaitable[DossierState]], arg: Any,
+async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awaitable[Any]], arg: Any,
                   request_id: str | None) -> DossierState:
     """Send an Update and map every way it can fail to one line."""
     client = await _connect(settings)
     handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
     request_id = request_id or str(uuid.uuid4())
     try:
-        return await asyncio.wait_for(handle.execute_update(update, arg, id=request_id), UPDATE_TIMEOUT)
+        await asyncio.wait_for(handle.execute_update(update, arg, id=request_id), UPDATE_TIMEOUT)
+        # The Update answers briefly; the state query has the whole dossier to show.
+        return await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=UPDATE_TIMEOUT))
     except WorkflowUpdateFailedError as err:
         raise CliError(f"refused: {_cause(err)}") from err
     except RPCError as err:

@@ -27,6 +27,7 @@ from definitions.calendar import (
     CONTINUOUS,
     CalendarFileError,
     UnknownCalendarError,
+    WorkingCalendar,
     available_calendars,
     load_calendar,
 )
@@ -95,21 +96,25 @@ def apply(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _apply_all(settings: Settings, targets: list[tuple[str, str]], reason: str) -> list[Applied]:
     client = await connect_or_refuse(settings)
-    return [await apply_one(client, calendar, dossier_id, reason) for calendar, dossier_id in targets]
+    calendars = {name: load_calendar(name, settings.definitions) for name in {name for name, _ in targets}}
+    return [await apply_one(client, calendars[name], dossier_id, reason) for name, dossier_id in targets]
 
 
-async def apply_one(client: Client, calendar: str, dossier_id: str, reason: str) -> Applied:
+async def apply_one(client: Client, calendar: WorkingCalendar, dossier_id: str, reason: str) -> Applied:
     handle = dossier_handle(client, dossier_id)
     try:
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
             return Applied(dossier_id, "skipped", "finished")
         before = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
-        after = await asyncio.wait_for(
-            handle.execute_update(DossierWorkflow.apply_calendar, ApplyCalendar(calendar=calendar, reason=reason),
-                                  id=f"apply-calendar-{calendar}-{uuid.uuid4()}"),
+        # The calendar as it is now, over the horizon of the dossier's receipt.
+        change = ApplyCalendar(calendar=calendar.name, snapshot=calendar.snapshot(before.received_at), reason=reason)
+        await asyncio.wait_for(
+            handle.execute_update(DossierWorkflow.apply_calendar, change,
+                                  id=f"apply-calendar-{calendar.name}-{uuid.uuid4()}"),
             UPDATE_TIMEOUT,
         )
+        after = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == "DossierFinished":

@@ -13,7 +13,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import (
     Client,
-    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -109,13 +108,10 @@ def dossier_handle(client: Client, dossier_id: str) -> WorkflowHandle[Any, Dossi
 
 
 async def workflow_state(client: Client, dossier_id: str) -> DossierState:
-    """The `state` query; a completed dossier's final state comes from its result,
-    which needs no worker to replay the history."""
+    """The `state` query (a finished dossier answers it too: a worker replays its
+    history; the result itself is only a summary)."""
     handle = dossier_handle(client, dossier_id)
     try:
-        description = await handle.describe()
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result()
         return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

@@ -227,7 +227,8 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
         _announce(options, settings)
         server_exited = asyncio.create_task(server.wait_exited())
         worker = asyncio.create_task(serve_beside(  # the HTTP gateway runs and stops with the worker
-            run_worker(client, settings.task_queue, stop, settings.database_url), gateway, client, settings, stop))
+            run_worker(client, settings.task_queue, stop, settings.database_url,
+                       sandboxed=settings.workflow_sandbox), gateway, client, settings, stop))
         try:
             done, _ = await asyncio.wait({worker, server_exited}, return_when=asyncio.FIRST_COMPLETED)
             if worker not in done:

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     task_queue: str = "lienthong-dossiers"
     log_level: str = "INFO"
     log_json: bool = True
+    workflow_sandbox: bool = Field(
+        default=False, description="run workflow code in Temporal's sandbox (tests and replays always do)")
 
 
 @lru_cache(maxsize=1)

@@ -28,11 +28,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from definitions.calendar import available_calendars
+from definitions.calendar import WorkingCalendar, available_calendars, load_calendar
 from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
 from definitions.loader import DefinitionError, load_catalog, load_procedure
 from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
-from store import registry
+from store import deliveries, registry
 from store.models import AgencyRow, SectorRow
 from workflows.payloads import Channel, DossierInput
 
@@ -69,6 +69,12 @@ class Registry(Protocol):
         ...
 
     def is_agency(self, code: str) -> bool: ...
+
+    def webhook_agencies(self, codes: Collection[str]) -> list[str]:
+        """Which of `codes` have a webhook to notify."""
+        ...
+
+    def calendar(self, name: str) -> WorkingCalendar: ...
 
     def agency_codes(self) -> Collection[str]:
         """Every known agency code (for suggestions in refusals)."""
@@ -124,6 +130,12 @@ class StoreRegistry:
 
     def is_agency(self, code: str) -> bool:
         return registry.known_agency(self._session, code)
+
+    def webhook_agencies(self, codes: Collection[str]) -> list[str]:
+        return deliveries.agencies_with_webhooks(self._session, codes)
+
+    def calendar(self, name: str) -> WorkingCalendar:
+        return load_calendar(name, self._definitions)
 
     def agency_codes(self) -> list[str]:
         if self._codes is None:
@@ -184,11 +196,17 @@ def prepare_dossier(
     _check_agencies(snapshot, fields, lookup)
     if channel not in CHANNELS:
         raise SubmissionError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
-    received = _received_at(received_at, now or datetime.now(LOCAL_TZ))
+    now = now or datetime.now(LOCAL_TZ)
+    received = _received_at(received_at, now)
     _check_receiving_desk(received_by, lookup)
+    # The calendar travels resolved (the workflow computes dues without I/O), and so
+    # does which of the dossier's agencies have a webhook (no lookup per hand-over).
+    calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received or now)
+    webhooks = lookup.webhook_agencies(_dossier_agencies(snapshot, fields))
     try:
         return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,  # type: ignore[arg-type]
-                            received_at=received, received_by=received_by)
+                            received_at=received, received_by=received_by, calendar=calendar,
+                            webhook_agencies=webhooks)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -314,6 +332,13 @@ def _check_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any], lookup: R
             template = getattr(step, key)
             if template:
                 _check_agency(step, key, template, data, lookup)
+
+
+def _dossier_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any]) -> set[str]:
+    """The agencies the dossier's running steps are routed or escalated to (checked above)."""
+    return {resolve_agency(template, data)
+            for step in snapshot.procedure.iter_steps() if step.when is None or step.when.holds(data)
+            for template in (step.agency, step.escalate_to) if template}
 
 
 def _check_agency(step: Step, key: str, template: str, data: dict[str, Any], lookup: Registry) -> None:

@@ -10,17 +10,19 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.common import TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.logging_context import DossierLogContext
 from activities.recording import RecordingActivities
-from activities.routing import RoutingActivities, notify_escalation
-from activities.working_time import LOCAL_ACTIVITIES
+from activities.routing import RoutingActivities
 from workers.settings import Settings
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import DossierState
+from workflows import search_attributes as sa
+from workflows.payloads import DossierInput, DossierState
 
 
 async def connect(settings: Settings) -> Client:
@@ -32,21 +34,31 @@ async def connect(settings: Settings) -> Client:
 
 
 def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session],
-                 http: httpx.Client | None = None) -> Worker:
-    """The dossier worker. Activities are plain functions (database, HTTP and
-    calendar work), so they run on a thread pool instead of the event loop."""
+                 http: httpx.Client | None = None, *, sandboxed: bool = True) -> Worker:
+    """The dossier worker. Activities are plain functions (database and HTTP work),
+    so they run on a thread pool instead of the event loop.
+
+    `sandboxed=False` runs workflow code without Temporal's sandbox (the production
+    default, `LIENTHONG_WORKFLOW_SANDBOX`; docs/performance.md has the figures): the
+    workflow module is reviewed for determinism and the sandboxed runner still runs
+    it in every test and replay, where a non-deterministic call would be caught."""
     recording = RecordingActivities(sessions)
     routing = RoutingActivities(sessions, http=http)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[DossierWorkflow],
-        activities=[recording.record_event, recording.record_and_route, routing.route_step, routing.notify_agency,
-                    notify_escalation,
-                    *LOCAL_ACTIVITIES],
+        activities=[recording.write_changes, routing.notify_agency],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         interceptors=[DossierLogContext()],
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
     )
+
+
+def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:
+    """The search attributes a dossier starts with (the workflow upserts only changes)."""
+    procedure = dossier.snapshot.procedure
+    return sa.at_start(procedure.code, procedure.version, procedure.sector)
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:

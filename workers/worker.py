@@ -76,17 +76,18 @@ async def wait_for_store(url: str | None, stop: asyncio.Event) -> sessionmaker[S
             delay = min(delay * 2, STORE_RETRY_MAX)
 
 
-async def run_worker(client: Client, task_queue: str, stop: asyncio.Event, database_url: str | None = None) -> None:
+async def run_worker(client: Client, task_queue: str, stop: asyncio.Event, database_url: str | None = None,
+                     *, sandboxed: bool = False) -> None:
     """Poll `task_queue` until `stop` is set (or the worker fails), then shut down
     gracefully: in-flight activity results are reported before returning. A database
     that does not answer yet is waited for (`wait_for_store`)."""
     sessions = await wait_for_store(database_url, stop)
     if sessions is None:
         return
-    worker = build_worker(client, task_queue, sessions)
+    worker = build_worker(client, task_queue, sessions, sandboxed=sandboxed)
     running = asyncio.create_task(worker.run())
     stopping = asyncio.create_task(stop.wait())
-    log.info("worker_started", task_queue=task_queue, namespace=client.namespace)
+    log.info("worker_started", task_queue=task_queue, namespace=client.namespace, sandboxed=sandboxed)
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:

@@ -1,83 +1,84 @@
 """DossierWorkflow: one dossier (hồ sơ), interpreted from its procedure snapshot.
 
-Deterministic and I/O-free: calendar arithmetic, routing and recording are
-activities, called by name so this module depends on `definitions` and the
+Deterministic and I/O-free. Working time is computed here, from the calendar
+snapshot in the input (`workflows.clock`); everything that touches the world is
+an activity, called by name so this module depends on `definitions` and the
 payload models only.
 
 Shape of a run: compute the total due from the receipt, walk the steps
-(sequence / parallel / when), and for each step wait for its completion Update
-or its due instant. A passed due marks the step overdue and escalates; the wait
-goes on (Decision 3: overdue never fails a dossier). A supplement request stops
-every clock until the applicant resubmits (Decision 4).
+(sequence / parallel / when), and for each step wait for its completion Update.
+One watcher holds one timer, for the earliest due still to be acted on; a passed
+due marks the step overdue and escalates, and the wait goes on (Decision 3:
+overdue never fails a dossier). A supplement request stops every clock until the
+applicant resubmits (Decision 4).
+
+Lean by design (docs/performance.md): changes are queued as audit-log events and
+written by one local activity per activation (`write_changes`, one transaction:
+events, projection, inboxes); search attributes are upserted only when a value
+changes; Update answers and the result are small (the `state` query is whole).
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from definitions.calendar import calendar_from_snapshot
+    from definitions.limits import MAX_CALENDAR_APPLICATIONS
     from definitions.schema import Parallel, Sequence, Step, UnknownAgencyError, resolve_agency
     from workflows import search_attributes as sa
+    from workflows.clock import due as compute_due
+    from workflows.clock import resumed_due
     from workflows.payloads import (
         PORTAL_STATUS,
         AgencyNotification,
         ApplyCalendar,
-        DueBasis,
-        RecomputeRequest,
-        ClockRequest,
+        ChangeAnswer,
         CompleteStep,
-        DossierClock,
         DossierEvent,
         DossierInput,
+        DossierResult,
         DossierState,
         DossierStatus,
         Due,
-        Escalation,
+        DueBasis,
         Extend,
         Note,
         Outcome,
-        RecordAndRoute,
-        ResumedClock,
-        ResumeRequest,
         Resubmit,
-        Routed,
         Routing,
-        StepDueRequest,
         StepState,
         StepStatus,
+        StoreWrite,
         judge,
     )
 
-T = TypeVar("T")
-
-# Agencies' systems and databases come back eventually: retry without a cap,
-# backing off to once every 5 minutes.
-ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                             maximum_interval=timedelta(minutes=5))
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-LOCAL_ACTIVITY_TIMEOUT = timedelta(seconds=10)
+# The store comes back eventually: retry without a cap, backing off to once every
+# 5 minutes (local activities past a minute wait on a workflow timer between tries).
+STORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=5))
+STORE_TIMEOUT = timedelta(seconds=30)
 # Webhooks: about an hour of retries (1 s doubling to 5 min), then recorded as failed.
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=5), maximum_attempts=20,
                            non_retryable_error_types=["MissingSecret"])
 NOTIFY_TIMEOUT = timedelta(seconds=20)
-# workflow.patched ids: each marks a change that dossiers in flight must not see.
-NOTIFICATIONS_PATCH = "agency-webhooks"
-# A hand-over's event and inbox change in one activity (`record_and_route`), and a
-# webhook notification only for an agency that has a webhook: 2 activities per
-# hand-over instead of 3 (record_event, route_step, notify_agency).
-RECORD_WITH_ROUTE_PATCH = "record-with-route"
 NOTIFICATION_KINDS = {"assigned": "step_assigned", "resumed": "step_resumed", "withdrawn": "step_withdrawn"}
+# Condition rounds with no new event before a write goes out: a change can take a few
+# rounds to run its course (a completion wakes the next step, which is assigned).
+SETTLE_ROUNDS = 3
+DOSSIER_DUE = "#dossier"  # the watcher's keys: step ids cannot start with "#"
+SUPPLEMENT_DUE = "#supplement"
 
 
 def set_due(target: DossierState | StepState, due: Due, *, current: bool = True, original: bool = False) -> None:
-    """Set the current due (what the wait arms) and/or the original one (what
+    """Set the current due (what the watcher arms) and/or the original one (what
     verdicts are judged against); an extension changes only the current one."""
     if current:
         target.due_at = due.due_at
@@ -90,21 +91,15 @@ def set_due(target: DossierState | StepState, due: Due, *, current: bool = True,
         target.original_due_basis = due.basis
 
 
-async def wait_until(instant: datetime, woken: Callable[[], bool]) -> bool:
-    """Wait for `woken()` or for `instant` (a durable timer); True when `instant` came first."""
-    left = instant - workflow.now()
-    if left > timedelta(0):
-        try:
-            await workflow.wait_condition(woken, timeout=left)
-            return False
-        except asyncio.TimeoutError:
-            pass
-    return not woken()
-
-
 def refuse(kind: str, message: str) -> ApplicationError:
     """A refusal an agency's system can act on: `kind` is stable, the message says why."""
     return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _row(st: StepState) -> tuple[Any, ...]:
+    """What the projection keeps of a step: a step row is rewritten when this changes."""
+    return (st.status, st.agency, st.assigned_at, st.due_at, st.original_due_at, st.completed_at,
+            st.verdict, st.overdue, st.escalations, st.extensions)
 
 
 @workflow.defn(name="DossierWorkflow")
@@ -114,7 +109,8 @@ class DossierWorkflow:
         procedure = input.snapshot.procedure
         self._input = input
         self._procedure = procedure
-        self._steps: dict[str, Step] = {step.id: step for step in procedure.iter_steps()}
+        self._calendar = calendar_from_snapshot(input.calendar)
+        self._webhooks = frozenset(input.webhook_agencies)
         self._state = DossierState(
             dossier_id=input.dossier_id,
             procedure_code=procedure.code,
@@ -135,46 +131,39 @@ class DossierWorkflow:
             ],
         )
         self._seq = 0
-        # Bumped whenever a due instant changes or the clock stops/starts: waits re-arm.
-        self._clock_version = 0
-        self._pause_epoch = 0
+        self._written = 0  # the newest seq the store holds
+        self._events: list[DossierEvent] = []  # recorded, not yet written
+        self._routings: list[Routing] = []
+        self._written_rows: dict[str, tuple[Any, ...]] = {}
         self._supplement_step: str | None = None
-        self._resuming = False
+        self._calendar_applications = 0
         self._ended = False
-        self._closed = False  # the final transition is recorded
         self._notifications: list[asyncio.Future[None]] = []
-        # Due instants whose passing was already acted on (step id or "" for the dossier).
-        self._overdue_fired: dict[str, datetime] = {}
+        # Due instants whose passing was already acted on, by watcher key.
+        self._fired: dict[str, datetime] = {}
 
     # ------------------------------------------------------------------ run
 
     @workflow.run
-    async def run(self, input: DossierInput) -> DossierState:
+    async def run(self, input: DossierInput) -> DossierResult:
         state = self._state
-        clock = await self._local(
-            "start_clock",
-            ClockRequest(calendar=state.calendar, received_at=state.received_at,
-                         deadline=self._procedure.deadline),
-            DossierClock,
-        )
-        state.clock_started_at = clock.clock_started_at
-        set_due(state, clock.due, original=True)
-        self._upsert_search_attributes()
-        await self._record("received", actor=input.received_by or "applicant",
-                           note=f"channel {input.channel}")
-
-        watcher = asyncio.ensure_future(self._watch_dossier_due())
+        state.clock_started_at = self._calendar.start_of_clock(state.received_at)
+        set_due(state, self._due(state.clock_started_at, self._procedure.deadline), original=True)
+        self._record("received", actor=input.received_by or "applicant", note=f"channel {input.channel}")
+        # Background loops: their pending waits are simply dropped when the run returns.
+        asyncio.ensure_future(self._write_changes())
+        asyncio.ensure_future(self._watch_dues())
         await self._run_nodes(list(self._procedure.steps))
         if not self._ended:
-            await self._finish(DossierStatus.COMPLETED, actor="system", note=None)
-        await watcher
-        # Let the final transition be recorded (it may come from an Update or the
-        # supplement watcher) and in-flight Updates return their answers.
-        await workflow.wait_condition(lambda: self._closed and workflow.all_handlers_finished())
-        # Webhooks still being retried finish (or fail and are recorded) before the run closes.
-        while not all(n.done() for n in self._notifications):
-            await asyncio.gather(*self._notifications)
-        return state
+            self._finish(DossierStatus.COMPLETED, actor="system", note=None)
+        # The final transition is written, in-flight Updates have their answers, and
+        # webhooks still being retried finish (or fail and are recorded).
+        await workflow.wait_condition(
+            lambda: not self._events and self._written == self._seq and workflow.all_handlers_finished()
+            and all(n.done() for n in self._notifications)
+        )
+        return DossierResult(dossier_id=state.dossier_id, status=state.status, portal_status=state.portal_status,
+                             verdict=state.verdict, completed_at=state.completed_at, last_event_seq=self._seq)
 
     async def _run_nodes(self, nodes: list[Any]) -> None:
         for node in nodes:
@@ -192,11 +181,12 @@ class DossierWorkflow:
         if step.when is not None and not step.when.holds(self._input.data):
             st.status = StepStatus.SKIPPED
             cond = step.when
-            await self._record("step_skipped", step_id=step.id,
-                               note=f"condition on {cond.field!r} ({cond.operator}) is false")
+            self._record("step_skipped", step_id=step.id,
+                         note=f"condition on {cond.field!r} ({cond.operator}) is false")
             return
-        # A step reached while the applicant holds the dossier starts when they give it back.
-        await workflow.wait_condition(lambda: self._ended or self._state.paused_at is None)
+        if self._state.paused_at is not None:
+            # A step reached while the applicant holds the dossier starts when they give it back.
+            await workflow.wait_condition(lambda: self._ended or self._state.paused_at is None)
         if self._ended:
             return
         try:
@@ -211,98 +201,99 @@ class DossierWorkflow:
         first = not any(s.status == StepStatus.COMPLETED for s in self._state.steps)
         st.assigned_at = self._state.received_at if first else workflow.now()
         assert self._state.clock_started_at is not None
-        due = await self._local(
-            "step_due",
-            StepDueRequest(calendar=self._state.calendar, deadline=step.deadline,
-                           assigned_at=max(st.assigned_at, self._state.clock_started_at)),
-            Due,
-        )
-        set_due(st, due, original=True)
-        self._upsert_search_attributes()
-        await self._record_and_route("step_assigned", st, "assigned", actor="system", note=f"routed to {st.agency}")
-        await self._wait_for_step(st)
+        set_due(st, self._due(max(st.assigned_at, self._state.clock_started_at), step.deadline), original=True)
+        self._record("step_assigned", step_id=st.id, actor="system", note=f"routed to {st.agency}")
+        self._route(st, "assigned")
+        await workflow.wait_condition(lambda: self._ended or st.status != StepStatus.ASSIGNED)
 
-    async def _wait_for_step(self, st: StepState) -> None:
-        while not self._ended and st.status == StepStatus.ASSIGNED:
-            assert st.due_at is not None
-            version = self._clock_version
-            fired = await self._wait_until_due(
-                st.id, st.due_at,
-                lambda: self._ended or st.status != StepStatus.ASSIGNED or self._clock_version != version,
-            )
-            if fired:
-                await self._step_overdue(st)
+    # ----------------------------------------------------------- dues (one timer)
 
-    async def _watch_dossier_due(self) -> None:
-        while not self._ended:
-            assert self._state.due_at is not None
-            version = self._clock_version
-            fired = await self._wait_until_due(
-                "", self._state.due_at, lambda: self._ended or self._clock_version != version
-            )
-            if fired:
-                self._state.overdue = True
-                await self._record("dossier_overdue", actor="system",
-                                   note=f"due {self._state.due_at.isoformat()} passed")
+    def _open_dues(self) -> list[tuple[str, datetime]]:
+        """The dues whose passing is still to be acted on. While the applicant holds
+        the dossier only the supplement deadline runs."""
+        state = self._state
+        if self._ended:
+            return []
+        if state.paused_at is not None:
+            dues = [(SUPPLEMENT_DUE, state.supplement_due_at)]
+        else:
+            dues = [(DOSSIER_DUE, state.due_at)]
+            dues += [(st.id, st.due_at) for st in state.steps if st.status == StepStatus.ASSIGNED]
+        return [(key, at) for key, at in dues if at is not None and self._fired.get(key) != at]
 
-    async def _wait_until_due(self, key: str, due_at: datetime, woken: Callable[[], bool]) -> bool:
-        """Wait for `woken` or for `due_at`; True when the due passed (once per due)."""
-        if self._state.paused_at is not None or self._overdue_fired.get(key) == due_at:
-            await workflow.wait_condition(woken)  # clock stopped, or already acted on
-            return False
-        if not await wait_until(due_at, woken):
-            return False
-        self._overdue_fired[key] = due_at
-        return True
+    async def _watch_dues(self) -> None:
+        """One lazy timer for the earliest open due. It is re-armed only when an
+        earlier due appears; a due that moved later (a step done, an extension) is
+        looked at when the timer fires, so most changes start or cancel no timer."""
+        while True:
+            dues = self._open_dues()
+            if not dues:
+                await workflow.wait_condition(lambda: bool(self._open_dues()))
+                continue
+            armed = min(at for _, at in dues)
+            left = armed - workflow.now()
+            if left > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: any(at < armed for _, at in self._open_dues()),
+                                                  timeout=left)
+                    continue  # an earlier due appeared: arm for it
+                except asyncio.TimeoutError:
+                    pass
+            now = workflow.now()
+            for key, at in self._open_dues():
+                if at <= now and not self._ended:
+                    self._fired[key] = at
+                    self._due_passed(key)
 
-    async def _step_overdue(self, st: StepState) -> None:
-        assert st.due_at is not None and st.agency is not None
-        st.overdue = True
-        if st.escalate_to:
-            st.escalations += 1
-        await self._record("step_overdue", step_id=st.id, actor="system",
-                           note=f"{st.agency} missed due {st.due_at.isoformat()}"
-                           + (f"; escalated to {st.escalate_to}" if st.escalate_to else ""))
-        if st.escalate_to and workflow.patched(NOTIFICATIONS_PATCH):
-            self._notify(self._notification("escalation", st, recipient=st.escalate_to))
-        elif st.escalate_to:  # dossiers started before webhooks: a blocking log-only activity
-            await workflow.execute_activity(
-                "notify_escalation",
-                Escalation(dossier_id=self._state.dossier_id, sector=self._state.sector, step_id=st.id,
-                           agency=st.agency, escalate_to=st.escalate_to, due_at=st.due_at,
-                           overdue_since=st.due_at),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-            )
+    def _due_passed(self, key: str) -> None:
+        state = self._state
+        if key == SUPPLEMENT_DUE:
+            note = f"the applicant did not supplement within {self._procedure.supplement_deadline}"
+            state.notes.append(Note(at=workflow.now(), kind="supplement_expired", text=note,
+                                    step_id=self._supplement_step))
+            self._finish(DossierStatus.REJECTED, actor="system", note=note)
+        elif key == DOSSIER_DUE:
+            assert state.due_at is not None
+            state.overdue = True
+            self._record("dossier_overdue", actor="system", note=f"due {state.due_at.isoformat()} passed")
+        else:
+            st = self._step_state(key)
+            assert st.due_at is not None and st.agency is not None
+            st.overdue = True
+            if st.escalate_to:
+                st.escalations += 1
+            self._record("step_overdue", step_id=st.id, actor="system",
+                         note=f"{st.agency} missed due {st.due_at.isoformat()}"
+                         + (f"; escalated to {st.escalate_to}" if st.escalate_to else ""))
+            if st.escalate_to and st.escalate_to in self._webhooks:
+                self._notify(self._notification("escalation", st, recipient=st.escalate_to))
 
     # -------------------------------------------------------------- updates
 
     @workflow.update
-    async def complete_step(self, request: CompleteStep) -> DossierState:
-        # Everything up to the first await happens at once, so a second completion
-        # arriving now is judged against the new state by its validator.
+    async def complete_step(self, request: CompleteStep) -> ChangeAnswer:
+        # No await before the change is made: a second completion arriving now is
+        # judged against the new state by its validator.
         st = self._step_state(request.step_id)
         outcome = Outcome(request.outcome)
         now = workflow.now()
         st.note = request.note
         if outcome == Outcome.SUPPLEMENT:
-            return await self._request_supplement(st, request)
-        st.completed_at = now
-        st.outcome = outcome
-        assert st.original_due_at and st.original_due_day_start
-        st.verdict = judge(now, st.original_due_at, st.original_due_day_start)
-        if outcome == Outcome.REJECTED:
+            self._request_supplement(st, request)
+        elif outcome == Outcome.REJECTED:
+            self._judge_step(st, outcome, now)
             st.status = StepStatus.REJECTED
             self._state.notes.append(Note(at=now, kind="rejected", agency=request.agency,
                                           step_id=st.id, text=request.note or ""))
-            await self._finish(DossierStatus.REJECTED, actor=request.agency, note=request.note,
-                               step_id=st.id)
-            await self._route(st, "withdrawn")
-            return self._state
-        st.status = StepStatus.COMPLETED
-        self._upsert_search_attributes()
-        await self._record_and_route("step_completed", st, "withdrawn", actor=request.agency,
-                                     note=f"{st.verdict}" + (f": {request.note}" if request.note else ""))
-        return self._state
+            self._finish(DossierStatus.REJECTED, actor=request.agency, note=request.note, step_id=st.id)
+            self._route(st, "withdrawn")
+        else:
+            self._judge_step(st, outcome, now)
+            st.status = StepStatus.COMPLETED
+            self._record("step_completed", step_id=st.id, actor=request.agency,
+                         note=f"{st.verdict}" + (f": {request.note}" if request.note else ""))
+            self._route(st, "withdrawn")
+        return await self._answer(st)
 
     @complete_step.validator
     def _validate_complete_step(self, request: CompleteStep) -> None:
@@ -313,15 +304,26 @@ class DossierWorkflow:
                          "supplement or rejected")
         if request.outcome != Outcome.APPROVED and not (request.note or "").strip():
             raise refuse("NoteRequired", f"outcome {request.outcome!r} needs a note saying why")
-        if self._state.paused_at is not None or self._resuming:
+        state = self._state
+        if state.paused_at is not None:
             if st.id == self._supplement_step:
                 raise refuse("AwaitingSupplement", f"step {st.id!r} waits for the applicant's supplement; "
                              "it resumes when the dossier is resubmitted")
             if request.outcome == Outcome.SUPPLEMENT:
-                raise refuse("AwaitingSupplement", f"dossier {self._state.dossier_id} already awaits a "
+                raise refuse("AwaitingSupplement", f"dossier {state.dossier_id} already awaits a "
                              f"supplement requested at step {self._supplement_step!r}")
+        allowed = self._procedure.max_supplement_requests
+        if request.outcome == Outcome.SUPPLEMENT and state.supplement_count >= allowed:
+            raise refuse("SupplementLimit", f"dossier {state.dossier_id} was already asked to supplement "
+                         f"{state.supplement_count} time(s); procedure {state.procedure_code} allows {allowed}")
 
-    async def _request_supplement(self, st: StepState, request: CompleteStep) -> DossierState:
+    def _judge_step(self, st: StepState, outcome: Outcome, now: datetime) -> None:
+        assert st.original_due_at and st.original_due_day_start
+        st.completed_at = now
+        st.outcome = outcome
+        st.verdict = judge(now, st.original_due_at, st.original_due_day_start)
+
+    def _request_supplement(self, st: StepState, request: CompleteStep) -> None:
         state = self._state
         now = workflow.now()
         state.status = DossierStatus.AWAITING_SUPPLEMENT
@@ -329,111 +331,74 @@ class DossierWorkflow:
         state.paused_at = now
         state.supplement_count += 1
         self._supplement_step = st.id
-        self._pause_epoch += 1
-        epoch = self._pause_epoch
-        self._clock_version += 1
         state.notes.append(Note(at=now, kind="supplement_requested", agency=request.agency, step_id=st.id,
                                 text=request.note or ""))
-        event = self._record("supplement_requested", step_id=st.id, actor=request.agency, note=request.note)
-        self._upsert_search_attributes()
         if self._procedure.supplement_deadline:
-            due = await self._local(
-                "step_due",
-                StepDueRequest(calendar=state.calendar, assigned_at=now,
-                               deadline=self._procedure.supplement_deadline),
-                Due,
-            )
-            if self._pause_epoch == epoch:  # not resubmitted meanwhile
-                state.supplement_due_at = due.due_at
-                asyncio.ensure_future(self._watch_supplement(self._pause_epoch, due.due_at))
-        await event
-        await self._route(st, "withdrawn")
-        return state
-
-    async def _watch_supplement(self, epoch: int, due_at: datetime) -> None:
-        def resumed() -> bool:
-            return self._ended or self._pause_epoch != epoch or self._resuming
-
-        if not await wait_until(due_at, resumed):
-            return
-        note = f"the applicant did not supplement within {self._procedure.supplement_deadline}"
-        self._state.notes.append(Note(at=workflow.now(), kind="supplement_expired", text=note,
-                                      step_id=self._supplement_step))
-        await self._finish(DossierStatus.REJECTED, actor="system", note=note)
+            state.supplement_due_at = self._due(now, self._procedure.supplement_deadline).due_at
+        self._record("supplement_requested", step_id=st.id, actor=request.agency, note=request.note)
+        self._route(st, "withdrawn")
 
     @workflow.update
-    async def resubmit(self, request: Resubmit) -> DossierState:
+    async def resubmit(self, request: Resubmit) -> ChangeAnswer:
         state = self._state
-        self._resuming = True
         now = workflow.now()
-        assert state.paused_at is not None and state.due_at is not None
-        assert state.original_due_at is not None
-        open_steps = [s for s in state.steps if s.status == StepStatus.ASSIGNED]
+        assert state.paused_at is not None and state.due_at is not None and state.original_due_at is not None
+        mode = self._procedure.on_supplement
+        restarted = self._calendar.start_of_clock(now)
+
+        def resumed(due_at: datetime, deadline: str) -> Due:
+            return resumed_due(self._calendar, mode, paused_at=state.paused_at,  # type: ignore[arg-type]
+                               restarted_at=restarted, due_at=due_at, deadline=deadline)
+
         # Each clock is re-applied: the dossier's legal due and its appointment,
         # then every open step's original and current due.
-        dues: list[datetime] = [state.original_due_at, state.due_at]
-        deadlines = [self._procedure.deadline] * 2
-        for st in open_steps:
-            assert st.original_due_at and st.due_at
-            dues += [st.original_due_at, st.due_at]
-            deadlines += [st.deadline] * 2
-        clock = await self._local(
-            "resume_clock",
-            ResumeRequest(calendar=state.calendar, mode=self._procedure.on_supplement,
-                          paused_at=state.paused_at, resumed_at=now, dues=dues, deadlines=deadlines),
-            ResumedClock,
-        )
-        if self._ended:  # the supplement deadline passed meanwhile
-            raise refuse("DossierFinished", f"dossier {state.dossier_id} is {state.status.value}")
-        set_due(state, clock.dues[0], current=False, original=True)
-        set_due(state, clock.dues[1])
-        for i, st in enumerate(open_steps):
-            set_due(st, clock.dues[2 + 2 * i], current=False, original=True)
-            set_due(st, clock.dues[3 + 2 * i])
-        if self._procedure.on_supplement == "restart":
-            state.clock_started_at = clock.clock_started_at
+        set_due(state, resumed(state.original_due_at, self._procedure.deadline), current=False, original=True)
+        set_due(state, resumed(state.due_at, self._procedure.deadline))
+        for st in state.steps:
+            if st.status == StepStatus.ASSIGNED:
+                assert st.original_due_at and st.due_at
+                set_due(st, resumed(st.original_due_at, st.deadline), current=False, original=True)
+                set_due(st, resumed(st.due_at, st.deadline))
+        if mode == "restart":
+            state.clock_started_at = restarted
         state.status = DossierStatus.PROCESSING
         state.portal_status = PORTAL_STATUS[state.status]
         state.paused_at = None
         state.supplement_due_at = None
         step_id, self._supplement_step = self._supplement_step, None
-        self._resuming = False
-        self._pause_epoch += 1
-        self._clock_version += 1
         state.notes.append(Note(at=now, kind="resubmitted", step_id=step_id,
                                 text=request.note or "documents supplemented"))
-        self._upsert_search_attributes()
-        await self._record("resubmitted", step_id=step_id, actor="applicant", note=request.note)
-        if step_id is not None:
-            await self._route(self._step_state(step_id), "resumed")
-        return state
+        self._record("resubmitted", step_id=step_id, actor="applicant", note=request.note)
+        step = self._step_state(step_id) if step_id is not None else None
+        if step is not None:
+            self._route(step, "resumed")
+        return await self._answer(step)
 
     @resubmit.validator
     def _validate_resubmit(self, request: Resubmit) -> None:
         self._refuse_if_finished()
-        if self._state.status != DossierStatus.AWAITING_SUPPLEMENT or self._resuming:
+        if self._state.status != DossierStatus.AWAITING_SUPPLEMENT:
             raise refuse("NotAwaitingSupplement",
                          f"dossier {self._state.dossier_id} is not waiting for a supplement "
                          f"(status {self._state.status.value})")
 
     @workflow.update
-    async def extend(self, request: Extend) -> DossierState:
+    async def extend(self, request: Extend) -> ChangeAnswer:
         state = self._state
         now = workflow.now()
-        for st in self._extendable_steps(request):
+        steps = self._extendable_steps(request)
+        for st in steps:
             st.due_at = request.new_due
             st.due_basis = None  # an appointment given by a person, not computed
             st.extensions += 1
         if state.due_at is None or state.due_at < request.new_due:
             state.due_at = request.new_due  # the new appointment for the applicant
             state.due_basis = None
-        self._clock_version += 1
         state.notes.append(Note(at=now, kind="extended", agency=request.agency, step_id=request.step_id,
                                 text=f"new appointment {request.new_due.isoformat()}: {request.reason}"))
-        self._upsert_search_attributes()
-        await self._record("extended", step_id=request.step_id, actor=request.agency,
-                           note=f"until {request.new_due.isoformat()}: {request.reason}")
-        return state
+        self._record("extended", step_id=request.step_id, actor=request.agency,
+                     note=f"until {request.new_due.isoformat()}: {request.reason}")
+        return await self._answer(steps[0] if len(steps) == 1 else None)
 
     @extend.validator
     def _validate_extend(self, request: Extend) -> None:
@@ -443,8 +408,12 @@ class DossierWorkflow:
         steps = self._extendable_steps(request)
         if request.new_due <= workflow.now():
             raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is in the past")
+        allowed = self._procedure.max_extensions_per_step
         for st in steps:
             assert st.due_at is not None
+            if st.extensions >= allowed:
+                raise refuse("ExtensionLimit", f"step {st.id!r} was already extended {st.extensions} time(s); "
+                             f"procedure {self._state.procedure_code} allows {allowed} new appointment(s) per step")
             if request.new_due <= st.due_at:
                 raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is not after step "
                              f"{st.id!r}'s current due {st.due_at.isoformat()}")
@@ -469,45 +438,41 @@ class DossierWorkflow:
         return late
 
     @workflow.update
-    async def apply_calendar(self, request: ApplyCalendar) -> DossierState:
-        """Recompute every computed due (not appointments given by extension) on
-        the calendar as it is now, and record what moved."""
+    async def apply_calendar(self, request: ApplyCalendar) -> ChangeAnswer:
+        """Recompute every computed due (not appointments given by extension) on the
+        calendar's new snapshot, and record what moved."""
         state = self._state
+        self._calendar = calendar_from_snapshot(request.snapshot)
+        self._calendar_applications += 1
         # (label, whose due, the original legal due or the current one)
         targets: list[tuple[str, DossierState | StepState, bool]] = [
             ("dossier", state, True), ("dossier", state, False)]
         targets += [(st.id, st, original) for st in state.steps if st.status == StepStatus.ASSIGNED
                     for original in (True, False)]
-        targets = [t for t in targets if self._basis(t[1], t[2]) is not None]
-        if not targets:
-            return state
-        dues = await self._local(
-            "recompute_dues",
-            RecomputeRequest(calendar=state.calendar, bases=[self._basis(t, o) for _, t, o in targets]),
-            list[Due],
-        )
-        if self._ended:
-            return state
         moved: list[str] = []
-        for (name, target, original), due in zip(targets, dues, strict=True):
+        for name, target, original in targets:
+            basis = self._basis(target, original)
+            if basis is None:
+                continue
             before = target.original_due_at if original else target.due_at
+            due = self._due(basis.start, basis.working)
             set_due(target, due, current=not original, original=original)
             if before != due.due_at:
                 label = f"{name} {'legal due' if original else 'due'}"
                 moved.append(f"{label} {before.isoformat() if before else '-'} → {due.due_at.isoformat()}")
         if moved:
-            self._clock_version += 1
-            self._upsert_search_attributes()
-            await self._record("calendar_applied", actor="operator",
-                               note=f"{request.reason}: " + "; ".join(moved))
-        return state
+            self._record("calendar_applied", actor="operator", note=f"{request.reason}: " + "; ".join(moved))
+        return await self._answer(None)
 
     @apply_calendar.validator
     def _validate_apply_calendar(self, request: ApplyCalendar) -> None:
         self._refuse_if_finished()
-        if request.calendar != self._state.calendar:
+        if request.calendar != self._state.calendar or request.snapshot.name != self._state.calendar:
             raise refuse("WrongCalendar", f"dossier {self._state.dossier_id} uses calendar "
-                         f"{self._state.calendar!r}, not {request.calendar!r}")
+                         f"{self._state.calendar!r}, not {request.snapshot.name!r}")
+        if self._calendar_applications >= MAX_CALENDAR_APPLICATIONS:
+            raise refuse("CalendarLimit", f"dossier {self._state.dossier_id} already took "
+                         f"{self._calendar_applications} calendar changes (at most {MAX_CALENDAR_APPLICATIONS})")
 
     @staticmethod
     def _basis(target: DossierState | StepState, original: bool) -> DueBasis | None:
@@ -520,6 +485,9 @@ class DossierWorkflow:
         return self._state
 
     # -------------------------------------------------------------- helpers
+
+    def _due(self, start: datetime, deadline: str | timedelta) -> Due:
+        return compute_due(self._calendar, start, deadline)
 
     def _refuse_if_finished(self) -> None:
         if self._ended or self._state.finished:
@@ -550,8 +518,7 @@ class DossierWorkflow:
                          f"{st.agency}, not {agency}")
         return st
 
-    async def _finish(self, status: DossierStatus, *, actor: str, note: str | None,
-                      step_id: str | None = None) -> None:
+    def _finish(self, status: DossierStatus, *, actor: str, note: str | None, step_id: str | None = None) -> None:
         state = self._state
         self._ended = True
         now = workflow.now()
@@ -568,61 +535,95 @@ class DossierWorkflow:
         for st in withdrawn:
             st.status = StepStatus.SKIPPED
             st.note = f"dossier {status.value} before this step finished"
-        self._upsert_search_attributes()
-        await self._record(status.value, step_id=step_id, actor=actor, note=note)
+        self._record(status.value, step_id=step_id, actor=actor, note=note)
         for st in withdrawn:
-            await self._route(st, "withdrawn")
-        self._closed = True
+            self._route(st, "withdrawn")
 
-    def _event(self, kind: str, *, step_id: str | None = None, actor: str | None = None,
-               note: str | None = None) -> DossierEvent:
-        """The next audit-log event, with a snapshot of the state now (so events are
-        ordered as they happened)."""
-        self._seq += 1
-        self._state.last_event_seq = self._seq
-        return DossierEvent(dossier_id=self._state.dossier_id, seq=self._seq, kind=kind, at=workflow.now(),
-                            actor=actor, step_id=step_id, note=note, state=self._state.model_copy(deep=True))
+    async def _answer(self, st: StepState | None) -> ChangeAnswer:
+        """Once the change is in the store: what the caller needs to know."""
+        seq = self._seq
+        await workflow.wait_condition(lambda: self._written >= seq)
+        state = self._state
+        return ChangeAnswer(dossier_id=state.dossier_id, seq=seq, status=state.status,
+                            portal_status=state.portal_status, due_at=state.due_at,
+                            step_id=st.id if st else None, step_status=st.status if st else None,
+                            step_due_at=st.due_at if st else None)
+
+    # ------------------------------------------------------- recording (the store)
 
     def _record(self, kind: str, *, step_id: str | None = None, actor: str | None = None,
-                note: str | None = None) -> Awaitable[None]:
-        """Snapshot the state now and log it."""
-        event = self._event(kind, step_id=step_id, actor=actor, note=note)
-        return workflow.start_activity("record_event", event, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                                       retry_policy=ACTIVITY_RETRY)
+                note: str | None = None) -> None:
+        """Queue an audit-log event; the writer takes everything queued in this activation."""
+        self._seq += 1
+        self._state.last_event_seq = self._seq
+        self._events.append(DossierEvent(dossier_id=self._state.dossier_id, seq=self._seq, kind=kind,
+                                         at=workflow.now(), actor=actor, step_id=step_id, note=note))
 
-    async def _record_and_route(self, kind: str, st: StepState, reason: str, *, actor: str,
-                                note: str | None) -> None:
-        """A hand-over: the event and the agency's inbox in one transaction, then its
-        webhook if it has one. Dossiers started before RECORD_WITH_ROUTE_PATCH keep
-        their three activities (record_event, route_step, notify_agency)."""
-        if not workflow.patched(RECORD_WITH_ROUTE_PATCH):
-            await self._record(kind, step_id=st.id, actor=actor, note=note)
-            await self._route(st, reason)
-            return
-        event = self._event(kind, step_id=st.id, actor=actor, note=note)
-        routed = await workflow.execute_activity(
-            "record_and_route", RecordAndRoute(event=event, routing=self._routing(st, reason)),
-            result_type=Routed, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
-        if routed.webhook:
-            self._notify(self._notification(NOTIFICATION_KINDS[reason], st, recipient=st.agency))  # type: ignore[arg-type]
-
-    def _routing(self, st: StepState, reason: str) -> Routing:
+    def _route(self, st: StepState, reason: str) -> None:
+        """An inbox change for the agency holding `st`, written with the events."""
         assert st.agency and st.assigned_at and st.due_at
         state = self._state
-        return Routing(dossier_id=state.dossier_id, procedure_code=state.procedure_code,
-                       procedure_version=state.procedure_version, sector=state.sector, step_id=st.id,
-                       step_name=st.name, agency=st.agency, assigned_at=st.assigned_at, due_at=st.due_at,
-                       reason=reason)  # type: ignore[arg-type]
+        self._routings.append(Routing(
+            dossier_id=state.dossier_id, procedure_code=state.procedure_code,
+            procedure_version=state.procedure_version, sector=state.sector, step_id=st.id, step_name=st.name,
+            agency=st.agency, assigned_at=st.assigned_at, due_at=st.due_at, reason=reason))  # type: ignore[arg-type]
 
-    async def _route(self, st: StepState, reason: str) -> None:
-        """The agency's inbox first (awaited: its order matters), then its webhook."""
-        await workflow.execute_activity(
-            "route_step", self._routing(st, reason),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=ACTIVITY_RETRY,
-        )
-        if workflow.patched(NOTIFICATIONS_PATCH):
-            self._notify(self._notification(NOTIFICATION_KINDS[reason], st, recipient=st.agency))
+    async def _write_changes(self) -> None:
+        """The writer: one store write per activation, in order, each retried until the
+        store takes it. Update answers wait for the write that holds their event."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._events))
+            await self._settle()
+            write = self._take_write()
+            self._upsert_search_attributes()
+            await workflow.execute_local_activity(
+                "write_changes", write, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY)
+            self._written = write.events[-1].seq
+            for routing in write.routings:
+                if routing.agency in self._webhooks:
+                    st = self._step_state(routing.step_id)
+                    self._notify(self._notification(NOTIFICATION_KINDS[routing.reason], st, recipient=routing.agency))
+
+    async def _settle(self) -> None:
+        """Let what this activation set in motion run first. Conditions resolve in
+        rounds (a completion wakes its step's wait, which assigns the next step), and
+        nothing else can say when the last round is: wait for a few rounds in a row
+        that queue no event. No timer, no command: this stays inside the activation."""
+        quiet = 0
+        while quiet < SETTLE_ROUNDS:
+            seen = self._seq
+            await workflow.wait_condition(lambda: True)
+            quiet = quiet + 1 if self._seq == seen else 0
+
+    def _take_write(self) -> StoreWrite:
+        events, self._events = self._events, []
+        routings, self._routings = self._routings, []
+        changed = []
+        for st in self._state.steps:
+            row = _row(st)
+            if self._written_rows.get(st.id) != row:
+                self._written_rows[st.id] = row
+                changed.append(st.id)
+        # A copy: a retried write must carry the state of its own events.
+        return StoreWrite(events=events, state=self._state.model_copy(deep=True), steps=changed, routings=routings)
+
+    def _upsert_search_attributes(self) -> None:
+        """Only the values that changed since the last upsert (or the start)."""
+        state = self._state
+        current = workflow.info().typed_search_attributes
+        wanted: list[tuple[Any, Any]] = [
+            (sa.PROCEDURE, f"{state.procedure_code}@{state.procedure_version}"),
+            (sa.SECTOR, state.sector),
+            (sa.STATUS, state.status.value),
+            (sa.CURRENT_AGENCIES, state.current_agencies),
+            (sa.DUE_AT, state.due_at),
+        ]
+        updates = [key.value_set(value) for key, value in wanted
+                   if value is not None and current.get(key) != value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    # ------------------------------------------------------------ notifications
 
     def _notification(self, kind: str, st: StepState, recipient: str) -> AgencyNotification:
         state = self._state
@@ -644,23 +645,7 @@ class DossierWorkflow:
                 )
             except ActivityError as err:
                 cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause or err)
-                await self._record("notification_failed", step_id=notification.step_id, actor="system",
-                                   note=f"{notification.kind} to {notification.agency}: {cause}")
+                self._record("notification_failed", step_id=notification.step_id, actor="system",
+                             note=f"{notification.kind} to {notification.agency}: {cause}")
 
         self._notifications.append(asyncio.ensure_future(deliver()))
-
-    async def _local(self, name: str, arg: Any, result_type: type[T]) -> T:
-        return await workflow.execute_local_activity(name, arg, result_type=result_type,
-                                                     start_to_close_timeout=LOCAL_ACTIVITY_TIMEOUT)
-
-    def _upsert_search_attributes(self) -> None:
-        state = self._state
-        updates = [
-            sa.PROCEDURE.value_set(f"{state.procedure_code}@{state.procedure_version}"),
-            sa.SECTOR.value_set(state.sector),
-            sa.STATUS.value_set(state.status.value),
-            sa.CURRENT_AGENCIES.value_set(state.current_agencies),
-        ]
-        if state.due_at is not None:
-            updates.append(sa.DUE_AT.value_set(state.due_at))
-        workflow.upsert_search_attributes(updates)

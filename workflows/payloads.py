@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from definitions.limits import MAX_NOTE_CHARS
+from definitions.calendar import CalendarSnapshot
+from definitions.limits import MAX_NOTE_CHARS, MAX_STEPS
 from definitions.schema import ProcedureSnapshot
 
 
@@ -61,6 +62,10 @@ class DossierInput(BaseModel):
         default=None, description="when the desk received it; default: when the workflow starts"
     )
     received_by: str | None = Field(default=None, description="agency code of the receiving desk")
+    calendar: CalendarSnapshot = Field(description="the working-time calendar, resolved at submission")
+    webhook_agencies: list[str] = Field(
+        default_factory=list, max_length=MAX_STEPS * 2,
+        description="this dossier's agencies (steps and escalations) that have a webhook, at submission")
 
 
 class Note(BaseModel):
@@ -165,13 +170,32 @@ class Extend(BaseModel):
     step_id: str | None = None
 
 
-# --- activity payloads -------------------------------------------------------
+# --- what an Update answers, and the result --------------------------------
 
 
-class ClockRequest(BaseModel):
-    calendar: str
-    received_at: datetime
-    deadline: str
+class ChangeAnswer(BaseModel):
+    """An accepted change, once recorded: what the caller needs, not the whole state
+    (the `state` query has that). Small and bounded, since Temporal keeps it in history."""
+
+    dossier_id: str
+    seq: int  # the audit-log event that recorded the change
+    status: DossierStatus
+    portal_status: int
+    due_at: datetime | None = None  # the dossier's appointment
+    step_id: str | None = None
+    step_status: StepStatus | None = None
+    step_due_at: datetime | None = None
+
+
+class DossierResult(BaseModel):
+    """The workflow's result: how the dossier ended (the state query has the rest)."""
+
+    dossier_id: str
+    status: DossierStatus
+    portal_status: int
+    verdict: Verdict | None = None
+    completed_at: datetime | None = None
+    last_event_seq: int
 
 
 class DueBasis(BaseModel):
@@ -183,52 +207,20 @@ class DueBasis(BaseModel):
 
 
 class Due(BaseModel):
-    """A due instant, with what the workflow needs to judge it without a calendar."""
+    """A due instant, with what the workflow needs to judge it."""
 
     due_at: datetime
     due_day_start: datetime  # local midnight of the due day: before it is "early"
     extendable_from: datetime  # less than one working day left from here on
-    basis: DueBasis | None = None  # None in histories recorded before calendar changes existed
-
-
-class DossierClock(BaseModel):
-    clock_started_at: datetime
-    due: Due
-
-
-class StepDueRequest(BaseModel):
-    calendar: str
-    assigned_at: datetime
-    deadline: str
-
-
-class ResumeRequest(BaseModel):
-    """After a supplement: `pause` re-applies the working time each due had left
-    when the clock stopped; `restart` starts every deadline again."""
-
-    calendar: str
-    mode: Literal["pause", "restart"]
-    paused_at: datetime
-    resumed_at: datetime
-    dues: list[datetime]
-    deadlines: list[str]  # the full deadline behind each due, for `restart`
-
-
-class RecomputeRequest(BaseModel):
-    calendar: str
-    bases: list[DueBasis]
+    basis: DueBasis | None = None  # None for an appointment a person gave (an extension)
 
 
 class ApplyCalendar(BaseModel):
-    """An operator changed a calendar file: recompute this dossier's dues."""
+    """An operator changed a calendar file: recompute this dossier's dues on its new snapshot."""
 
     calendar: str
+    snapshot: CalendarSnapshot
     reason: str = Field(default="calendar changed", max_length=MAX_NOTE_CHARS)
-
-
-class ResumedClock(BaseModel):
-    clock_started_at: datetime
-    dues: list[Due]
 
 
 def judge(completed_at: datetime, due_at: datetime, due_day_start: datetime) -> Verdict:
@@ -255,16 +247,6 @@ class Routing(BaseModel):
     reason: Literal["assigned", "resumed", "withdrawn"] = "assigned"
 
 
-class Escalation(BaseModel):
-    dossier_id: str
-    sector: str
-    step_id: str
-    agency: str  # the agency whose step is late; it stays responsible
-    escalate_to: str
-    due_at: datetime
-    overdue_since: datetime
-
-
 class AgencyNotification(BaseModel):
     """What an agency's system is told by webhook (if it has one)."""
 
@@ -282,7 +264,8 @@ class AgencyNotification(BaseModel):
 
 
 class DossierEvent(BaseModel):
-    """One transition for the audit log; `seq` orders and de-duplicates them."""
+    """One transition for the audit log; `seq` orders and de-duplicates them. It
+    carries what happened, not a copy of the state."""
 
     dossier_id: str
     seq: int
@@ -291,18 +274,17 @@ class DossierEvent(BaseModel):
     actor: str | None = None  # agency code, "applicant" or "system"
     step_id: str | None = None
     note: str | None = None
+
+
+class StoreWrite(BaseModel):
+    """One activation's changes, written by one local activity in one transaction: its
+    audit-log events, the projection moved forward to `state` (only the `steps` that
+    changed are rewritten) and the agencies' inbox changes. Idempotent: events are
+    keyed by (dossier, seq) and the projection only moves forward, so a write repeated
+    after a worker died changes nothing. A local activity's input is not kept in
+    Temporal's history, so the state here costs no history bytes."""
+
+    events: list[DossierEvent] = Field(min_length=1)
     state: DossierState
-
-
-class RecordAndRoute(BaseModel):
-    """A hand-over (a step assigned, or taken back when done): its audit-log event and
-    the agency's inbox change, written by one activity in one transaction."""
-
-    event: DossierEvent
-    routing: Routing
-
-
-class Routed(BaseModel):
-    """What `record_and_route` found: whether the agency has a webhook to notify."""
-
-    webhook: bool
+    steps: list[str] = Field(default_factory=list)  # ids of the step rows to rewrite
+    routings: list[Routing] = Field(default_factory=list)

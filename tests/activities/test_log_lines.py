@@ -7,7 +7,7 @@ import json
 import pytest
 import structlog
 
-from tests.workflows.harness import assigned, complete, running_worker, snapshot, start_dossier, until
+from tests.workflows.harness import assigned, complete, finished, running_worker, snapshot, start_dossier, until
 from workers.logging_setup import configure_logging
 
 
@@ -25,7 +25,7 @@ async def test_each_transition_is_one_json_line_with_the_dossier_id(time_skippin
         handle = await start_dossier(client, tq, snap)
         await until(handle, assigned("tiep-nhan"))
         await complete(handle, "tiep-nhan", "bpmc-xa-xa-tan-lap")
-        await handle.result()
+        await finished(handle)
 
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     mine = [line for line in lines if line.get("dossier_id") == handle.id]

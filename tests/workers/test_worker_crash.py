@@ -27,7 +27,7 @@ from store import deliveries, inbox, projection
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import AgencyRow
-from tests.workflows.harness import assigned, complete, snapshot, start_dossier, until
+from tests.workflows.harness import assigned, complete, finished, snapshot, start_dossier, until
 from workers.binaries import temporal_cli
 from workflows.search_attributes import ALL
 
@@ -100,7 +100,7 @@ async def test_sigkilled_worker_restarts_and_the_dossier_completes_once(tmp_path
         workers.append(start_worker(env_vars, log))
 
         snap = snapshot(steps=[{"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"}])
-        handle = await start_dossier(env.client, TASK_QUEUE, snap)
+        handle = await start_dossier(env.client, TASK_QUEUE, snap, sessions=sessions)
         # The worker is inside the webhook POST of the routing: kill it there.
         arrived = await asyncio.to_thread(webhook.first_arrived.wait, 60)
         assert arrived, log.read_text()
@@ -124,7 +124,7 @@ async def test_sigkilled_worker_restarts_and_the_dossier_completes_once(tmp_path
         assert [(i.dossier_id, i.step_id) for i in items] == [(handle.id, "tham-dinh")]
 
         await complete(handle, "tham-dinh", "vpdk-tinh")
-        final = await handle.result()
+        final = await finished(handle)
         assert final.status == "completed"
         with sessions() as session:
             events = projection.list_events(session, handle.id)

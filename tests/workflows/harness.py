@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -19,12 +19,14 @@ from temporalio.service import RPCError
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from definitions.schema import Procedure, ProcedureSnapshot
+from definitions.calendar import load_calendar
+from definitions.schema import Procedure, ProcedureSnapshot, resolve_agency
+from store import deliveries
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from workers.temporal import build_worker
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import CompleteStep, DossierInput, DossierState, Extend, Resubmit
+from workflows.payloads import ChangeAnswer, CompleteStep, DossierInput, DossierResult, DossierState, Extend, Resubmit
 
 BASE_PROCEDURE: dict[str, Any] = {
     "code": "T.000001",
@@ -49,6 +51,7 @@ def snapshot(**overrides: Any) -> ProcedureSnapshot:
 
 
 _started: dict[str, list[WorkflowHandle[Any, Any]]] = {}
+_stores: dict[str, sessionmaker[Session]] = {}
 
 
 @functools.cache
@@ -68,12 +71,14 @@ async def running_worker(client: Client, sessions: sessionmaker[Session] | None 
     with no worker to take them and stall the clock for later tests."""
     task_queue = f"test-{uuid.uuid4()}"
     _started[task_queue] = []
-    async with build_worker(client, task_queue, sessions or default_store(), http=http):
+    _stores[task_queue] = sessions or default_store()
+    async with build_worker(client, task_queue, _stores[task_queue], http=http):
         try:
             yield task_queue
         finally:
             for handle in _started.pop(task_queue):
                 await _terminate_when_idle(handle)
+            _stores.pop(task_queue)
 
 
 async def _terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
@@ -85,7 +90,8 @@ async def _terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
         desc = await handle.describe()
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return
-        if not desc.raw_description.pending_activities:
+        # A local activity (the store write) keeps its workflow task open.
+        if not desc.raw_description.pending_activities and not desc.raw_description.HasField("pending_workflow_task"):
             break
         await asyncio.sleep(0.05)
     try:
@@ -96,6 +102,24 @@ async def _terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
             raise
 
 
+def dossier_input(snap: ProcedureSnapshot, dossier_id: str, data: dict[str, Any],
+                  received_at: datetime | None = None, sessions: sessionmaker[Session] | None = None,
+                  **fields: Any) -> DossierInput:
+    """What submission would start: the calendar resolved into its snapshot, and which
+    of the dossier's agencies have a webhook in `sessions`' registry."""
+    procedure = snap.procedure
+    calendar = load_calendar(procedure.calendar).snapshot(received_at or datetime.now(UTC))
+    agencies = {resolve_agency(template, data) for step in procedure.iter_steps()
+                for template in (step.agency, step.escalate_to) if template and (step.when is None
+                                                                                 or step.when.holds(data))}
+    webhooks: list[str] = []
+    if sessions is not None:
+        with sessions() as session:
+            webhooks = deliveries.agencies_with_webhooks(session, agencies)
+    return DossierInput(dossier_id=dossier_id, snapshot=snap, data=data, received_at=received_at,
+                        calendar=calendar, webhook_agencies=webhooks, **fields)
+
+
 async def start_dossier(
     client: Client,
     task_queue: str,
@@ -103,12 +127,13 @@ async def start_dossier(
     data: dict[str, Any] | None = None,
     received_at: datetime | None = None,
     dossier_id: str | None = None,
-) -> WorkflowHandle[DossierWorkflow, DossierState]:
+    sessions: sessionmaker[Session] | None = None,
+) -> WorkflowHandle[DossierWorkflow, DossierResult]:
     dossier_id = dossier_id or f"HS-{uuid.uuid4().hex[:10]}"
     handle = await client.start_workflow(
         DossierWorkflow.run,
-        DossierInput(dossier_id=dossier_id, snapshot=snap or snapshot(), data=DATA if data is None else data,
-                     received_at=received_at),
+        dossier_input(snap or snapshot(), dossier_id, DATA if data is None else data, received_at,
+                      sessions or _stores.get(task_queue)),
         id=dossier_id,
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -117,31 +142,48 @@ async def start_dossier(
     return handle
 
 
-async def state(handle: WorkflowHandle[DossierWorkflow, DossierState]) -> DossierState:
+async def finished(handle: WorkflowHandle[DossierWorkflow, DossierResult]) -> DossierState:
+    """Wait for the dossier's end; its final state (the result is only a summary)."""
+    result = await handle.result()
+    final = await state(handle)
+    assert (final.status, final.last_event_seq) == (result.status, result.last_event_seq), (result, final)
+    return final
+
+
+async def state(handle: WorkflowHandle[DossierWorkflow, DossierResult]) -> DossierState:
     return await handle.query(DossierWorkflow.state)
 
 
-async def complete(handle: WorkflowHandle[DossierWorkflow, DossierState], step_id: str, agency: str,
+async def complete(handle: WorkflowHandle[DossierWorkflow, DossierResult], step_id: str, agency: str,
                    outcome: str = "approved", note: str | None = None, update_id: str | None = None) -> DossierState:
-    return await handle.execute_update(
+    """The Update, then the state it led to (the Update's own answer is brief)."""
+    answer = await handle.execute_update(
         DossierWorkflow.complete_step,
         CompleteStep(step_id=step_id, agency=agency, outcome=outcome, note=note),
         id=update_id,
     )
+    return await _after(handle, answer)
 
 
-async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierState], note: str | None = None) -> DossierState:
-    return await handle.execute_update(DossierWorkflow.resubmit, Resubmit(note=note))
+async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierResult], note: str | None = None) -> DossierState:
+    return await _after(handle, await handle.execute_update(DossierWorkflow.resubmit, Resubmit(note=note)))
 
 
-async def extend(handle: WorkflowHandle[DossierWorkflow, DossierState], agency: str, new_due: datetime,
+async def extend(handle: WorkflowHandle[DossierWorkflow, DossierResult], agency: str, new_due: datetime,
                  reason: str, step_id: str | None = None) -> DossierState:
-    return await handle.execute_update(
+    answer = await handle.execute_update(
         DossierWorkflow.extend, Extend(agency=agency, new_due=new_due, reason=reason, step_id=step_id)
     )
+    return await _after(handle, answer)
 
 
-async def until(handle: WorkflowHandle[DossierWorkflow, DossierState], predicate, what: str = "condition",
+async def _after(handle: WorkflowHandle[DossierWorkflow, DossierResult], answer: ChangeAnswer) -> DossierState:
+    current = await state(handle)
+    assert current.last_event_seq >= answer.seq and answer.dossier_id == current.dossier_id, (answer, current)
+    return current
+
+
+async def until(handle: WorkflowHandle[DossierWorkflow, DossierResult], predicate, what: str = "condition",
                 attempts: int = 200) -> DossierState:
     """Poll the `state` query until `predicate(state)` holds (the workflow runs on
     another task; this waits for it, it does not measure it)."""

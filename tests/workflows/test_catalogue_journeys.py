@@ -19,7 +19,7 @@ from tests.workflows.catalogue import (
     shipped_files,
     shipped_snapshot,
 )
-from tests.workflows.harness import running_worker, start_dossier
+from tests.workflows.harness import finished, running_worker, start_dossier
 
 FILES = shipped_files()
 
@@ -38,7 +38,7 @@ async def test_happy_path_of_a_shipped_procedure(time_skipping_env, path: Path) 
     async with running_worker(env.client) as tq:
         handle = await start_dossier(env.client, tq, snap, data=data)
         await complete_steps(handle, agencies)
-        result = await handle.result()
+        result = await finished(handle)
 
     assert result.status == "completed" and result.portal_status == 10
     assert result.procedure_code == procedure.code and result.sector == procedure.sector

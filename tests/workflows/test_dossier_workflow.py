@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from tests.workflows.harness import (
+    finished,
     assigned,
     complete,
     extend,
@@ -64,7 +65,7 @@ async def test_steps_run_in_order_and_the_dossier_completes_on_time(env):
         await until(handle, assigned("tra-ket-qua"))
         await complete(handle, "tra-ket-qua", DESK, note="trả kết quả tại bộ phận một cửa")
 
-        result = await handle.result()
+        result = await finished(handle)
         assert result.status == "completed" and result.portal_status == 10
         assert result.verdict in ("early", "on_time")
         assert result.completed_at is not None and not result.overdue
@@ -101,7 +102,7 @@ async def test_overdue_step_is_escalated_and_the_agency_stays_responsible(env):
         assert done.step("tham-dinh").verdict == "late"
         await until(handle, assigned("tra-ket-qua"))
         await complete(handle, "tra-ket-qua", DESK)
-        result = await handle.result()
+        result = await finished(handle)
         assert result.status == "completed" and result.verdict == "late"
 
 
@@ -181,7 +182,7 @@ async def test_supplement_pauses_the_clock_and_resubmission_reapplies_the_rest(e
 
         done = await complete(handle, "tham-dinh", "vpdk-tinh")
         assert done.step("tham-dinh").verdict in ("early", "on_time")
-        result = await handle.result()
+        result = await finished(handle)
         assert result.status == "completed" and result.verdict in ("early", "on_time")
 
 
@@ -212,7 +213,7 @@ async def test_supplement_deadline_passed_rejects_the_dossier(env):
         await env.sleep(timedelta(days=1))
         assert (await state(handle)).status == "awaiting_supplement"
         await env.sleep(timedelta(days=1, hours=1))
-        result = await handle.result()
+        result = await finished(handle)
         assert result.status == "rejected" and result.portal_status == 8
         assert "did not supplement within 2d" in (result.result_note or "")
         assert result.notes[-1].kind == "supplement_expired"
@@ -228,14 +229,14 @@ async def test_two_supplement_requests_make_the_dossier_late(env):
             await complete(handle, "tham-dinh", "vpdk-tinh", "supplement", note=round_)
             await resubmit(handle)
         await complete(handle, "tham-dinh", "vpdk-tinh")
-        result = await handle.result()
+        result = await finished(handle)
         assert result.supplement_count == 2
         assert result.step("tham-dinh").verdict in ("early", "on_time")
         assert result.verdict == "late"  # Decision 766: more than one supplement request
 
 
 async def test_extension_by_the_late_agency_moves_the_appointment(env):
-    snap = snapshot(deadline="4d", steps=[
+    snap = snapshot(deadline="4d", max_extensions_per_step=2, steps=[
         {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"},
         {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "2d", "escalate_to": "so-nnmt"},
     ])
@@ -286,7 +287,7 @@ async def test_rejection_ends_the_dossier_with_the_note(env):
         await until(handle, assigned("tiep-nhan"))
         await refused(complete(handle, "tiep-nhan", DESK, "rejected"), "NoteRequired")
         await complete(handle, "tiep-nhan", DESK, "rejected", note="hồ sơ không thuộc thẩm quyền")
-        result = await handle.result()
+        result = await finished(handle)
         assert result.status == "rejected" and result.portal_status == 8
         assert result.result_note == "hồ sơ không thuộc thẩm quyền"
         assert [s.status for s in result.steps] == ["rejected", "pending", "pending"]
@@ -322,7 +323,7 @@ async def test_parallel_branches_finish_in_either_order(env, order):
         s = await until(handle, assigned("tra-ket-qua"))
         assert s.step("trinh-ky").status == "skipped"  # area 320 m² is not > 500
         await complete(handle, "tra-ket-qua", DESK)
-        assert (await handle.result()).status == "completed"
+        assert (await finished(handle)).status == "completed"
 
 
 async def test_when_step_runs_when_its_condition_holds(env):
@@ -369,7 +370,7 @@ async def test_finished_dossier_refuses_changes(env):
         handle = await start_dossier(env.client, tq, snap)
         await until(handle, assigned("tiep-nhan"))
         await complete(handle, "tiep-nhan", DESK)
-        result = await handle.result()
+        result = await finished(handle)
         # The run is closed: the server itself refuses (the CLI says "finished").
         with pytest.raises((RPCError, WorkflowUpdateFailedError)):
             await complete(handle, "tiep-nhan", DESK)

@@ -23,6 +23,7 @@ from activities.recording import RecordingActivities
 from store import deliveries, inbox, projection
 from store.models import AgencyRow
 from tests.workflows.harness import (
+    finished,
     assigned,
     complete,
     resubmit,
@@ -142,7 +143,7 @@ async def test_webhook_refused_with_400_is_recorded_and_not_retried(private_time
         await until(handle, lambda s: len(system.requests) >= 1, "one delivery attempt")
         # The dossier is not held up by the agency's refusal: completing still works.
         await complete(handle, "tham-dinh", "vpdk-tinh")
-        await handle.result()
+        await finished(handle)
         with store() as session:
             rows = deliveries.list_deliveries(session, dossier_id=handle.id)
     assigned_rows = [r for r in rows if r.kind == "step_assigned"]
@@ -199,7 +200,7 @@ async def test_projection_equals_the_workflow_state_after_a_full_run(private_tim
             await until(h, assigned("tra-ket-qua"))
         await complete(handles[1], "tra-ket-qua", DESK)
         await complete(handles[2], "tra-ket-qua", DESK, "rejected", note="không đủ điều kiện")
-        finals = [await handles[1].result(), await handles[2].result()]
+        finals = [await finished(handles[1]), await finished(handles[2])]
         running = await state(handles[0])  # still open at tra-ket-qua
 
     with store() as session:
@@ -253,7 +254,7 @@ async def test_a_retried_event_write_leaves_one_row(private_time_skipping_env, s
         handle = await start_dossier(client, tq, ONE_STEP)
         await until(handle, assigned("tham-dinh"))
         await complete(handle, "tham-dinh", "vpdk-tinh")
-        final = await handle.result()
+        final = await finished(handle)
     with store() as session:
         events = projection.list_events(session, handle.id)
         assert [e.seq for e in events] == list(range(1, final.last_event_seq + 1))
