@@ -1,9 +1,10 @@
 """A hand-over retried after the step moved on puts nothing back in the inbox.
 
-Found by the chaos test (tests/chaos): a worker committed a step's `record_and_route`
-(event + inbox item) but died, or the server restarted, before the result was reported;
-the agency completed the step from its inbox and the item was taken out; then the
-retried assignment ran again and put the item back, where it stayed for good.
+Found by the chaos test (tests/chaos): a worker committed a step's hand-over (event +
+inbox item) but died, or the server restarted, before the result was reported; the
+agency completed the step from its inbox and the item was taken out; then the retried
+assignment ran again and put the item back, where it stayed for good. A store write
+now changes inboxes only when it moves the projection forward.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from activities.recording import RecordingActivities
-from activities.routing import RoutingActivities
 from store import inbox, projection
-from tests.store.builders import T0, make_event, make_routing, make_state
-from workflows.payloads import DossierStatus, Note, RecordAndRoute
+from tests.store.builders import T0, make_routing, make_state, make_write
+from workflows.payloads import DossierStatus, Note, StoreWrite
 
 DOSSIER = "HS-2026-000001"
 
@@ -32,26 +32,26 @@ def items(sessions: sessionmaker[Session]) -> list[tuple[str, str]]:
         return [(i.dossier_id, i.step_id) for i in inbox.list_items(session, "vpdk-tinh", now=T0)]
 
 
-def assigned() -> RecordAndRoute:
+def assigned() -> StoreWrite:
     """tham-dinh routed to vpdk-tinh (seq 2)."""
-    return RecordAndRoute(event=make_event(make_state(DOSSIER, progress=1), 2, "step_assigned"),
-                          routing=make_routing(DOSSIER, "tham-dinh", "vpdk-tinh"))
+    return make_write(make_state(DOSSIER, progress=1), 2, "step_assigned",
+                      [make_routing(DOSSIER, "tham-dinh", "vpdk-tinh")])
 
 
-def completed() -> RecordAndRoute:
+def completed() -> StoreWrite:
     """tham-dinh done and taken out of the inbox (seq 3)."""
-    return RecordAndRoute(event=make_event(make_state(DOSSIER, progress=2), 3, "step_completed"),
-                          routing=make_routing(DOSSIER, "tham-dinh", "vpdk-tinh", reason="withdrawn"))
+    return make_write(make_state(DOSSIER, progress=2), 3, "step_completed",
+                      [make_routing(DOSSIER, "tham-dinh", "vpdk-tinh", reason="withdrawn")])
 
 
 @pytest.mark.parametrize("first_attempt_committed", [True, False])
 def test_a_late_retry_of_an_assignment_does_not_put_a_done_step_back(sessions, first_attempt_committed):
     recording = RecordingActivities(sessions)
     if first_attempt_committed:
-        recording.record_and_route(assigned())
+        recording.write_changes(assigned())
         assert items(sessions) == [(DOSSIER, "tham-dinh")]
-    recording.record_and_route(completed())
-    recording.record_and_route(assigned())  # the retry, after the step was completed
+    recording.write_changes(completed())
+    recording.write_changes(assigned())  # the retry, after the step was completed
     assert items(sessions) == []
     with sessions() as session:
         assert [e.seq for e in projection.list_events(session, DOSSIER)] == [2, 3]
@@ -59,23 +59,24 @@ def test_a_late_retry_of_an_assignment_does_not_put_a_done_step_back(sessions, f
 
 
 def test_a_step_waiting_for_the_applicant_comes_back_only_when_resubmitted(sessions):
-    recording, routing = RecordingActivities(sessions), RoutingActivities(sessions)
-    recording.record_and_route(assigned())
+    recording = RecordingActivities(sessions)
+    recording.write_changes(assigned())
     asked = make_state(DOSSIER, progress=1).model_copy(update={
         "status": DossierStatus.AWAITING_SUPPLEMENT, "paused_at": T0 + timedelta(hours=1),
         "notes": [Note(at=T0 + timedelta(hours=1), kind="supplement_requested", agency="vpdk-tinh",
                        step_id="tham-dinh", text="thiếu giấy tờ")]})
-    recording.record_event(make_event(asked, 3, "supplement_requested"))
-    routing.route_step(make_routing(DOSSIER, "tham-dinh", "vpdk-tinh", reason="withdrawn"))
-    recording.record_and_route(assigned())  # a late retry while the applicant holds the dossier
+    recording.write_changes(make_write(asked, 3, "supplement_requested",
+                                       [make_routing(DOSSIER, "tham-dinh", "vpdk-tinh", reason="withdrawn")]))
+    recording.write_changes(assigned())  # a late retry while the applicant holds the dossier
     assert items(sessions) == []
 
     resumed = asked.model_copy(update={"status": DossierStatus.PROCESSING, "paused_at": None})
-    recording.record_event(make_event(resumed, 4, "resubmitted"))
-    routing.route_step(make_routing(DOSSIER, "tham-dinh", "vpdk-tinh", reason="resumed"))
+    recording.write_changes(make_write(resumed, 4, "resubmitted",
+                                       [make_routing(DOSSIER, "tham-dinh", "vpdk-tinh", reason="resumed")]))
     assert items(sessions) == [(DOSSIER, "tham-dinh")]
 
 
 def test_a_routing_for_a_dossier_the_projection_does_not_know_is_applied(sessions):
-    RoutingActivities(sessions).route_step(make_routing("HS-UNKNOWN", "tham-dinh", "vpdk-tinh"))
+    RecordingActivities(sessions).write_changes(make_write(make_state("HS-UNKNOWN", progress=1), 2, "step_assigned",
+                                                           [make_routing("HS-UNKNOWN", "tham-dinh", "vpdk-tinh")]))
     assert items(sessions) == [("HS-UNKNOWN", "tham-dinh")]

@@ -12,16 +12,18 @@ from activities import metrics
 from activities.recording import RecordingActivities
 from definitions.calendar import load_calendar
 from tests.monitoring.builders import NOW, dossier, step
-from workflows.payloads import DossierEvent, DossierState, DossierStatus, Note, StepStatus
+from workflows.payloads import DossierEvent, DossierState, DossierStatus, Note, StepStatus, StoreWrite
 
 
 def value(name: str, **labels: str) -> float:
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def event(state: DossierState, seq: int, kind: str, step_id: str | None = None) -> DossierEvent:
-    return DossierEvent(dossier_id=state.dossier_id, seq=seq, kind=kind, at=NOW, actor="system",
-                        step_id=step_id, state=state)
+def event(state: DossierState, seq: int, kind: str, step_id: str | None = None) -> StoreWrite:
+    """A store write of one event leading to `state`."""
+    happened = DossierEvent(dossier_id=state.dossier_id, seq=seq, kind=kind, at=NOW, actor="system",
+                            step_id=step_id)
+    return StoreWrite(events=[happened], state=state, steps=[s.id for s in state.steps])
 
 
 def test_each_event_is_counted_once_even_when_recorded_again(store: sessionmaker[Session]) -> None:
@@ -52,9 +54,9 @@ def test_each_event_is_counted_once_even_when_recorded_again(store: sessionmaker
               event(late_step, 3, "dossier_overdue"), event(late_step, 4, "supplement_requested", "tham-dinh"),
               event(done_step, 5, "step_completed", "tham-dinh"), event(finished, 6, "rejected")]
     for e in events:
-        recording.record_event(e)
+        recording.write_changes(e)
     for e in reversed(events):  # retries, in any order: already recorded, not counted
-        recording.record_event(e)
+        recording.write_changes(e)
 
     assert value("lienthong_dossiers_received_total", **dossier_labels) == before["received"] + 1
     assert value("lienthong_dossier_deadline_misses_total", **dossier_labels) == before["missed"] + 1

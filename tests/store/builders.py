@@ -1,4 +1,4 @@
-"""Small DossierState / DossierEvent / Routing builders for the store tests."""
+"""Small DossierState / StoreWrite / Routing builders for the store tests."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from workflows.payloads import (
     Routing,
     StepState,
     StepStatus,
+    StoreWrite,
 )
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -77,8 +78,10 @@ def make_state(
     )
 
 
-def make_event(state: DossierState, seq: int, kind: str = "step_assigned") -> DossierEvent:
-    return DossierEvent(
+def make_write(state: DossierState, seq: int, kind: str = "step_assigned",
+               routings: list[Routing] | None = None) -> StoreWrite:
+    """One store write: an event at `seq` leading to `state` (every step row rewritten)."""
+    event = DossierEvent(
         dossier_id=state.dossier_id,
         seq=seq,
         kind=kind,
@@ -86,8 +89,8 @@ def make_event(state: DossierState, seq: int, kind: str = "step_assigned") -> Do
         actor="system",
         step_id=STEPS[min(seq, len(STEPS)) - 1][0],
         note=f"event {seq}",
-        state=state,
     )
+    return StoreWrite(events=[event], state=state, steps=[s.id for s in state.steps], routings=routings or [])
 
 
 def make_routing(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.projection import apply_state, get_dossier, last_seq, list_events, open_dossier_ids, record_event
-from tests.store.builders import make_event, make_state
+from tests.store.builders import make_write, make_state
 from workflows.payloads import DossierState
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
@@ -20,7 +20,7 @@ NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
 def _record(sessions: sessionmaker[Session], state: DossierState, seq: int, now: datetime = NOW) -> bool:
     with sessions.begin() as session:
-        return record_event(session, make_event(state, seq), now=now)
+        return record_event(session, make_write(state, seq), now=now)
 
 
 def _dossier(sessions: sessionmaker[Session], dossier_id: str) -> dict[str, object]:
@@ -133,9 +133,10 @@ def test_apply_state_moves_only_forward(sessions: sessionmaker[Session]) -> None
 
 
 def test_an_event_must_carry_its_own_dossier(sessions: sessionmaker[Session]) -> None:
-    event = make_event(make_state("HS-A"), 1).model_copy(update={"dossier_id": "HS-B"})
-    with pytest.raises(ValueError, match="HS-B"), sessions.begin() as session:
-        record_event(session, event)
+    write = make_write(make_state("HS-A"), 1)
+    write.events[0] = write.events[0].model_copy(update={"dossier_id": "HS-B"})
+    with pytest.raises(ValueError, match="HS-A"), sessions.begin() as session:
+        record_event(session, write)
 
 
 def test_open_dossiers(sessions: sessionmaker[Session]) -> None:
@@ -163,7 +164,7 @@ def test_concurrent_writers_of_one_dossier(sessions: sessionmaker[Session]) -> N
             barrier.wait()
             for seq in mine:
                 with sessions.begin() as session:
-                    if record_event(session, make_event(states[seq], seq)):
+                    if record_event(session, make_write(states[seq], seq)):
                         new.append(seq)
         except BaseException as exc:  # the assertion below shows it
             errors.append(exc)

@@ -82,16 +82,20 @@ async def running_worker(client: Client, sessions: sessionmaker[Session] | None 
 
 
 async def _terminate_when_idle(handle: WorkflowHandle[Any, Any]) -> None:
-    """Terminate a dossier the test left running, once it has no activity pending:
-    the test server stops skipping time while an activity runs, and one cut off
-    by a termination (even one only scheduled when we looked) keeps it stopped
-    for every later test on that server."""
-    for _ in range(200):
+    """Terminate a dossier the test left running, once it is idle: the test server
+    stops skipping time while an activity or a workflow task is outstanding, and one
+    cut off by a termination keeps it stopped for every later test on that server. A
+    store write is a local activity, invisible to the server, and the workflow task it
+    belongs to can come back right after one completes: idle means idle three times
+    in a row."""
+    quiet = 0
+    for _ in range(400):
         desc = await handle.describe()
         if desc.status != WorkflowExecutionStatus.RUNNING:
             return
-        # A local activity (the store write) keeps its workflow task open.
-        if not desc.raw_description.pending_activities and not desc.raw_description.HasField("pending_workflow_task"):
+        busy = desc.raw_description.pending_activities or desc.raw_description.HasField("pending_workflow_task")
+        quiet = 0 if busy else quiet + 1
+        if quiet >= 3:
             break
         await asyncio.sleep(0.05)
     try:

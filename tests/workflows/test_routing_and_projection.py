@@ -24,6 +24,7 @@ from store import deliveries, inbox, projection
 from store.models import AgencyRow
 from tests.workflows.harness import (
     finished,
+    finished,
     assigned,
     complete,
     resubmit,
@@ -33,7 +34,7 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from workflows.payloads import ApplyCalendar, DossierEvent, RecordAndRoute, Routed
+from workflows.payloads import ApplyCalendar, StoreWrite
 from workflows.dossier import DossierWorkflow
 
 SECRET = "bí-mật-của-sở"
@@ -220,25 +221,17 @@ async def test_projection_equals_the_workflow_state_after_a_full_run(private_tim
 class FlakyRecording(RecordingActivities):
     """Writes, then fails its first attempt: as if the worker died before reporting."""
 
-    @activity.defn(name="record_event")
-    def record_event(self, event: DossierEvent) -> None:
-        super().record_event(event)
+    @activity.defn(name="write_changes")
+    def write_changes(self, write: StoreWrite) -> None:
+        super().write_changes(write)
         if activity.info().attempt == 1:
             raise RuntimeError("lost the connection after committing")
-
-    @activity.defn(name="record_and_route")
-    def record_and_route(self, request: RecordAndRoute) -> Routed:
-        routed = super().record_and_route(request)
-        if activity.info().attempt == 1:
-            raise RuntimeError("lost the connection after committing")
-        return routed
 
 
 async def test_a_retried_event_write_leaves_one_row(private_time_skipping_env, store):
     from temporalio.worker import Worker
 
-    from activities.routing import RoutingActivities, notify_escalation
-    from activities.working_time import LOCAL_ACTIVITIES
+    from activities.routing import RoutingActivities
 
     client = private_time_skipping_env.client
     routing = RoutingActivities(store)
@@ -248,8 +241,7 @@ async def test_a_retried_event_write_leaves_one_row(private_time_skipping_env, s
     tq = f"flaky-{uuid.uuid4()}"
     flaky = FlakyRecording(store)
     async with Worker(client, task_queue=tq, workflows=[DossierWorkflow],
-                      activities=[flaky.record_event, flaky.record_and_route, routing.route_step, routing.notify_agency,
-                                  notify_escalation, *LOCAL_ACTIVITIES],
+                      activities=[flaky.write_changes, routing.notify_agency],
                       activity_executor=concurrent.futures.ThreadPoolExecutor(4)):
         handle = await start_dossier(client, tq, ONE_STEP)
         await until(handle, assigned("tham-dinh"))
@@ -282,9 +274,10 @@ async def test_a_calendar_change_moves_an_open_dossiers_due(private_time_skippin
             "days_off:\n", f"days_off:\n  - date: {day.isoformat()}\n    reason: \"Nghỉ đột xuất (test)\"\n", 1))
         assert not load_calendar("vn-gov", tmp_path).is_working_day(day)
 
-        after = await handle.execute_update(DossierWorkflow.apply_calendar,
-                                            ApplyCalendar(calendar="vn-gov", reason="Công văn nghỉ bù"))
         new_cal = load_calendar("vn-gov", tmp_path)
+        await handle.execute_update(DossierWorkflow.apply_calendar, ApplyCalendar(
+            calendar="vn-gov", snapshot=new_cal.snapshot(before.received_at), reason="Công văn nghỉ bù"))
+        after = await state(handle)
         assert after.due_at > before.due_at
         assert new_cal.elapsed(before.clock_started_at, after.due_at) == new_cal.duration("5d")
         assert after.step("tham-dinh").due_at > before.step("tham-dinh").due_at
@@ -295,8 +288,9 @@ async def test_a_calendar_change_moves_an_open_dossiers_due(private_time_skippin
         assert len(applied) == 1 and "Công văn nghỉ bù" in applied[0]
 
         # Applying again changes nothing and records nothing.
-        again = await handle.execute_update(DossierWorkflow.apply_calendar,
-                                            ApplyCalendar(calendar="vn-gov", reason="lần nữa"))
+        await handle.execute_update(DossierWorkflow.apply_calendar, ApplyCalendar(
+            calendar="vn-gov", snapshot=new_cal.snapshot(before.received_at), reason="lần nữa"))
+        again = await state(handle)
         assert again.due_at == after.due_at
         with store() as session:
             assert [e.kind for e in projection.list_events(session, handle.id)].count("calendar_applied") == 1
