@@ -13,8 +13,26 @@ three working days of the receiving agency, not 72 hours.  A calendar answers
 public holidays and substituted weekend days come from the ``holidays`` package,
 the yaml only adds overrides.  ``continuous`` is built in: plain wall-clock time.
 
-Everything here is a pure function of its arguments and the loaded files, so it is
-safe to call from Temporal activities and gives the same answer on every retry.
+Snapshots (for the workflow).  ``calendar.snapshot(at)`` resolves a calendar into a
+small ``CalendarSnapshot``: periods, weekend, cut-off, time zone and only the dated
+exceptions to the weekly rule (days off on weekdays, worked weekend days) over a
+bounded horizon, by default 1 January of ``at``'s local year minus
+``SNAPSHOT_YEARS_BEFORE`` to 31 December of that year plus ``SNAPSHOT_YEARS_AFTER``.
+``calendar_from_snapshot(snapshot)`` gives back a calendar with the same API and
+the same arithmetic (one implementation, ``PeriodCalendar``): inside the horizon it
+answers exactly as the calendar it was taken from; **outside the horizon it knows
+only the weekly weekend rule** (no public holidays, no yaml overrides).  It never
+raises or loops there: every week still has a working day.  Building one reads no
+file but the time zone (``ZoneInfo``, stdlib, cached), calls no ``holidays`` code
+and never asks for the current time, so Temporal workflow code may use it.
+Workflow code imports this module *passed through* the sandbox
+(``with workflow.unsafe.imports_passed_through():``, as for the other
+``definitions`` modules): re-imported inside the sandbox, ``ZoneInfo`` hands out
+restricted proxies that ``datetime`` refuses as a tzinfo, and ruamel.yaml does
+not import at all.  Never call ``load_calendar`` from workflow code: it reads files.
+
+Everything here is a pure function of its arguments and the loaded files (or the
+snapshot), so it gives the same answer on every retry and every replay.
 """
 
 from __future__ import annotations
@@ -22,30 +40,52 @@ from __future__ import annotations
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from definitions.durations import parse_duration
+from definitions.limits import (
+    MAX_SNAPSHOT_EXCEPTIONS,
+    MAX_SNAPSHOT_YEARS,
+    MAX_WORKING_PERIODS,
+)
 from definitions.yaml_positions import line_of
 
 __all__ = [
+    "CONTINUOUS",
+    "MAX_SNAPSHOT_EXCEPTIONS",
+    "SNAPSHOT_YEARS_AFTER",
+    "SNAPSHOT_YEARS_BEFORE",
     "Calendar",
     "CalendarFileError",
+    "CalendarSnapshot",
     "ContinuousCalendar",
     "OfficeCalendar",
+    "PeriodCalendar",
+    "SnapshotCalendar",
     "UnknownCalendarError",
     "Verdict",
     "WorkingCalendar",
     "available_calendars",
+    "calendar_from_snapshot",
     "definitions_root",
     "load_calendar",
 ]
@@ -57,6 +97,14 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Calendar names become file names: keep them to a safe, boring alphabet.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_MAX_NAME_CHARS = 64
+# A snapshot's horizon: whole calendar years around the instant it is taken at.
+# One year back: a snapshot taken in early January must still know December for
+# dossiers received before it (elapsed time, recomputed dues); three ahead: past
+# the longest deadlines, supplements and extensions included.  Beyond the horizon
+# only the weekly rule applies.
+SNAPSHOT_YEARS_BEFORE = 1
+SNAPSHOT_YEARS_AFTER = 3
 
 
 class UnknownCalendarError(ValueError):
@@ -103,7 +151,8 @@ def load_calendar(name: str, root: Path | None = None) -> WorkingCalendar:
 
 
 class WorkingCalendar(ABC):
-    """What every calendar answers; ``load_calendar`` returns one of these."""
+    """What every calendar answers; ``load_calendar`` and ``calendar_from_snapshot``
+    return one of these."""
 
     name: str
     timezone: ZoneInfo
@@ -120,6 +169,12 @@ class WorkingCalendar(ABC):
 
     @abstractmethod
     def elapsed(self, start: datetime, end: datetime) -> timedelta: ...
+
+    @abstractmethod
+    def snapshot(
+        self, at: datetime, years_before: int = SNAPSHOT_YEARS_BEFORE, years_after: int = SNAPSHOT_YEARS_AFTER
+    ) -> CalendarSnapshot:
+        """This calendar as data, exact over whole years around ``at`` (see the module doc)."""
 
     def duration(self, value: str | timedelta) -> timedelta:
         """Working time for ``"3d"``/``"4h"``/… (``d`` = this calendar's day) or a timedelta."""
@@ -151,6 +206,14 @@ class WorkingCalendar(ABC):
             return self._local(_aware(day, "day")).date()
         return day
 
+    def _horizon(self, at: datetime, years_before: int, years_after: int) -> tuple[date, date]:
+        if years_before < 0 or years_after < 0:
+            raise ValueError("a snapshot's horizon reaches zero or more years before and after, not fewer")
+        year = self._local(_aware(at, "at")).year
+        if years_before + years_after + 1 > MAX_SNAPSHOT_YEARS:
+            raise ValueError(f"a snapshot's horizon covers at most {MAX_SNAPSHOT_YEARS} calendar years")
+        return date(year - years_before, 1, 1), date(year + years_after, 12, 31)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -164,6 +227,31 @@ def _aware(at: datetime, what: str) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware (got naive {at.isoformat()})")
     return at
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Ho_Chi_Minh)") from exc
+    return value
+
+
+def _check_periods(periods: Sequence[tuple[time, time]]) -> None:
+    previous_end: time | None = None
+    for start, end in periods:
+        if start.tzinfo is not None or end.tzinfo is not None:
+            raise ValueError("working period times are local wall times: no offset")
+        if start >= end:
+            raise ValueError(f"working period {start:%H:%M}-{end:%H:%M} must end after it starts")
+        if previous_end is not None and start < previous_end:
+            raise ValueError("working periods must be in order and must not overlap")
+        previous_end = end
+
+
+def _check_weekend(weekend: Sequence[Weekday]) -> None:
+    if len(set(weekend)) == 7:
+        raise ValueError("a calendar needs at least one working weekday")
 
 
 # --------------------------------------------------------------------------- continuous
@@ -192,126 +280,139 @@ class ContinuousCalendar(WorkingCalendar):
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         return _aware(end, "end").astimezone(UTC) - _aware(start, "start").astimezone(UTC)
 
+    def snapshot(
+        self, at: datetime, years_before: int = SNAPSHOT_YEARS_BEFORE, years_after: int = SNAPSHOT_YEARS_AFTER
+    ) -> CalendarSnapshot:
+        first, last = self._horizon(at, years_before, years_after)
+        return CalendarSnapshot(
+            name=self.name, kind="continuous", timezone=self.timezone.key, horizon_from=first, horizon_to=last
+        )
 
-# --------------------------------------------------------------------------- file-based
+
+# --------------------------------------------------------------------------- snapshot
 
 
-class DayEntry(BaseModel):
+class CalendarSnapshot(BaseModel):
+    """A calendar resolved into data, for the workflow input (see the module doc).
+
+    Only the exceptions to the weekly rule are listed, and only inside
+    ``horizon_from..horizon_to``: ``days_off`` are weekdays that are off (public
+    holidays, substituted days, the yaml's days off), ``working_days`` are weekend
+    days that are worked.  Both sorted; a date is in at most one of them.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    date: date
-    reason: str = Field(min_length=1)
-
-
-class CalendarSpec(BaseModel):
-    """The shape of ``calendars/<name>.yaml``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=_NAME_RE.pattern)
-    timezone: str
-    country: str | None = Field(
-        default=None, description="ISO code for the `holidays` package: public holidays + substituted days"
-    )
-    working_periods: list[tuple[time, time]] = Field(min_length=1)
-    weekend: list[Weekday] = Field(default_factory=lambda: list[Weekday](["sat", "sun"]))
-    receipt_cutoff: time | None = Field(
-        default=None, description="received at/after this local time: the clock starts the next working day"
-    )
-    days_off: list[DayEntry] = Field(default_factory=list)
-    working_days: list[DayEntry] = Field(default_factory=list)
+    name: str = Field(pattern=_NAME_RE.pattern, max_length=_MAX_NAME_CHARS)
+    kind: Literal["office", "continuous"]
+    timezone: str = Field(max_length=_MAX_NAME_CHARS)
+    # Tuples, not lists: a frozen model then really cannot change (and hashes).
+    working_periods: tuple[tuple[time, time], ...] = Field(default=(), max_length=MAX_WORKING_PERIODS)
+    weekend: tuple[Weekday, ...] = Field(default=(), max_length=7)
+    receipt_cutoff: time | None = None
+    horizon_from: date
+    horizon_to: date
+    days_off: tuple[date, ...] = Field(default=(), max_length=MAX_SNAPSHOT_EXCEPTIONS)
+    working_days: tuple[date, ...] = Field(default=(), max_length=MAX_SNAPSHOT_EXCEPTIONS)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Ho_Chi_Minh)") from exc
-        return value
-
-    @field_validator("country")
-    @classmethod
-    def _known_country(cls, value: str | None) -> str | None:
-        if value is not None and value not in holidays.list_supported_countries():
-            raise ValueError(f"country {value!r} is not supported by the `holidays` package")
-        return value
+        return _check_zone(value)
 
     @field_validator("working_periods")
     @classmethod
-    def _ordered_periods(cls, periods: list[tuple[time, time]]) -> list[tuple[time, time]]:
-        previous_end: time | None = None
-        for start, end in periods:
-            if start.tzinfo is not None or end.tzinfo is not None:
-                raise ValueError("working period times are local wall times: no offset")
-            if start >= end:
-                raise ValueError(f"working period {start:%H:%M}-{end:%H:%M} must end after it starts")
-            if previous_end is not None and start < previous_end:
-                raise ValueError("working periods must be in order and must not overlap")
-            previous_end = end
+    def _ordered_periods(cls, periods: tuple[tuple[time, time], ...]) -> tuple[tuple[time, time], ...]:
+        _check_periods(periods)
         return periods
 
     @field_validator("weekend")
     @classmethod
-    def _some_weekdays(cls, weekend: list[Weekday]) -> list[Weekday]:
-        if len(set(weekend)) == 7:
-            raise ValueError("a calendar needs at least one working weekday")
+    def _canonical_weekend(cls, weekend: tuple[Weekday, ...]) -> tuple[Weekday, ...]:
+        _check_weekend(weekend)
+        if list(weekend) != sorted(set(weekend), key=_WEEKDAYS.index):
+            raise ValueError("weekend days are listed once each, Monday first")
         return weekend
 
-    @model_validator(mode="after")
-    def _cutoff_has_no_offset(self) -> CalendarSpec:
-        if self.receipt_cutoff is not None and self.receipt_cutoff.tzinfo is not None:
+    @field_validator("receipt_cutoff")
+    @classmethod
+    def _cutoff_has_no_offset(cls, cutoff: time | None) -> time | None:
+        if cutoff is not None and cutoff.tzinfo is not None:
             raise ValueError("receipt_cutoff is a local wall time: no offset")
+        return cutoff
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalendarSnapshot:
+        if self.horizon_from > self.horizon_to:
+            raise ValueError("horizon_from must not be after horizon_to")
+        if self.horizon_to.year - self.horizon_from.year + 1 > MAX_SNAPSHOT_YEARS:
+            raise ValueError(f"the horizon covers at most {MAX_SNAPSHOT_YEARS} calendar years")
+        if self.kind == "continuous":
+            dated = self.days_off or self.working_days
+            if self.working_periods or self.weekend or self.receipt_cutoff is not None or dated:
+                raise ValueError("a continuous calendar has no periods, weekend, cut-off or dated exceptions")
+            return self
+        if not self.working_periods:
+            raise ValueError("an office calendar needs at least one working period")
+        if len(self.days_off) + len(self.working_days) > MAX_SNAPSHOT_EXCEPTIONS:
+            raise ValueError(f"at most {MAX_SNAPSHOT_EXCEPTIONS} dated exceptions (days_off + working_days)")
+        if both := set(self.days_off) & set(self.working_days):
+            raise ValueError(f"{min(both)} is in both days_off and working_days")
+        weekend = {_WEEKDAYS.index(d) for d in self.weekend}
+        for key, on_weekend in (("days_off", False), ("working_days", True)):
+            days: tuple[date, ...] = getattr(self, key)
+            if any(a >= b for a, b in pairwise(days)):
+                raise ValueError(f"{key} must be sorted, each date once")
+            if days and not (self.horizon_from <= days[0] and days[-1] <= self.horizon_to):
+                raise ValueError(f"{key} must lie inside the horizon {self.horizon_from}..{self.horizon_to}")
+            # Only exceptions to the weekly rule: anything else is redundant (or wrong).
+            for day in days:
+                if (day.weekday() in weekend) is not on_weekend:
+                    kind = "a weekend day" if on_weekend else "a weekday"
+                    raise ValueError(f"{key}: {day} is not {kind}")
         return self
 
 
-class OfficeCalendar(WorkingCalendar):
-    """Office hours on working days, from ``calendars/<name>.yaml`` (``vn-gov``, provinces)."""
+# --------------------------------------------------------------------------- office hours
 
-    def __init__(self, spec: CalendarSpec) -> None:
-        self.spec = spec
-        self.name = spec.name
-        self.timezone = ZoneInfo(spec.timezone)
+
+class PeriodCalendar(WorkingCalendar):
+    """Working periods on working days: the one implementation of the arithmetic.
+
+    Subclasses only decide which dates are working days (``_decide``):
+    ``OfficeCalendar`` from its yaml and the ``holidays`` package,
+    ``SnapshotCalendar`` from a ``CalendarSnapshot``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        timezone: str,
+        working_periods: Sequence[tuple[time, time]],
+        weekend: Sequence[Weekday],
+        receipt_cutoff: time | None,
+    ) -> None:
+        self.name = name
+        self.timezone = ZoneInfo(timezone)
+        self.working_periods = tuple(working_periods)
+        self.receipt_cutoff = receipt_cutoff
         self.day_length = sum(
-            (datetime.combine(date.min, end) - datetime.combine(date.min, start) for start, end in spec.working_periods),
+            (datetime.combine(date.min, end) - datetime.combine(date.min, start) for start, end in self.working_periods),
             timedelta(0),
         )
-        self._weekend = frozenset(_WEEKDAYS.index(d) for d in spec.weekend)
-        self._days_off = frozenset(e.date for e in spec.days_off)
-        self._working_days = frozenset(e.date for e in spec.working_days)
-        # year -> (holidays, substituted working weekend days) from the `holidays` package
-        self._package_days: dict[int, tuple[frozenset[date], frozenset[date]]] = {}
+        self._weekend = frozenset(_WEEKDAYS.index(d) for d in weekend)
+
+    @abstractmethod
+    def _decide(self, day: date) -> bool:
+        """Whether the (local) date ``day`` is a working day."""
+
+    def _by_weekday(self, day: date) -> bool:
+        return day.weekday() not in self._weekend
 
     # -- days
 
     def is_working_day(self, day: date) -> bool:
-        day = self._day(day)
-        if day in self._working_days:
-            return True
-        if day in self._days_off:
-            return False
-        package_off, package_working = self._package_year(day.year)
-        if day in package_off:
-            return False
-        if day in package_working:
-            return True
-        return day.weekday() not in self._weekend
-
-    def _package_year(self, year: int) -> tuple[frozenset[date], frozenset[date]]:
-        cached = self._package_days.get(year)
-        if cached is None:
-            if self.spec.country is None:
-                cached = (frozenset(), frozenset())
-            else:
-                # Neighbouring years too: a substitution may cross New Year (e.g. a
-                # December Saturday worked for a day off on 2 January).
-                found = holidays.country_holidays(self.spec.country, years=range(year - 1, year + 2))
-                cached = (
-                    frozenset(d for d in found if d.year == year),
-                    frozenset(d for d in getattr(found, "weekend_workdays", ()) if d.year == year),
-                )
-            self._package_days[year] = cached
-        return cached
+        return self._decide(self._day(day))
 
     def periods_on(self, day: date) -> list[tuple[datetime, datetime]]:
         """The day's working periods as aware instants (empty on a day off)."""
@@ -323,7 +424,7 @@ class OfficeCalendar(WorkingCalendar):
                 datetime.combine(day, start, tzinfo=self.timezone),
                 datetime.combine(day, end, tzinfo=self.timezone),
             )
-            for start, end in self.spec.working_periods
+            for start, end in self.working_periods
         ]
 
     def is_working_time(self, at: datetime) -> bool:
@@ -341,14 +442,14 @@ class OfficeCalendar(WorkingCalendar):
 
     def start_of_clock(self, received_at: datetime) -> datetime:
         local = self._local(_aware(received_at, "received_at"))
-        cutoff = self.spec.receipt_cutoff
+        cutoff = self.receipt_cutoff
         for start, end in self.periods_on(local.date()):
             if local < end:
                 begins = max(local, start)
                 if cutoff is None or begins.time() < cutoff:
                     return begins
                 break
-        first_start = self.spec.working_periods[0][0]
+        first_start = self.working_periods[0][0]
         return datetime.combine(self.next_working_day(local.date()), first_start, tzinfo=self.timezone)
 
     def add(self, start: datetime, duration: str | timedelta) -> datetime:
@@ -388,6 +489,164 @@ class OfficeCalendar(WorkingCalendar):
     def _utc_periods(self, day: date) -> list[tuple[datetime, datetime]]:
         # UTC so that arithmetic is on instants even in zones with DST.
         return [(s.astimezone(UTC), e.astimezone(UTC)) for s, e in self.periods_on(day)]
+
+    # -- as data
+
+    def snapshot(
+        self, at: datetime, years_before: int = SNAPSHOT_YEARS_BEFORE, years_after: int = SNAPSHOT_YEARS_AFTER
+    ) -> CalendarSnapshot:
+        first, last = self._horizon(at, years_before, years_after)
+        days_off: list[date] = []
+        working_days: list[date] = []
+        # Ask the calendar itself about every date: the snapshot then agrees with it
+        # by construction, whatever mix of package, yaml and weekday rule decided.
+        day = first
+        while day <= last:
+            by_weekday = self._by_weekday(day)
+            if self._decide(day) is not by_weekday:
+                (days_off if by_weekday else working_days).append(day)
+            day += timedelta(days=1)
+        return CalendarSnapshot(
+            name=self.name,
+            kind="office",
+            timezone=self.timezone.key,
+            working_periods=self.working_periods,
+            weekend=tuple(d for i, d in enumerate(_WEEKDAYS) if i in self._weekend),
+            receipt_cutoff=self.receipt_cutoff,
+            horizon_from=first,
+            horizon_to=last,
+            days_off=tuple(days_off),
+            working_days=tuple(working_days),
+        )
+
+
+class SnapshotCalendar(PeriodCalendar):
+    """An office calendar rebuilt from a ``CalendarSnapshot``: no file, no ``holidays``.
+
+    Exact inside the snapshot's horizon; outside it, the weekly rule alone."""
+
+    def __init__(self, snapshot: CalendarSnapshot) -> None:
+        if snapshot.kind != "office":
+            raise ValueError(f"snapshot {snapshot.name!r} is {snapshot.kind}, not office hours")
+        super().__init__(
+            snapshot.name, snapshot.timezone, snapshot.working_periods, snapshot.weekend, snapshot.receipt_cutoff
+        )
+        self.horizon = (snapshot.horizon_from, snapshot.horizon_to)
+        self._days_off = frozenset(snapshot.days_off)
+        self._working_days = frozenset(snapshot.working_days)
+
+    def _decide(self, day: date) -> bool:
+        if day in self._days_off:
+            return False
+        if day in self._working_days:
+            return True
+        return self._by_weekday(day)
+
+
+def calendar_from_snapshot(snapshot: CalendarSnapshot) -> WorkingCalendar:
+    """The calendar a snapshot describes; safe in Temporal workflow code (see the module doc)."""
+    if snapshot.kind == "continuous":
+        return ContinuousCalendar(snapshot.timezone)
+    return SnapshotCalendar(snapshot)
+
+
+# --------------------------------------------------------------------------- file-based
+
+
+class DayEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: date
+    reason: str = Field(min_length=1)
+
+
+class CalendarSpec(BaseModel):
+    """The shape of ``calendars/<name>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME_RE.pattern)
+    timezone: str
+    country: str | None = Field(
+        default=None, description="ISO code for the `holidays` package: public holidays + substituted days"
+    )
+    working_periods: list[tuple[time, time]] = Field(min_length=1, max_length=MAX_WORKING_PERIODS)
+    weekend: list[Weekday] = Field(default_factory=lambda: list[Weekday](["sat", "sun"]))
+    receipt_cutoff: time | None = Field(
+        default=None, description="received at/after this local time: the clock starts the next working day"
+    )
+    days_off: list[DayEntry] = Field(default_factory=list)
+    working_days: list[DayEntry] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in holidays.list_supported_countries():
+            raise ValueError(f"country {value!r} is not supported by the `holidays` package")
+        return value
+
+    @field_validator("working_periods")
+    @classmethod
+    def _ordered_periods(cls, periods: list[tuple[time, time]]) -> list[tuple[time, time]]:
+        _check_periods(periods)
+        return periods
+
+    @field_validator("weekend")
+    @classmethod
+    def _some_weekdays(cls, weekend: list[Weekday]) -> list[Weekday]:
+        _check_weekend(weekend)
+        return weekend
+
+    @model_validator(mode="after")
+    def _cutoff_has_no_offset(self) -> CalendarSpec:
+        if self.receipt_cutoff is not None and self.receipt_cutoff.tzinfo is not None:
+            raise ValueError("receipt_cutoff is a local wall time: no offset")
+        return self
+
+
+class OfficeCalendar(PeriodCalendar):
+    """Office hours on working days, from ``calendars/<name>.yaml`` (``vn-gov``, provinces)."""
+
+    def __init__(self, spec: CalendarSpec) -> None:
+        super().__init__(spec.name, spec.timezone, spec.working_periods, spec.weekend, spec.receipt_cutoff)
+        self.spec = spec
+        self._days_off = frozenset(e.date for e in spec.days_off)
+        self._working_days = frozenset(e.date for e in spec.working_days)
+        # year -> (holidays, substituted working weekend days) from the `holidays` package
+        self._package_days: dict[int, tuple[frozenset[date], frozenset[date]]] = {}
+
+    def _decide(self, day: date) -> bool:
+        if day in self._working_days:
+            return True
+        if day in self._days_off:
+            return False
+        package_off, package_working = self._package_year(day.year)
+        if day in package_off:
+            return False
+        if day in package_working:
+            return True
+        return self._by_weekday(day)
+
+    def _package_year(self, year: int) -> tuple[frozenset[date], frozenset[date]]:
+        cached = self._package_days.get(year)
+        if cached is None:
+            if self.spec.country is None:
+                cached = (frozenset(), frozenset())
+            else:
+                # Neighbouring years too: a substitution may cross New Year (e.g. a
+                # December Saturday worked for a day off on 2 January).
+                found = holidays.country_holidays(self.spec.country, years=range(year - 1, year + 2))
+                cached = (
+                    frozenset(d for d in found if d.year == year),
+                    frozenset(d for d in getattr(found, "weekend_workdays", ()) if d.year == year),
+                )
+            self._package_days[year] = cached
+        return cached
 
 
 # --------------------------------------------------------------------------- yaml reading

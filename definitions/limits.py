@@ -24,3 +24,10 @@ MAX_EXTENSIONS_PER_STEP = 5
 DEFAULT_SUPPLEMENT_REQUESTS = 3  # Decree 118 Art. 16-17: guide once; 766 judges a second request late
 MAX_SUPPLEMENT_REQUESTS = 10
 MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
+
+# A calendar snapshot (definitions/calendar.py): it travels in every dossier's
+# workflow input and in `calendars apply` Updates, so it stays small.
+MAX_WORKING_PERIODS = 8  # periods in one working day
+MAX_SNAPSHOT_YEARS = 10  # calendar years a snapshot's horizon may cover
+MAX_SNAPSHOT_EXCEPTIONS = 400  # dated exceptions (days off + worked weekend days) in one snapshot
+MAX_SNAPSHOT_JSON_BYTES = 8 * 1024  # a snapshot at every bound above, as JSON, stays under this
