@@ -25,6 +25,11 @@ only the weekly weekend rule** (no public holidays, no yaml overrides).  It neve
 raises or loops there: every week still has a working day.  Building one reads no
 file but the time zone (``ZoneInfo``, stdlib, cached), calls no ``holidays`` code
 and never asks for the current time, so Temporal workflow code may use it.
+Workflow code imports this module *passed through* the sandbox
+(``with workflow.unsafe.imports_passed_through():``, as for the other
+``definitions`` modules): re-imported inside the sandbox, ``ZoneInfo`` hands out
+restricted proxies that ``datetime`` refuses as a tzinfo, and ruamel.yaml does
+not import at all.  Never call ``load_calendar`` from workflow code: it reads files.
 
 Everything here is a pure function of its arguments and the loaded files (or the
 snapshot), so it gives the same answer on every retry and every replay.
@@ -94,9 +99,10 @@ _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _MAX_NAME_CHARS = 64
 # A snapshot's horizon: whole calendar years around the instant it is taken at.
-# One year back covers a dossier received late on 31 December and clocks
-# recomputed after the fact; three ahead cover the longest procedures with
-# supplements and extensions.  Past the horizon only the weekly rule applies.
+# One year back: a snapshot taken in early January must still know December for
+# dossiers received before it (elapsed time, recomputed dues); three ahead: past
+# the longest deadlines, supplements and extensions included.  Beyond the horizon
+# only the weekly rule applies.
 SNAPSHOT_YEARS_BEFORE = 1
 SNAPSHOT_YEARS_AFTER = 3
 
