@@ -489,14 +489,30 @@ def bench_procedure(steps: int) -> Any:
     return ProcedureSnapshot(procedure=Procedure.model_validate(body), content_hash=f"sha256:bench-k{steps}")
 
 
+def bench_input(snapshot: Any, dossier_id: str) -> Any:
+    """What submission starts a dossier with: its calendar resolved into a snapshot
+    (the bench agencies have no webhooks)."""
+    from definitions.calendar import load_calendar
+    from workflows.payloads import DossierInput
+
+    calendar = load_calendar(snapshot.procedure.calendar).snapshot(datetime.now(UTC))
+    return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online", calendar=calendar)
+
+
+def start_attributes(dossier: Any) -> Any:
+    from workers.temporal import start_attributes as attributes
+
+    return attributes(dossier)
+
+
 async def lienthong_dossier(client: Any, task_queue: str, watcher: InboxWatcher, snapshot: Any,
                             dossier_id: str, samples: Samples) -> None:
     from workflows.dossier import DossierWorkflow
     from workflows.payloads import CompleteStep, DossierInput
 
-    handle = await client.start_workflow(
-        DossierWorkflow.run, DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online"),
-        id=dossier_id, task_queue=task_queue)
+    dossier = bench_input(snapshot, dossier_id)
+    handle = await client.start_workflow(DossierWorkflow.run, dossier, id=dossier_id, task_queue=task_queue,
+                                         search_attributes=start_attributes(dossier))
     called: datetime | None = None
     for step in snapshot.procedure.iter_steps():
         agency, created_at = await watcher.wait(dossier_id, step.id)  # the agency sees it in its inbox
@@ -587,10 +603,9 @@ class OpenDossiers:
             dossier_id = f"{prefix}{index:06d}"
             async with gate:
                 self.ids.append(dossier_id)  # before the call: a start that times out may still have happened
-                await self.client.start_workflow(
-                    DossierWorkflow.run,
-                    DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online"),
-                    id=dossier_id, task_queue=task_queue)
+                dossier = bench_input(snapshot, dossier_id)
+                await self.client.start_workflow(DossierWorkflow.run, dossier, id=dossier_id, task_queue=task_queue,
+                                                 search_attributes=start_attributes(dossier))
 
         began = time.perf_counter()
         starting = asyncio.ensure_future(asyncio.gather(*(start(i) for i in range(count))))
