@@ -82,8 +82,11 @@ def apply_state(session: Session, state: DossierState, seq: int, *, now: datetim
     now = now or datetime.now(UTC)
     if not _upsert_dossier(session, state, seq, now):
         return False  # an older or repeated seq: the projection stays as it is
+    # Every step row as the state has it (rare: not on the hot path).
+    connection = session.connection()
+    connection.execute(_STEPS.delete().where(_STEPS.c.dossier_id == state.dossier_id))
     if state.steps:
-        session.connection().execute(_UPSERT_STEP, _step_values(state))
+        connection.execute(_STEPS.insert(), _step_values(state))
     return True
 
 

@@ -79,8 +79,10 @@ async def test_a_retry_through_another_path_is_applied_once(any_api: Api, desk: 
     dossier = await any_api.submit(desk, DATA)
     await any_api.assigned(dossier, "tiep-nhan")
     key = f"via-temporal-{uuid.uuid4().hex[:6]}"
-    direct = await any_api.temporal.get_workflow_handle(dossier).execute_update(
+    handle = any_api.temporal.get_workflow_handle(dossier)
+    await handle.execute_update(
         DossierWorkflow.complete_step, CompleteStep(step_id="tiep-nhan", agency=DESK), id=f"{DESK}:{key}")
+    direct = await handle.query(DossierWorkflow.state)  # the Update answers briefly; the state after it
     await any_api.assigned(dossier, "tham-dinh")
     before = await any_api.settled(dossier)
     reply = await any_api.post(f"/v1/dossiers/{dossier}/steps/tiep-nhan/complete", desk, {}, key=key)

@@ -100,4 +100,5 @@ def test_working_time_is_on_the_calendar_without_the_applicants_time() -> None:
 
 def test_a_broken_event_costs_a_data_point_not_the_activity() -> None:
     odd = dossier("Z", status=DossierStatus.COMPLETED, calendar="no-such-calendar")
-    metrics.observe(event(odd, 9, "completed"))  # unknown calendar: logged, not raised
+    write = event(odd, 9, "completed")
+    metrics.observe(write.events[0], write.state)  # unknown calendar: logged, not raised
