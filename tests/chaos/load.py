@@ -289,7 +289,7 @@ class Load:
 async def start_dossiers(client: Client, task_queue: str, dossier_ids: list[str]) -> None:
     from temporalio.common import WorkflowIDReusePolicy
 
-    from workflows.payloads import DossierInput
+    from tests.workflows.harness import dossier_input
 
     snap = snapshot()
     limit = asyncio.Semaphore(16)
@@ -297,7 +297,7 @@ async def start_dossiers(client: Client, task_queue: str, dossier_ids: list[str]
     async def start(dossier_id: str) -> None:
         async with limit:
             await client.start_workflow(
-                DossierWorkflow.run, DossierInput(dossier_id=dossier_id, snapshot=snap, received_by=DESK),
+                DossierWorkflow.run, dossier_input(snap, dossier_id, {}, received_by=DESK),
                 id=dossier_id, task_queue=task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
 
     started = time.monotonic()

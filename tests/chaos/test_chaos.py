@@ -133,7 +133,7 @@ async def inject_faults(load: Load, worker: Lienthong, gateway: Lienthong, tempo
 
 
 async def final_states(client: Client, dossier_ids: list[str]) -> dict[str, DossierState]:
-    """Each dossier's result, waiting for it (retrying a dropped long poll)."""
+    """Each dossier's final state, once it has finished (retrying a dropped long poll)."""
     limit = asyncio.Semaphore(32)
 
     async def one(dossier_id: str) -> DossierState:
@@ -141,7 +141,8 @@ async def final_states(client: Client, dossier_ids: list[str]) -> dict[str, Doss
         async with limit:
             while True:
                 try:
-                    return await handle.result()
+                    await handle.result()  # a summary; the final state is the query's
+                    return await handle.query(DossierWorkflow.state)
                 except RPCError:
                     await asyncio.sleep(1.0)
 
