@@ -1,21 +1,31 @@
 """The exporter's custom collector: current-state gauges computed from the projection
-database at scrape time, so they are right across restarts and however many workers run.
+database, so they are right across restarts and however many workers run.
 
-Each scrape runs three grouped queries (never a loop over dossiers), plus two over the
-small registries to report zeros for every known sector and level:
+A read of the store is three grouped queries (never a loop over dossiers), plus two over
+the small registries to report zeros for every known sector and level:
 
 =====  ==========================================================  ===============================================
-query  families                                                    index it is meant to use
+query  families                                                    index it is meant to use (migration 0003)
 =====  ==========================================================  ===============================================
-open   ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_status_sector_level`` (covering:
-       ``lienthong_dossiers_awaiting_supplement{sector}``           an index-only scan)
-late   ``lienthong_dossiers_overdue{sector,level}``,                ``ix_dossiers_status_sector_level`` for the open
-       ``lienthong_oldest_overdue_age_seconds{sector}``,            ones; due, flag and procedure are read from the
-       ``lienthong_procedure_dossiers_open{sector,procedure}``,     rows (one pass for the four families)
+open   ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_open``: partial over open dossiers,
+       ``lienthong_dossiers_awaiting_supplement{sector}``           covering, in GROUP BY order (index-only)
+late   ``lienthong_dossiers_overdue{sector,level}``,                ``ix_dossiers_open`` again: one index-only pass
+       ``lienthong_oldest_overdue_age_seconds{sector}``,            for the four families
+       ``lienthong_procedure_dossiers_open{sector,procedure}``,
        ``lienthong_procedure_dossiers_overdue{sector,procedure}``
-steps  ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_agency_status`` /
-       ``lienthong_steps_overdue{sector,agency}``                   ``ix_dossier_steps_status_due_at``, ``pk_dossiers``
+steps  ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_held`` (partial over held
+       ``lienthong_steps_overdue{sector,agency}``                   steps) joined to ``ix_dossiers_open_by_id``
+                                                                    (partial over open dossiers), both by dossier
 =====  ==========================================================  ===============================================
+
+The steps query joins each held step to its dossier only if that dossier is open (the
+small index). Held steps of finished dossiers (the workflow withdraws them when a
+dossier ends, so there should be none) still count as they always did: only when that
+join leaves some without a sector are they joined to their dossiers by primary key.
+Statuses are rendered into the SQL, not bound, so both databases can match the partial
+indexes' conditions. On PostgreSQL the read runs with ``jit = off``: the plans are
+index scans that JIT compilation would only make slower. Results are those of the
+queries before migration 0003 (tests/monitoring/test_collector_queries.py).
 
 **Overdue**, at the scrape instant *now* (see monitoring/README.md):
 
@@ -46,10 +56,10 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, exists, func, or_, select, text, union_all
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from store.models import DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from workflows.payloads import DossierStatus, StepStatus
@@ -58,29 +68,45 @@ log = structlog.get_logger("lienthong.exporter")
 
 PROCESSING = DossierStatus.PROCESSING.value
 AWAITING = DossierStatus.AWAITING_SUPPLEMENT.value
+ASSIGNED = StepStatus.ASSIGNED.value
 OPEN_STATUSES = (PROCESSING, AWAITING)
+
+
+def _constant(name: str, value: object) -> BindParameter[object]:
+    """A constant rendered into the SQL: a partial index's condition is matched only
+    against literal values (SQLite never sees through a bound parameter)."""
+    return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
+
+
+def _open() -> ColumnElement[bool]:
+    return DossierRow.status.in_(_constant("open_statuses", OPEN_STATUSES))
+
+
+def _held() -> ColumnElement[bool]:
+    return and_(DossierStepRow.status == _constant("assigned", ASSIGNED), DossierStepRow.agency.is_not(None))
 
 
 def dossier_overdue(now: datetime) -> ColumnElement[bool]:
     """SQL: an open dossier that is overdue at ``now`` (module docstring)."""
     return and_(
-        DossierRow.status.in_(OPEN_STATUSES),
-        or_(DossierRow.overdue.is_(True), and_(DossierRow.status == PROCESSING, DossierRow.due_at < now)),
+        _open(),
+        or_(DossierRow.overdue.is_(True),
+            and_(DossierRow.status == _constant("processing", PROCESSING), DossierRow.due_at < now)),
     )
 
 
-def step_overdue(now: datetime) -> ColumnElement[bool]:
-    """SQL: an assigned step (joined with its dossier) that is overdue at ``now``."""
+def step_overdue(now: datetime, dossier: type[DossierRow] = DossierRow) -> ColumnElement[bool]:
+    """SQL: an assigned step (joined with its dossier, ``dossier``) that is overdue at ``now``."""
     return and_(
-        DossierStepRow.status == StepStatus.ASSIGNED.value,
+        DossierStepRow.status == _constant("assigned", ASSIGNED),
         or_(DossierStepRow.overdue.is_(True),
-            and_(DossierRow.status == PROCESSING, DossierStepRow.due_at < now)),
+            and_(dossier.status == _constant("processing", PROCESSING), DossierStepRow.due_at < now)),
     )
 
 
 @dataclass
 class StoreGauges:
-    """One scrape's numbers, keyed by label tuples."""
+    """One read's numbers, keyed by label tuples."""
 
     at: datetime
     open: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (sector, level, status)
@@ -112,8 +138,8 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
 
     open_rows = session.execute(
         select(DossierRow.sector, DossierRow.level, DossierRow.status, func.count())
-        .where(DossierRow.status.in_(OPEN_STATUSES))
-        .group_by(DossierRow.status, DossierRow.sector, DossierRow.level)
+        .where(_open())
+        .group_by(DossierRow.sector, DossierRow.level, DossierRow.status)  # the order of ix_dossiers_open
     ).tuples()
     for sector, level, status, count in open_rows:
         g.open[(sector, level, status)] = count
@@ -128,8 +154,9 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         select(DossierRow.sector, DossierRow.level, DossierRow.procedure_code, func.count(),
                func.sum(case((late, 1), else_=0)),
                func.min(case((late, DossierRow.due_at))), func.min(case((late, DossierRow.original_due_at))))
-        .where(DossierRow.status.in_(OPEN_STATUSES))
-        .group_by(DossierRow.sector, DossierRow.level, DossierRow.procedure_code)
+        .where(_open())
+        # By status too: the order of ix_dossiers_open, so no sort; the loop adds it up.
+        .group_by(DossierRow.sector, DossierRow.level, DossierRow.status, DossierRow.procedure_code)
     ).tuples()
     for sector, level, procedure, count, overdue, first_due, first_legal_due in late_rows:
         overdue = int(overdue or 0)
@@ -141,18 +168,42 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
             age = max(0.0, (now - earliest).total_seconds())
             g.oldest_overdue_age[sector] = max(g.oldest_overdue_age.get(sector, 0.0), age)
 
-    step_late = case((step_overdue(now), 1), else_=0)
-    step_rows = session.execute(
-        select(DossierRow.sector, DossierStepRow.agency, func.count(), func.sum(step_late))
-        .select_from(DossierStepRow)
-        .join(DossierRow, DossierRow.id == DossierStepRow.dossier_id)
-        .where(DossierStepRow.status == StepStatus.ASSIGNED.value, DossierStepRow.agency.is_not(None))
-        .group_by(DossierRow.sector, DossierStepRow.agency)
-    ).tuples()
-    for sector, agency, count, overdue in step_rows:
-        g.steps_open[(sector, agency)] = count
-        g.steps_overdue[(sector, agency)] = int(overdue or 0)
+    for sector, agency, count, overdue in session.execute(_steps_query(now)).tuples():
+        g.steps_open[(sector, agency)] = g.steps_open.get((sector, agency), 0) + int(count)
+        g.steps_overdue[(sector, agency)] = g.steps_overdue.get((sector, agency), 0) + int(overdue or 0)
     return g
+
+
+def _steps_query(now: datetime) -> Select[tuple[str, str, int, int | None]]:
+    """Held steps by (sector, agency), each joined to its dossier if that dossier is open
+    (the partial indexes, both in dossier order). A held step whose dossier is finished
+    gets no sector from that join; only if there is one (the uncorrelated EXISTS is
+    evaluated once, and the second half skipped when it is false) are such steps joined
+    to their finished dossiers by primary key and counted under those sectors."""
+    held_groups = (
+        select(DossierRow.sector.label("sector"), DossierStepRow.agency.label("agency"),
+               func.count().label("held"), func.sum(case((step_overdue(now), 1), else_=0)).label("late"))
+        .select_from(DossierStepRow)
+        .outerjoin(DossierRow, and_(DossierRow.id == DossierStepRow.dossier_id, _open()))
+        .where(_held())
+        .group_by(DossierRow.sector, DossierStepRow.agency)
+        .cte("held_groups", nesting=True)
+    )
+    of_open = select(held_groups.c.sector, held_groups.c.agency, held_groups.c.held, held_groups.c.late).where(
+        held_groups.c.sector.is_not(None))
+    finished = aliased(DossierRow, name="finished")
+    of_finished = (
+        select(finished.sector, DossierStepRow.agency, func.count(),
+               func.sum(case((step_overdue(now, finished), 1), else_=0)))
+        .select_from(DossierStepRow)
+        .join(finished, finished.id == DossierStepRow.dossier_id)
+        .where(_held(), finished.status.not_in(_constant("open_statuses", OPEN_STATUSES)),
+               exists().where(held_groups.c.sector.is_(None)))
+        .group_by(finished.sector, DossierStepRow.agency)
+    )
+    # Selected from, so the statement starts with SELECT like the others (the CTE stays inside).
+    steps = union_all(of_open, of_finished).subquery("held_steps")
+    return select(*steps.c)
 
 
 def gauge_families(g: StoreGauges) -> Iterator[Metric]:
@@ -224,10 +275,12 @@ class StoreCollector(Collector):
 
 
 def _consistent_read(session: Session) -> None:
-    """On PostgreSQL every family comes from one snapshot (one read-only transaction);
-    a SQLite reader sees one snapshot per statement, which is a few milliseconds apart."""
+    """On PostgreSQL every family comes from one snapshot (one read-only transaction),
+    planned without JIT compilation; a SQLite reader sees one snapshot per statement,
+    which is a few milliseconds apart."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def by_label(values: dict[tuple[str, ...], int], index: int) -> dict[str, int]:
