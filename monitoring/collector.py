@@ -27,7 +27,15 @@ indexes' conditions. On PostgreSQL the read runs with ``jit = off``: the plans a
 index scans that JIT compilation would only make slower. Results are those of the
 queries before migration 0003 (tests/monitoring/test_collector_queries.py).
 
-**Overdue**, at the scrape instant *now* (see monitoring/README.md):
+**When** (see monitoring/README.md): a scrape reads the store itself while reads are
+quick (the last one took at most ``budget`` seconds, 0.25 by default): its numbers are
+as of the scrape. Once a read takes longer (hundreds of thousands of open dossiers), a
+scrape answers at once with the numbers of the last read and starts the next read in
+the background, one at a time; ``lienthong_exporter_store_age_seconds`` says how old the
+numbers served are (about one scrape interval then) and
+``lienthong_exporter_collect_duration_seconds`` how long their read took.
+
+**Overdue**, at the instant *now* of the read:
 
 * a dossier is overdue when it is open (``processing`` or ``awaiting_supplement``) and
   either its ``overdue`` flag is set (the workflow saw a due pass: it stays set, also
@@ -47,6 +55,7 @@ database is not the same alert as a dead exporter).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -70,6 +79,7 @@ PROCESSING = DossierStatus.PROCESSING.value
 AWAITING = DossierStatus.AWAITING_SUPPLEMENT.value
 ASSIGNED = StepStatus.ASSIGNED.value
 OPEN_STATUSES = (PROCESSING, AWAITING)
+READ_BUDGET_SECONDS = 0.25  # a read that took longer: later scrapes serve the last read (module docstring)
 
 
 def _constant(name: str, value: object) -> BindParameter[object]:
@@ -236,18 +246,76 @@ def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> Ga
     return family
 
 
-class StoreCollector(Collector):
-    """Registered on the exporter's registry; each `collect` is one scrape."""
+@dataclass(frozen=True)
+class StoreRead:
+    """The outcome of one read of the store."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] | None = None) -> None:
+    gauges: StoreGauges | None  # None: the database could not be read
+    seconds: float  # how long the read took
+
+
+class StoreCollector(Collector):
+    """Registered on the exporter's registry; each `collect` is one scrape.
+
+    A scrape reads the store itself unless the last read took more than ``budget``
+    seconds; then it serves that read and starts the next one in the background (module
+    docstring). ``budget=0`` always serves the previous read (after the first);
+    ``budget=math.inf`` always reads during the scrape.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] | None = None,
+                 budget: float = READ_BUDGET_SECONDS) -> None:
         self._sessions = sessions
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._budget = budget
         self._errors = 0
+        self._lock = threading.Lock()
+        self._last: StoreRead | None = None
+        self._idle = threading.Event()  # set while no background read runs
+        self._idle.set()
 
     def describe(self) -> Iterable[Metric]:
         return []  # nothing at registration: the database is read at scrape time only
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            last = self._last
+            if last is not None and last.gauges is not None and last.seconds > self._budget:
+                if self._idle.is_set():  # one background read at a time
+                    self._idle.clear()
+                    threading.Thread(target=self._read_in_background, name="lienthong-store-read",
+                                     daemon=True).start()
+            else:
+                last = None  # nothing read yet, a failed read, or a quick one: read now
+        read = last or self._read()
+        if read.gauges is not None:
+            yield from gauge_families(read.gauges)
+        up = GaugeMetricFamily("lienthong_exporter_store_up",
+                               "1 if the read of the projection database served by this scrape succeeded, else 0.")
+        up.add_metric([], 1 if read.gauges is not None else 0)
+        yield up
+        duration = GaugeMetricFamily("lienthong_exporter_collect_duration_seconds",
+                                     "Seconds the store read served by this scrape took.")
+        duration.add_metric([], read.seconds)
+        yield duration
+        if read.gauges is not None:
+            age = GaugeMetricFamily("lienthong_exporter_store_age_seconds",
+                                    "How old the store families served are: seconds since the instant they were "
+                                    "read as of (about the read's duration when read during this scrape; about a "
+                                    "scrape interval once reads are slow and run in the background).")
+            age.add_metric([], max(0.0, (self._clock() - read.gauges.at).total_seconds()))
+            yield age
+        errors = CounterMetricFamily("lienthong_exporter_collect_errors",
+                                     "Store reads that failed.")
+        errors.add_metric([], self._errors)
+        yield errors
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for a background read in progress, if any; False if it is still running
+        after ``timeout`` seconds. (For tests and the benchmark.)"""
+        return self._idle.wait(timeout)
+
+    def _read(self) -> StoreRead:
         started = time.perf_counter()
         gauges: StoreGauges | None = None
         try:
@@ -255,23 +323,25 @@ class StoreCollector(Collector):
                 _consistent_read(session)
                 gauges = read_gauges(session, self._clock())
         except SQLAlchemyError as err:
-            self._errors += 1
+            with self._lock:
+                self._errors += 1
             log.warning("store_unreadable", error=" ".join(str(getattr(err, "orig", None) or err).split())[:500])
-        elapsed = time.perf_counter() - started
-        if gauges is not None:
-            yield from gauge_families(gauges)
-        up = GaugeMetricFamily("lienthong_exporter_store_up",
-                               "1 if the last scrape could read the projection database, else 0.")
-        up.add_metric([], 1 if gauges is not None else 0)
-        yield up
-        duration = GaugeMetricFamily("lienthong_exporter_collect_duration_seconds",
-                                     "Seconds the store queries of this scrape took.")
-        duration.add_metric([], elapsed)
-        yield duration
-        errors = CounterMetricFamily("lienthong_exporter_collect_errors",
-                                     "Scrapes whose store queries failed.")
-        errors.add_metric([], self._errors)
-        yield errors
+        read = StoreRead(gauges, time.perf_counter() - started)
+        with self._lock:
+            self._last = read
+        return read
+
+    def _read_in_background(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._read()
+        except Exception:  # a bug, not the database: served as a failed read, then read again during a scrape
+            log.exception("store_read_failed")
+            with self._lock:
+                self._errors += 1
+                self._last = StoreRead(None, time.perf_counter() - started)
+        finally:
+            self._idle.set()
 
 
 def _consistent_read(session: Session) -> None:
