@@ -320,7 +320,7 @@ class StoreCollector(Collector):
         gauges: StoreGauges | None = None
         try:
             with self._sessions() as session:
-                _consistent_read(session)
+                consistent_read(session)
                 gauges = read_gauges(session, self._clock())
         except SQLAlchemyError as err:
             with self._lock:
@@ -344,10 +344,10 @@ class StoreCollector(Collector):
             self._idle.set()
 
 
-def _consistent_read(session: Session) -> None:
-    """On PostgreSQL every family comes from one snapshot (one read-only transaction),
-    planned without JIT compilation; a SQLite reader sees one snapshot per statement,
-    which is a few milliseconds apart."""
+def consistent_read(session: Session) -> None:
+    """Set up a session for a read (before its queries). On PostgreSQL every family comes
+    from one snapshot (one read-only transaction), planned without JIT compilation; a
+    SQLite reader sees one snapshot per statement, which is a few milliseconds apart."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
         session.execute(text("SET LOCAL jit = off"))
