@@ -4,28 +4,30 @@ database, so they are right across restarts and however many workers run.
 A read of the store is three grouped queries (never a loop over dossiers), plus two over
 the small registries to report zeros for every known sector and level:
 
-=====  ==========================================================  ===============================================
-query  families                                                    index it is meant to use (migration 0003)
-=====  ==========================================================  ===============================================
-open   ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_open``: partial over open dossiers,
-       ``lienthong_dossiers_awaiting_supplement{sector}``           covering, in GROUP BY order (index-only)
-late   ``lienthong_dossiers_overdue{sector,level}``,                ``ix_dossiers_open`` again: one index-only pass
-       ``lienthong_oldest_overdue_age_seconds{sector}``,            for the four families
-       ``lienthong_procedure_dossiers_open{sector,procedure}``,
-       ``lienthong_procedure_dossiers_overdue{sector,procedure}``
-steps  ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_held`` (partial over held
-       ``lienthong_steps_overdue{sector,agency}``                   steps) joined to ``ix_dossiers_open_by_id``
-                                                                    (partial over open dossiers), both by dossier
-=====  ==========================================================  ===============================================
+========  ==========================================================  ============================================
+query     families                                                    index it reads (migration 0003)
+========  ==========================================================  ============================================
+dossiers  ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_open``: partial over open
+          ``lienthong_dossiers_awaiting_supplement{sector}``,          dossiers, covering, in GROUP BY order: one
+          ``lienthong_dossiers_overdue{sector,level}``,                index-only pass for the six families
+          ``lienthong_oldest_overdue_age_seconds{sector}``,
+          ``lienthong_procedure_dossiers_open{sector,procedure}``,
+          ``lienthong_procedure_dossiers_overdue{sector,procedure}``
+steps     ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_held`` (partial over held
+          ``lienthong_steps_overdue{sector,agency}``                   steps) joined to ``ix_dossiers_open_by_id``
+                                                                       (partial over open dossiers), by dossier
+finished  the same two, for held steps of finished dossiers            ``ix_dossier_steps_held``, ``pk_dossiers``
+========  ==========================================================  ============================================
 
 The steps query joins each held step to its dossier only if that dossier is open (the
 small index). Held steps of finished dossiers (the workflow withdraws them when a
-dossier ends, so there should be none) still count as they always did: only when that
-join leaves some without a sector are they joined to their dossiers by primary key.
-Statuses are rendered into the SQL, not bound, so both databases can match the partial
-indexes' conditions. On PostgreSQL the read runs with ``jit = off``: the plans are
-index scans that JIT compilation would only make slower. Results are those of the
-queries before migration 0003 (tests/monitoring/test_collector_queries.py).
+dossier ends, so there should be none) still count as they always did: the steps query
+returns them without a sector, and the third query counts them under their dossiers'
+sectors, for those agencies only; for none, it is a constant false condition that
+reads nothing. Statuses are rendered into the SQL, not bound, so both databases can
+match the partial indexes' conditions. On PostgreSQL the read runs with ``jit = off``:
+the plans are index scans that JIT compilation would only make slower. Results are
+those of the queries before migration 0003 (tests/monitoring/test_collector_queries.py).
 
 **When** (see monitoring/README.md): a scrape reads the store itself while reads are
 quick (the last one took at most ``budget`` seconds, 0.25 by default): its numbers are
@@ -65,7 +67,7 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Select, and_, bindparam, case, exists, func, or_, select, text, union_all
+from sqlalchemy import Select, and_, bindparam, case, false, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -146,30 +148,22 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.awaiting_supplement[sector] = 0
         g.oldest_overdue_age[sector] = 0.0
 
-    open_rows = session.execute(
-        select(DossierRow.sector, DossierRow.level, DossierRow.status, func.count())
-        .where(_open())
-        .group_by(DossierRow.sector, DossierRow.level, DossierRow.status)  # the order of ix_dossiers_open
-    ).tuples()
-    for sector, level, status, count in open_rows:
-        g.open[(sector, level, status)] = count
-        g.overdue.setdefault((sector, level), 0)
-        if status == AWAITING:
-            g.awaiting_supplement[sector] = g.awaiting_supplement.get(sector, 0) + count
-
-    # One pass over the open dossiers for four families: overdue by (sector, level), the
+    # One pass over the open dossiers, in the order of ix_dossiers_open, for six families:
+    # open by (sector, level, status), awaiting by sector, overdue by (sector, level), the
     # oldest overdue by sector, open and overdue by procedure.
     late = dossier_overdue(now)
-    late_rows = session.execute(
-        select(DossierRow.sector, DossierRow.level, DossierRow.procedure_code, func.count(),
+    dossier_rows = session.execute(
+        select(DossierRow.sector, DossierRow.level, DossierRow.status, DossierRow.procedure_code, func.count(),
                func.sum(case((late, 1), else_=0)),
                func.min(case((late, DossierRow.due_at))), func.min(case((late, DossierRow.original_due_at))))
         .where(_open())
-        # By status too: the order of ix_dossiers_open, so no sort; the loop adds it up.
         .group_by(DossierRow.sector, DossierRow.level, DossierRow.status, DossierRow.procedure_code)
     ).tuples()
-    for sector, level, procedure, count, overdue, first_due, first_legal_due in late_rows:
+    for sector, level, status, procedure, count, overdue, first_due, first_legal_due in dossier_rows:
         overdue = int(overdue or 0)
+        g.open[(sector, level, status)] = g.open.get((sector, level, status), 0) + count
+        if status == AWAITING:
+            g.awaiting_supplement[sector] = g.awaiting_supplement.get(sector, 0) + count
         g.procedure_open[(sector, procedure)] = g.procedure_open.get((sector, procedure), 0) + count
         g.procedure_overdue[(sector, procedure)] = g.procedure_overdue.get((sector, procedure), 0) + overdue
         g.overdue[(sector, level)] = g.overdue.get((sector, level), 0) + overdue
@@ -178,42 +172,49 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
             age = max(0.0, (now - earliest).total_seconds())
             g.oldest_overdue_age[sector] = max(g.oldest_overdue_age.get(sector, 0.0), age)
 
-    for sector, agency, count, overdue in session.execute(_steps_query(now)).tuples():
-        g.steps_open[(sector, agency)] = g.steps_open.get((sector, agency), 0) + int(count)
+    # Held steps, each joined to its dossier if that dossier is open. Those of finished
+    # dossiers (there should be none: the workflow withdraws them) come back without a
+    # sector; the next query counts them under their own dossiers' sectors, for the
+    # agencies concerned only (none: a query that reads nothing).
+    elsewhere: set[str] = set()
+    for sector, agency, count, overdue in session.execute(_held_steps(now)).tuples():
+        if sector is None:
+            elsewhere.add(agency)
+            continue
+        g.steps_open[(sector, agency)] = count
+        g.steps_overdue[(sector, agency)] = int(overdue or 0)
+    for sector, agency, count, overdue in session.execute(_held_steps_of_finished(now, elsewhere)).tuples():
+        g.steps_open[(sector, agency)] = g.steps_open.get((sector, agency), 0) + count
         g.steps_overdue[(sector, agency)] = g.steps_overdue.get((sector, agency), 0) + int(overdue or 0)
     return g
 
 
-def _steps_query(now: datetime) -> Select[tuple[str, str, int, int | None]]:
-    """Held steps by (sector, agency), each joined to its dossier if that dossier is open
-    (the partial indexes, both in dossier order). A held step whose dossier is finished
-    gets no sector from that join; only if there is one (the uncorrelated EXISTS is
-    evaluated once, and the second half skipped when it is false) are such steps joined
-    to their finished dossiers by primary key and counted under those sectors."""
-    held_groups = (
-        select(DossierRow.sector.label("sector"), DossierStepRow.agency.label("agency"),
-               func.count().label("held"), func.sum(case((step_overdue(now), 1), else_=0)).label("late"))
+def _held_steps(now: datetime) -> Select[tuple[str | None, str, int, int | None]]:
+    """Held steps by (sector, agency): a merge of ix_dossier_steps_held and
+    ix_dossiers_open_by_id (both in dossier order) on PostgreSQL, a covering look-up in
+    the second per step on SQLite. Sector None: the dossier is not open."""
+    return (
+        select(DossierRow.sector, DossierStepRow.agency, func.count(), func.sum(case((step_overdue(now), 1), else_=0)))
         .select_from(DossierStepRow)
         .outerjoin(DossierRow, and_(DossierRow.id == DossierStepRow.dossier_id, _open()))
         .where(_held())
         .group_by(DossierRow.sector, DossierStepRow.agency)
-        .cte("held_groups", nesting=True)
     )
-    of_open = select(held_groups.c.sector, held_groups.c.agency, held_groups.c.held, held_groups.c.late).where(
-        held_groups.c.sector.is_not(None))
+
+
+def _held_steps_of_finished(now: datetime, agencies: set[str]) -> Select[tuple[str, str, int, int | None]]:
+    """Held steps of finished dossiers by (sector, agency), for ``agencies``; with none, a
+    constant false condition, which both databases answer without reading a row."""
     finished = aliased(DossierRow, name="finished")
-    of_finished = (
+    return (
         select(finished.sector, DossierStepRow.agency, func.count(),
                func.sum(case((step_overdue(now, finished), 1), else_=0)))
         .select_from(DossierStepRow)
         .join(finished, finished.id == DossierStepRow.dossier_id)
         .where(_held(), finished.status.not_in(_constant("open_statuses", OPEN_STATUSES)),
-               exists().where(held_groups.c.sector.is_(None)))
+               DossierStepRow.agency.in_(sorted(agencies)) if agencies else false())
         .group_by(finished.sector, DossierStepRow.agency)
     )
-    # Selected from, so the statement starts with SELECT like the others (the CTE stays inside).
-    steps = union_all(of_open, of_finished).subquery("held_steps")
-    return select(*steps.c)
 
 
 def gauge_families(g: StoreGauges) -> Iterator[Metric]:
