@@ -3,6 +3,7 @@ not a test).
 
     .venv/bin/python -m monitoring.bench_scrape [--backends postgresql,sqlite]
         [--sizes 10000,100000,1000000] [--scrapes 5] [--reads 5] [--budget 900] [--pg-url URL] [--plans]
+        [--no-analyze]
 
 For each backend: a fresh database (PostgreSQL: a new database on ``--pg-url``, default
 ``$LIENTHONG_TEST_POSTGRES_URL`` or the server ``scripts/ensure-postgres.sh`` starts;
@@ -10,7 +11,7 @@ SQLite: a file in a temporary folder), migrated, with the shipped definitions de
 Open dossiers are bulk-inserted (PostgreSQL: COPY; SQLite: executemany in one
 transaction) up to each size in turn, each with a realistic ~2 KB ``state`` document,
 one step held by an agency and two others (done / pending); then statistics are
-refreshed (PostgreSQL ``VACUUM ANALYZE``, SQLite ``ANALYZE``).
+refreshed (PostgreSQL ``VACUUM ANALYZE``, SQLite ``ANALYZE`` unless ``--no-analyze``).
 
 At each size: ``--reads`` store reads (``read_gauges`` as a scrape makes it, timed
 directly: what a read costs the database); then a new exporter, whose first scrape
@@ -177,12 +178,12 @@ def load_sqlite(engine: Engine, start: int, stop: int, now: datetime, state: str
         raw.close()
 
 
-def refresh_statistics(engine: Engine) -> None:
+def refresh_statistics(engine: Engine, sqlite_analyze: bool = True) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE dossiers"))
             conn.execute(text("VACUUM ANALYZE dossier_steps"))
-    else:
+    elif sqlite_analyze:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
 
@@ -279,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", type=int, default=5, help="store reads timed directly at each size")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds; later sizes are skipped after it")
     parser.add_argument("--pg-url", default=os.environ.get("LIENTHONG_TEST_POSTGRES_URL"))
-    parser.add_argument("--plans", action="store_true", help="print the query plans at the largest size")
+    parser.add_argument("--plans", action="store_true", help="print the query plans at each size")
+    parser.add_argument("--no-analyze", action="store_true",
+                        help="SQLite without statistics, as a store migrated empty stays unless ANALYZE is run")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     began = time.monotonic()
@@ -318,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 started = time.perf_counter()
                 (load_postgresql if backend == "postgresql" else load_sqlite)(engine, loaded, size, now, state, rng)
-                refresh_statistics(engine)
+                refresh_statistics(engine, sqlite_analyze=not args.no_analyze)
                 load_seconds = time.perf_counter() - started
                 loaded = size
                 load_before = load()
