@@ -86,7 +86,8 @@ READ_BUDGET_SECONDS = 0.25  # a read that took longer: later scrapes serve the l
 
 def _constant(name: str, value: object) -> BindParameter[object]:
     """A constant rendered into the SQL: a partial index's condition is matched only
-    against literal values (SQLite never sees through a bound parameter)."""
+    against literal values (SQLite never sees through a bound parameter, nor does the
+    generic plan PostgreSQL may switch a prepared statement to)."""
     return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
 
 
