@@ -36,6 +36,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
                     plans[f"{backend} at {size:,}"] = query_plans(engine, now)
         finally:
             engine.dispose()
+            shutil.rmtree(folder, ignore_errors=True)  # the SQLite file: 4.7 GB at 1 M
             if admin is not None:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
