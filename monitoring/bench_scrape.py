@@ -2,7 +2,8 @@
 not a test).
 
     .venv/bin/python -m monitoring.bench_scrape [--backends postgresql,sqlite]
-        [--sizes 10000,100000,1000000] [--scrapes 5] [--budget 900] [--pg-url URL]
+        [--sizes 10000,100000,1000000] [--scrapes 5] [--reads 5] [--budget 900] [--pg-url URL] [--plans]
+        [--no-analyze]
 
 For each backend: a fresh database (PostgreSQL: a new database on ``--pg-url``, default
 ``$LIENTHONG_TEST_POSTGRES_URL`` or the server ``scripts/ensure-postgres.sh`` starts;
@@ -10,13 +11,22 @@ SQLite: a file in a temporary folder), migrated, with the shipped definitions de
 Open dossiers are bulk-inserted (PostgreSQL: COPY; SQLite: executemany in one
 transaction) up to each size in turn, each with a realistic ~2 KB ``state`` document,
 one step held by an agency and two others (done / pending); then statistics are
-refreshed (PostgreSQL ``VACUUM ANALYZE``, SQLite ``ANALYZE``), one warm-up scrape is
-made and ``--scrapes`` timed HTTP scrapes of ``/metrics`` follow.
+refreshed (PostgreSQL ``VACUUM ANALYZE``, SQLite ``ANALYZE`` unless ``--no-analyze``).
+
+At each size: ``--reads`` store reads (``read_gauges`` as a scrape makes it, timed
+directly: what a read costs the database); then a new exporter, whose first scrape
+reads the store during the request (timed: "first scrape"), and ``--scrapes`` timed
+HTTP scrapes of ``/metrics``, each after any background read the previous one started
+has finished (as when Prometheus scrapes every 30 s). Once a read takes over the
+exporter's budget (0.25 s) a scrape serves the previous read; the table shows how old
+the numbers served were. The load average is printed at each size: the machine may
+be shared.
 
 Distribution: 13 sectors × 3 levels, 60 procedure codes, 28 agencies; 85% processing,
 15% awaiting a supplement; due instants uniform in now ± 10 days (about half passed);
 5% flagged overdue. A size is skipped once ``--budget`` seconds have gone by.
-Prints a Markdown table (and the query plans) for monitoring/BENCHMARK.md.
+Prints a Markdown table (and the query plans) for monitoring/BENCHMARK.md. Imports
+only the store, definitions and payload models (no test or worker code).
 """
 
 from __future__ import annotations
@@ -26,21 +36,28 @@ import json
 import os
 import random
 import secrets
+import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
 
-from monitoring.exporter import build_registry, serve
+from definitions.loader import load_catalog, load_procedure
+from monitoring.collector import StoreCollector, consistent_read, read_gauges
+from monitoring.exporter import serve
+from store import registry
 from store.db import database_url, make_engine, make_session_factory
 from store.migrate import upgrade
+from workflows.payloads import DossierState, StepState, StepStatus
 
 REPO = Path(__file__).resolve().parents[1]
 SECTORS = ["G15-TP07", "G15-TP05", "G15-TP10", "G13-TN01", "G13-TN03", "G05-KD10", "G05-KD11", "G09-XD05",
@@ -57,11 +74,36 @@ STEP_COLUMNS = ["dossier_id", "step_id", "position", "name", "agency", "status",
 
 
 def state_document() -> str:
-    """A real DossierState of three steps (about 2 KB), the same text for every row."""
-    sys.path.insert(0, str(REPO))
-    from tests.store.builders import make_state
+    """A real DossierState of three steps, the first done and the second held (about
+    2 KB), the same text for every row."""
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    steps = [
+        StepState(id="tiep-nhan", name="Tiếp nhận hồ sơ", deadline="0.5d", agency="bpmc-xa-xa-tan-lap",
+                  status=StepStatus.COMPLETED, assigned_at=t0, due_at=t0 + timedelta(hours=4),
+                  original_due_at=t0 + timedelta(hours=4), completed_at=t0 + timedelta(hours=3), verdict="on_time"),
+        StepState(id="tham-dinh", name="Thẩm định hồ sơ", deadline="0.5d", agency="vpdk-tinh",
+                  status=StepStatus.ASSIGNED, assigned_at=t0 + timedelta(hours=4), due_at=t0 + timedelta(hours=8),
+                  original_due_at=t0 + timedelta(hours=8), overdue=True, escalations=1),
+        StepState(id="tra-ket-qua", name="Trả kết quả", deadline="0.5d"),
+    ]
+    return DossierState(
+        dossier_id="HS-2026-000001", procedure_code="1.012756", procedure_version=1,
+        procedure_name="Đăng ký đất đai, tài sản gắn liền với đất lần đầu", content_hash="0" * 64,
+        sector="G13-TN01", level="xa", calendar="vn-gov", channel="in_person", received_at=t0,
+        clock_started_at=t0, due_at=t0 + timedelta(days=20), original_due_at=t0 + timedelta(days=20),
+        overdue=True, steps=steps,
+    ).model_dump_json()
 
-    return make_state(progress=1).model_dump_json()
+
+def deploy_shipped(sessions: sessionmaker[Session], root: Path) -> None:
+    """The shipped registries and procedures, as `lienthong deploy definitions` writes them."""
+    now = datetime.now(UTC)
+    catalog = load_catalog(root)
+    with sessions.begin() as session:
+        registry.sync_registries(session, catalog, now)
+        for path in sorted((root / "procedures").glob("*.yaml")):
+            body = path.read_bytes().decode("utf-8")
+            registry.deploy(session, load_procedure(path, catalog), body, "bench", now)
 
 
 def rows(start: int, stop: int, now: datetime, state: str, rng: random.Random):  # type: ignore[no-untyped-def]
@@ -137,12 +179,12 @@ def load_sqlite(engine: Engine, start: int, stop: int, now: datetime, state: str
         raw.close()
 
 
-def refresh_statistics(engine: Engine) -> None:
+def refresh_statistics(engine: Engine, sqlite_analyze: bool = True) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE dossiers"))
             conn.execute(text("VACUUM ANALYZE dossier_steps"))
-    else:
+    elif sqlite_analyze:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
 
@@ -150,18 +192,54 @@ def refresh_statistics(engine: Engine) -> None:
 # ----------------------------------------------------------------------------- measuring
 
 
-def scrape_times(url: str, scrapes: int) -> tuple[list[float], float, int]:
-    urllib.request.urlopen(url, timeout=600).read()  # warm-up (caches, plans)
+def store_reads(sessions: sessionmaker[Session], reads: int) -> list[float]:
+    """Seconds of ``reads`` store reads, each in its own session as a scrape makes it."""
     times = []
-    body = b""
-    for _ in range(scrapes):
+    for _ in range(reads):
         started = time.perf_counter()
-        body = urllib.request.urlopen(url, timeout=600).read()
+        with sessions() as session:
+            consistent_read(session)
+            read_gauges(session)
         times.append(time.perf_counter() - started)
-    collect = next(float(line.split()[-1]) for line in body.decode().splitlines()
-                   if line.startswith("lienthong_exporter_collect_duration_seconds "))
+    return times
+
+
+@dataclass
+class Scrapes:
+    first: float  # seconds: a new exporter's first scrape (it reads the store during the request)
+    times: list[float]  # seconds of the timed scrapes
+    ages: list[float]  # lienthong_exporter_store_age_seconds they served
+    series: int  # lienthong_ samples (not the exporter's own)
+
+
+def scrape_times(sessions: sessionmaker[Session], scrapes: int) -> Scrapes:
+    collector = StoreCollector(sessions)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    server = serve(registry, "127.0.0.1", 0)
+    try:
+        started = time.perf_counter()
+        urllib.request.urlopen(server.url, timeout=600).read()
+        first = time.perf_counter() - started
+        times, ages, body = [], [], b""
+        for _ in range(scrapes):
+            if not collector.settle(600):
+                raise RuntimeError("a background read took over 600 s")
+            started = time.perf_counter()
+            body = urllib.request.urlopen(server.url, timeout=600).read()
+            times.append(time.perf_counter() - started)
+            lines = body.decode().splitlines()
+            ages.append(next(float(line.split()[-1]) for line in lines
+                             if line.startswith("lienthong_exporter_store_age_seconds ")))
+        collector.settle(600)
+    finally:
+        server.stop()
     series = sum(1 for line in body.decode().splitlines() if line.startswith("lienthong_") and "exporter" not in line)
-    return times, collect, series
+    return Scrapes(first, times, ages, series)
+
+
+def load() -> str:
+    return "/".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def query_plans(engine: Engine, now: datetime) -> list[str]:
@@ -184,6 +262,8 @@ def query_plans(engine: Engine, now: datetime) -> list[str]:
         event.remove(engine, "before_cursor_execute", capture)
     plans = []
     with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET jit = off")  # as consistent_read sets it
         for statement, parameters in captured[2:]:  # the two registry look-ups are tiny
             if engine.dialect.name == "postgresql":
                 lines = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement, parameters)
@@ -198,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--reads", type=int, default=5, help="store reads timed directly at each size")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds; later sizes are skipped after it")
     parser.add_argument("--pg-url", default=os.environ.get("LIENTHONG_TEST_POSTGRES_URL"))
-    parser.add_argument("--plans", action="store_true", help="print the query plans at the largest size")
+    parser.add_argument("--plans", action="store_true", help="print the query plans at each size")
+    parser.add_argument("--no-analyze", action="store_true",
+                        help="SQLite without statistics, as a store migrated empty stays unless ANALYZE is run")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     began = time.monotonic()
@@ -208,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(766)
     results: list[str] = []
     plans: dict[str, list[str]] = {}
-    print(f"# bench_scrape: sizes {sizes}, {args.scrapes} scrapes each, budget {args.budget:.0f}s", flush=True)
+    print(f"# bench_scrape: sizes {sizes}, {args.scrapes} scrapes and {args.reads} reads each, "
+          f"budget {args.budget:.0f}s, load {load()}", flush=True)
     for backend in args.backends.split(","):
         folder = Path(tempfile.mkdtemp(prefix="lienthong-bench-"))
         admin = None
@@ -226,48 +310,53 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
         engine = make_engine(url, pool_size=2)
         sessions = make_session_factory(engine)
-        from workers.commands_registry import deploy_paths
-
-        deploy_paths(sessions, [REPO / "definitions"], REPO / "definitions", "bench")
-        server_http = serve(build_registry(sessions, process=False), "127.0.0.1", 0)
+        deploy_shipped(sessions, REPO / "definitions")
         loaded = 0
         now = datetime.now(UTC)
         try:
             for size in sizes:
                 if time.monotonic() - began > args.budget:
-                    results.append(f"| {backend} | {size:,} | skipped: budget of {args.budget:.0f}s spent | | | | |")
+                    results.append(f"| {backend} | {size:,} | skipped: budget of {args.budget:.0f}s spent "
+                                   "| | | | | | | | |")
                     print(results[-1], flush=True)
                     continue
                 started = time.perf_counter()
                 (load_postgresql if backend == "postgresql" else load_sqlite)(engine, loaded, size, now, state, rng)
-                refresh_statistics(engine)
+                refresh_statistics(engine, sqlite_analyze=not args.no_analyze)
                 load_seconds = time.perf_counter() - started
                 loaded = size
-                times, collect, series = scrape_times(server_http.url, args.scrapes)
-                row = (f"| {backend} | {size:,} | {statistics.median(times) * 1000:,.0f} | {min(times) * 1000:,.0f} | "
-                       f"{max(times) * 1000:,.0f} | {collect * 1000:,.0f} | {series} | {load_seconds:,.0f} |")
+                load_before = load()
+                reads = store_reads(sessions, args.reads)
+                measured = scrape_times(sessions, args.scrapes)
+                ms = [t * 1000 for t in measured.times]
+                row = (f"| {backend} | {size:,} | {statistics.median(ms):,.0f} | {min(ms):,.0f} | {max(ms):,.0f} | "
+                       f"{measured.first * 1000:,.0f} | {statistics.median(reads) * 1000:,.0f} "
+                       f"({min(reads) * 1000:,.0f}–{max(reads) * 1000:,.0f}) | "
+                       f"{statistics.median(measured.ages):,.2f} | {measured.series} | {load_seconds:,.0f} | "
+                       f"{load_before} → {load()} |")
                 results.append(row)
                 print(row, flush=True)
                 if args.plans:
                     plans[f"{backend} at {size:,}"] = query_plans(engine, now)
         finally:
-            server_http.stop()
             engine.dispose()
+            shutil.rmtree(folder, ignore_errors=True)  # the SQLite file: 4.7 GB at 1 M
             if admin is not None:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
     print()
-    print("| backend | open dossiers | scrape median ms | min ms | max ms | store queries ms (last) | "
-          "lienthong_ series | insert + analyze s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| backend | open dossiers | scrape median ms | min ms | max ms | first scrape ms | "
+          "store read median ms (min–max) | age served s (median) | lienthong_ series | insert + analyze s | "
+          "load 1/5/15 min |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in results:
         print(row)
     for where, found in plans.items():
         print(f"\n## plans, {where}\n")
         for plan in found:
             print("```\n" + plan + "\n```")
-    print(f"\ntotal {time.monotonic() - began:,.0f}s")
+    print(f"\ntotal {time.monotonic() - began:,.0f}s, load {load()}")
     return 0
 
 

@@ -1,23 +1,43 @@
 """The exporter's custom collector: current-state gauges computed from the projection
-database at scrape time, so they are right across restarts and however many workers run.
+database, so they are right across restarts and however many workers run.
 
-Each scrape runs three grouped queries (never a loop over dossiers), plus two over the
-small registries to report zeros for every known sector and level:
+A read of the store is three grouped queries (never a loop over dossiers), plus two over
+the small registries to report zeros for every known sector and level:
 
-=====  ==========================================================  ===============================================
-query  families                                                    index it is meant to use
-=====  ==========================================================  ===============================================
-open   ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_status_sector_level`` (covering:
-       ``lienthong_dossiers_awaiting_supplement{sector}``           an index-only scan)
-late   ``lienthong_dossiers_overdue{sector,level}``,                ``ix_dossiers_status_sector_level`` for the open
-       ``lienthong_oldest_overdue_age_seconds{sector}``,            ones; due, flag and procedure are read from the
-       ``lienthong_procedure_dossiers_open{sector,procedure}``,     rows (one pass for the four families)
-       ``lienthong_procedure_dossiers_overdue{sector,procedure}``
-steps  ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_agency_status`` /
-       ``lienthong_steps_overdue{sector,agency}``                   ``ix_dossier_steps_status_due_at``, ``pk_dossiers``
-=====  ==========================================================  ===============================================
+========  ==========================================================  ============================================
+query     families                                                    index it reads (migration 0003)
+========  ==========================================================  ============================================
+dossiers  ``lienthong_dossiers_open{sector,level,status}``,            ``ix_dossiers_open``: partial over open
+          ``lienthong_dossiers_awaiting_supplement{sector}``,          dossiers, covering, in GROUP BY order: one
+          ``lienthong_dossiers_overdue{sector,level}``,                index-only pass for the six families
+          ``lienthong_oldest_overdue_age_seconds{sector}``,
+          ``lienthong_procedure_dossiers_open{sector,procedure}``,
+          ``lienthong_procedure_dossiers_overdue{sector,procedure}``
+steps     ``lienthong_steps_open{sector,agency}``,                     ``ix_dossier_steps_held`` (partial over held
+          ``lienthong_steps_overdue{sector,agency}``                   steps) joined to ``ix_dossiers_open_by_id``
+                                                                       (partial over open dossiers), by dossier
+finished  the same two, for held steps of finished dossiers            ``ix_dossier_steps_held``, ``pk_dossiers``
+========  ==========================================================  ============================================
 
-**Overdue**, at the scrape instant *now* (see monitoring/README.md):
+The steps query joins each held step to its dossier only if that dossier is open (the
+small index). Held steps of finished dossiers (the workflow withdraws them when a
+dossier ends, so there should be none) still count as they always did: the steps query
+returns them without a sector, and the third query counts them under their dossiers'
+sectors, for those agencies only; for none, it is a constant false condition that
+reads nothing. Statuses are rendered into the SQL, not bound, so both databases can
+match the partial indexes' conditions. On PostgreSQL the read runs with ``jit = off``:
+the plans are index scans that JIT compilation would only make slower. Results are
+those of the queries before migration 0003 (tests/monitoring/test_collector_queries.py).
+
+**When** (see monitoring/README.md): a scrape reads the store itself while reads are
+quick (the last one took at most ``budget`` seconds, 0.25 by default): its numbers are
+as of the scrape. Once a read takes longer (hundreds of thousands of open dossiers), a
+scrape answers at once with the numbers of the last read and starts the next read in
+the background, one at a time; ``lienthong_exporter_store_age_seconds`` says how old the
+numbers served are (about one scrape interval then) and
+``lienthong_exporter_collect_duration_seconds`` how long their read took.
+
+**Overdue**, at the instant *now* of the read:
 
 * a dossier is overdue when it is open (``processing`` or ``awaiting_supplement``) and
   either its ``overdue`` flag is set (the workflow saw a due pass: it stays set, also
@@ -37,6 +57,7 @@ database is not the same alert as a dead exporter).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -46,10 +67,10 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, false, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from store.models import DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from workflows.payloads import DossierStatus, StepStatus
@@ -58,29 +79,47 @@ log = structlog.get_logger("lienthong.exporter")
 
 PROCESSING = DossierStatus.PROCESSING.value
 AWAITING = DossierStatus.AWAITING_SUPPLEMENT.value
+ASSIGNED = StepStatus.ASSIGNED.value
 OPEN_STATUSES = (PROCESSING, AWAITING)
+READ_BUDGET_SECONDS = 0.25  # a read that took longer: later scrapes serve the last read (module docstring)
+
+
+def _constant(name: str, value: object) -> BindParameter[object]:
+    """A constant rendered into the SQL: a partial index's condition is matched only
+    against literal values (SQLite never sees through a bound parameter, nor does the
+    generic plan PostgreSQL may switch a prepared statement to)."""
+    return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
+
+
+def _open() -> ColumnElement[bool]:
+    return DossierRow.status.in_(_constant("open_statuses", OPEN_STATUSES))
+
+
+def _held() -> ColumnElement[bool]:
+    return and_(DossierStepRow.status == _constant("assigned", ASSIGNED), DossierStepRow.agency.is_not(None))
 
 
 def dossier_overdue(now: datetime) -> ColumnElement[bool]:
     """SQL: an open dossier that is overdue at ``now`` (module docstring)."""
     return and_(
-        DossierRow.status.in_(OPEN_STATUSES),
-        or_(DossierRow.overdue.is_(True), and_(DossierRow.status == PROCESSING, DossierRow.due_at < now)),
+        _open(),
+        or_(DossierRow.overdue.is_(True),
+            and_(DossierRow.status == _constant("processing", PROCESSING), DossierRow.due_at < now)),
     )
 
 
-def step_overdue(now: datetime) -> ColumnElement[bool]:
-    """SQL: an assigned step (joined with its dossier) that is overdue at ``now``."""
+def step_overdue(now: datetime, dossier: type[DossierRow] = DossierRow) -> ColumnElement[bool]:
+    """SQL: an assigned step (joined with its dossier, ``dossier``) that is overdue at ``now``."""
     return and_(
-        DossierStepRow.status == StepStatus.ASSIGNED.value,
+        DossierStepRow.status == _constant("assigned", ASSIGNED),
         or_(DossierStepRow.overdue.is_(True),
-            and_(DossierRow.status == PROCESSING, DossierStepRow.due_at < now)),
+            and_(dossier.status == _constant("processing", PROCESSING), DossierStepRow.due_at < now)),
     )
 
 
 @dataclass
 class StoreGauges:
-    """One scrape's numbers, keyed by label tuples."""
+    """One read's numbers, keyed by label tuples."""
 
     at: datetime
     open: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (sector, level, status)
@@ -110,29 +149,22 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.awaiting_supplement[sector] = 0
         g.oldest_overdue_age[sector] = 0.0
 
-    open_rows = session.execute(
-        select(DossierRow.sector, DossierRow.level, DossierRow.status, func.count())
-        .where(DossierRow.status.in_(OPEN_STATUSES))
-        .group_by(DossierRow.status, DossierRow.sector, DossierRow.level)
-    ).tuples()
-    for sector, level, status, count in open_rows:
-        g.open[(sector, level, status)] = count
-        g.overdue.setdefault((sector, level), 0)
-        if status == AWAITING:
-            g.awaiting_supplement[sector] = g.awaiting_supplement.get(sector, 0) + count
-
-    # One pass over the open dossiers for four families: overdue by (sector, level), the
+    # One pass over the open dossiers, in the order of ix_dossiers_open, for six families:
+    # open by (sector, level, status), awaiting by sector, overdue by (sector, level), the
     # oldest overdue by sector, open and overdue by procedure.
     late = dossier_overdue(now)
-    late_rows = session.execute(
-        select(DossierRow.sector, DossierRow.level, DossierRow.procedure_code, func.count(),
+    dossier_rows = session.execute(
+        select(DossierRow.sector, DossierRow.level, DossierRow.status, DossierRow.procedure_code, func.count(),
                func.sum(case((late, 1), else_=0)),
                func.min(case((late, DossierRow.due_at))), func.min(case((late, DossierRow.original_due_at))))
-        .where(DossierRow.status.in_(OPEN_STATUSES))
-        .group_by(DossierRow.sector, DossierRow.level, DossierRow.procedure_code)
+        .where(_open())
+        .group_by(DossierRow.sector, DossierRow.level, DossierRow.status, DossierRow.procedure_code)
     ).tuples()
-    for sector, level, procedure, count, overdue, first_due, first_legal_due in late_rows:
+    for sector, level, status, procedure, count, overdue, first_due, first_legal_due in dossier_rows:
         overdue = int(overdue or 0)
+        g.open[(sector, level, status)] = g.open.get((sector, level, status), 0) + count
+        if status == AWAITING:
+            g.awaiting_supplement[sector] = g.awaiting_supplement.get(sector, 0) + count
         g.procedure_open[(sector, procedure)] = g.procedure_open.get((sector, procedure), 0) + count
         g.procedure_overdue[(sector, procedure)] = g.procedure_overdue.get((sector, procedure), 0) + overdue
         g.overdue[(sector, level)] = g.overdue.get((sector, level), 0) + overdue
@@ -141,18 +173,49 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
             age = max(0.0, (now - earliest).total_seconds())
             g.oldest_overdue_age[sector] = max(g.oldest_overdue_age.get(sector, 0.0), age)
 
-    step_late = case((step_overdue(now), 1), else_=0)
-    step_rows = session.execute(
-        select(DossierRow.sector, DossierStepRow.agency, func.count(), func.sum(step_late))
-        .select_from(DossierStepRow)
-        .join(DossierRow, DossierRow.id == DossierStepRow.dossier_id)
-        .where(DossierStepRow.status == StepStatus.ASSIGNED.value, DossierStepRow.agency.is_not(None))
-        .group_by(DossierRow.sector, DossierStepRow.agency)
-    ).tuples()
-    for sector, agency, count, overdue in step_rows:
+    # Held steps, each joined to its dossier if that dossier is open. Those of finished
+    # dossiers (there should be none: the workflow withdraws them) come back without a
+    # sector; the next query counts them under their own dossiers' sectors, for the
+    # agencies concerned only (none: a query that reads nothing).
+    elsewhere: set[str] = set()
+    for sector, agency, count, overdue in session.execute(_held_steps(now)).tuples():
+        if sector is None:
+            elsewhere.add(agency)
+            continue
         g.steps_open[(sector, agency)] = count
         g.steps_overdue[(sector, agency)] = int(overdue or 0)
+    for sector, agency, count, overdue in session.execute(_held_steps_of_finished(now, elsewhere)).tuples():
+        g.steps_open[(sector, agency)] = g.steps_open.get((sector, agency), 0) + count
+        g.steps_overdue[(sector, agency)] = g.steps_overdue.get((sector, agency), 0) + int(overdue or 0)
     return g
+
+
+def _held_steps(now: datetime) -> Select[tuple[str | None, str, int, int | None]]:
+    """Held steps by (sector, agency): a merge of ix_dossier_steps_held and
+    ix_dossiers_open_by_id (both in dossier order) on PostgreSQL, a covering look-up in
+    the second per step on SQLite. Sector None: the dossier is not open."""
+    return (
+        select(DossierRow.sector, DossierStepRow.agency, func.count(), func.sum(case((step_overdue(now), 1), else_=0)))
+        .select_from(DossierStepRow)
+        .outerjoin(DossierRow, and_(DossierRow.id == DossierStepRow.dossier_id, _open()))
+        .where(_held())
+        .group_by(DossierRow.sector, DossierStepRow.agency)
+    )
+
+
+def _held_steps_of_finished(now: datetime, agencies: set[str]) -> Select[tuple[str, str, int, int | None]]:
+    """Held steps of finished dossiers by (sector, agency), for ``agencies``; with none, a
+    constant false condition, which both databases answer without reading a row."""
+    finished = aliased(DossierRow, name="finished")
+    return (
+        select(finished.sector, DossierStepRow.agency, func.count(),
+               func.sum(case((step_overdue(now, finished), 1), else_=0)))
+        .select_from(DossierStepRow)
+        .join(finished, finished.id == DossierStepRow.dossier_id)
+        .where(_held(), finished.status.not_in(_constant("open_statuses", OPEN_STATUSES)),
+               DossierStepRow.agency.in_(sorted(agencies)) if agencies else false())
+        .group_by(finished.sector, DossierStepRow.agency)
+    )
 
 
 def gauge_families(g: StoreGauges) -> Iterator[Metric]:
@@ -185,49 +248,111 @@ def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> Ga
     return family
 
 
-class StoreCollector(Collector):
-    """Registered on the exporter's registry; each `collect` is one scrape."""
+@dataclass(frozen=True)
+class StoreRead:
+    """The outcome of one read of the store."""
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] | None = None) -> None:
+    gauges: StoreGauges | None  # None: the database could not be read
+    seconds: float  # how long the read took
+
+
+class StoreCollector(Collector):
+    """Registered on the exporter's registry; each `collect` is one scrape.
+
+    A scrape reads the store itself unless the last read took more than ``budget``
+    seconds; then it serves that read and starts the next one in the background (module
+    docstring). ``budget=0`` always serves the previous read (after the first);
+    ``budget=math.inf`` always reads during the scrape.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Callable[[], datetime] | None = None,
+                 budget: float = READ_BUDGET_SECONDS) -> None:
         self._sessions = sessions
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._budget = budget
         self._errors = 0
+        self._lock = threading.Lock()
+        self._last: StoreRead | None = None
+        self._idle = threading.Event()  # set while no background read runs
+        self._idle.set()
 
     def describe(self) -> Iterable[Metric]:
         return []  # nothing at registration: the database is read at scrape time only
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            last = self._last
+            if last is not None and last.gauges is not None and last.seconds > self._budget:
+                if self._idle.is_set():  # one background read at a time
+                    self._idle.clear()
+                    threading.Thread(target=self._read_in_background, name="lienthong-store-read",
+                                     daemon=True).start()
+            else:
+                last = None  # nothing read yet, a failed read, or a quick one: read now
+        read = last or self._read()
+        if read.gauges is not None:
+            yield from gauge_families(read.gauges)
+        up = GaugeMetricFamily("lienthong_exporter_store_up",
+                               "1 if the read of the projection database served by this scrape succeeded, else 0.")
+        up.add_metric([], 1 if read.gauges is not None else 0)
+        yield up
+        duration = GaugeMetricFamily("lienthong_exporter_collect_duration_seconds",
+                                     "Seconds the store read served by this scrape took.")
+        duration.add_metric([], read.seconds)
+        yield duration
+        if read.gauges is not None:
+            age = GaugeMetricFamily("lienthong_exporter_store_age_seconds",
+                                    "How old the store families served are: seconds since the instant they were "
+                                    "read as of (about the read's duration when read during this scrape; about a "
+                                    "scrape interval once reads are slow and run in the background).")
+            age.add_metric([], max(0.0, (self._clock() - read.gauges.at).total_seconds()))
+            yield age
+        errors = CounterMetricFamily("lienthong_exporter_collect_errors",
+                                     "Store reads that failed.")
+        errors.add_metric([], self._errors)
+        yield errors
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for a background read in progress, if any; False if it is still running
+        after ``timeout`` seconds. (For tests and the benchmark.)"""
+        return self._idle.wait(timeout)
+
+    def _read(self) -> StoreRead:
         started = time.perf_counter()
         gauges: StoreGauges | None = None
         try:
             with self._sessions() as session:
-                _consistent_read(session)
+                consistent_read(session)
                 gauges = read_gauges(session, self._clock())
         except SQLAlchemyError as err:
-            self._errors += 1
+            with self._lock:
+                self._errors += 1
             log.warning("store_unreadable", error=" ".join(str(getattr(err, "orig", None) or err).split())[:500])
-        elapsed = time.perf_counter() - started
-        if gauges is not None:
-            yield from gauge_families(gauges)
-        up = GaugeMetricFamily("lienthong_exporter_store_up",
-                               "1 if the last scrape could read the projection database, else 0.")
-        up.add_metric([], 1 if gauges is not None else 0)
-        yield up
-        duration = GaugeMetricFamily("lienthong_exporter_collect_duration_seconds",
-                                     "Seconds the store queries of this scrape took.")
-        duration.add_metric([], elapsed)
-        yield duration
-        errors = CounterMetricFamily("lienthong_exporter_collect_errors",
-                                     "Scrapes whose store queries failed.")
-        errors.add_metric([], self._errors)
-        yield errors
+        read = StoreRead(gauges, time.perf_counter() - started)
+        with self._lock:
+            self._last = read
+        return read
+
+    def _read_in_background(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._read()
+        except Exception:  # a bug, not the database: served as a failed read, then read again during a scrape
+            log.exception("store_read_failed")
+            with self._lock:
+                self._errors += 1
+                self._last = StoreRead(None, time.perf_counter() - started)
+        finally:
+            self._idle.set()
 
 
-def _consistent_read(session: Session) -> None:
-    """On PostgreSQL every family comes from one snapshot (one read-only transaction);
-    a SQLite reader sees one snapshot per statement, which is a few milliseconds apart."""
+def consistent_read(session: Session) -> None:
+    """Set up a session for a read (before its queries). On PostgreSQL every family comes
+    from one snapshot (one read-only transaction), planned without JIT compilation; a
+    SQLite reader sees one snapshot per statement, which is a few milliseconds apart."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def by_label(values: dict[tuple[str, ...], int], index: int) -> dict[str, int]:

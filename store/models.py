@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -45,6 +46,15 @@ WEBHOOK_OUTCOMES = ("delivered", "refused", "failed")
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _partial(name: str, *columns: str, where: str) -> Index:
+    """A partial index, the same condition on both databases (migration 0003)."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+
+
+OPEN_DOSSIER = "status IN ('processing', 'awaiting_supplement')"
+HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -113,10 +123,13 @@ class DossierRow(Base):
     __tablename__ = "dossiers"
     __table_args__ = (
         CheckConstraint(_one_of("status", DOSSIER_STATUSES), name="status"),
-        # The monitoring queries: open/overdue counts by sector and level, due soon.
-        Index(None, "status", "sector", "level"),
-        Index(None, "sector", "overdue"),
-        Index(None, "due_at"),
+        Index(None, "due_at"),  # due soon
+        # The exporter's queries (monitoring/collector.py; migration 0003): index-only scans
+        # of the open dossiers, by sector/level/status/procedure and by id for the join
+        # with the held steps. Finished dossiers are not in them.
+        _partial("ix_dossiers_open", "sector", "level", "status", "procedure_code", "overdue", "due_at",
+                 "original_due_at", where=OPEN_DOSSIER),
+        _partial("ix_dossiers_open_by_id", "id", "sector", "status", where=OPEN_DOSSIER),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
@@ -147,8 +160,8 @@ class DossierStepRow(Base):
     __tablename__ = "dossier_steps"
     __table_args__ = (
         CheckConstraint(_one_of("status", STEP_STATUSES), name="status"),
-        Index(None, "agency", "status"),
-        Index(None, "status", "due_at"),
+        # The steps agencies hold, by dossier, for the exporter (migration 0003).
+        _partial("ix_dossier_steps_held", "dossier_id", "agency", "status", "overdue", "due_at", where=HELD_STEP),
     )
 
     dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True)

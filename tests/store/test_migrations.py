@@ -8,12 +8,14 @@ import sys
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import CheckConstraint, inspect, select
+from sqlalchemy import CheckConstraint, func, inspect, select, text
 
 from store.db import make_engine, make_session_factory
 from store.migrate import current, downgrade, head, main, upgrade
-from store.models import SectorRow, metadata
+from store.models import DossierRow, DossierStepRow, SectorRow, metadata
+from store.projection import apply_state
 from tests.conftest import REPO
+from tests.store.builders import make_state
 
 TABLES = {
     "definitions", "agencies", "sectors", "dossiers", "dossier_steps",
@@ -94,3 +96,87 @@ def test_command_line(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["current", "--url", db_url]) == 0
     assert main(["upgrade", "--url", db_url]) == 0
     assert capsys.readouterr().out.splitlines() == ["(empty)", head()]
+
+
+# The monitoring indexes of 0003 (monitoring/collector.py), and the ones of 0001 they replace.
+INDEXES_0003 = {
+    "ix_dossiers_open": ("dossiers", ["sector", "level", "status", "procedure_code", "overdue", "due_at",
+                                      "original_due_at"], ("'processing'", "'awaiting_supplement'")),
+    "ix_dossiers_open_by_id": ("dossiers", ["id", "sector", "status"], ("'processing'", "'awaiting_supplement'")),
+    "ix_dossier_steps_held": ("dossier_steps", ["dossier_id", "agency", "status", "overdue", "due_at"],
+                              ("'assigned'", "agency IS NOT NULL")),
+}
+INDEXES_0001_REPLACED = {
+    "ix_dossiers_status_sector_level": ("dossiers", ["status", "sector", "level"]),
+    "ix_dossiers_sector_overdue": ("dossiers", ["sector", "overdue"]),
+    "ix_dossier_steps_agency_status": ("dossier_steps", ["agency", "status"]),
+    "ix_dossier_steps_status_due_at": ("dossier_steps", ["status", "due_at"]),
+}
+
+
+def _indexes(url: str) -> dict[str, tuple[str, list[str], str | None]]:
+    """name -> (table, columns, WHERE of a partial index as the database shows it)."""
+    engine = make_engine(url)
+    try:
+        inspector = inspect(engine)
+        found = {}
+        for table in ("dossiers", "dossier_steps"):
+            for index in inspector.get_indexes(table):
+                options = index.get("dialect_options", {})
+                where = options.get("postgresql_where", options.get("sqlite_where"))
+                found[index["name"]] = (table, index["column_names"], None if where is None else str(where))
+        return found
+    finally:
+        engine.dispose()
+
+
+def _projection(url: str) -> tuple[int, int, int]:
+    """Dossiers, steps, and held steps of open dossiers: what the upgrade must not change."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            held = (select(func.count()).select_from(DossierStepRow)
+                    .join(DossierRow, DossierRow.id == DossierStepRow.dossier_id)
+                    .where(DossierStepRow.status == "assigned", DossierRow.status == "processing"))
+            return (session.scalar(select(func.count()).select_from(DossierRow)) or 0,
+                    session.scalar(select(func.count()).select_from(DossierStepRow)) or 0,
+                    session.scalar(held) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_url: str) -> None:
+    assert upgrade(db_url, "0002") == "0002"
+    engine = make_engine(db_url)
+    with make_session_factory(engine).begin() as session:
+        for n, progress in enumerate([0, 1, 1, 2, 3]):  # the last one is completed
+            apply_state(session, make_state(f"HS-{n}", progress=progress), 1)
+    engine.dispose()
+    before = _projection(db_url)
+    assert before == (5, 15, 4)
+    old = _indexes(db_url)
+    assert {name: (table, columns) for name, (table, columns, _) in old.items() if name in INDEXES_0001_REPLACED} \
+        == INDEXES_0001_REPLACED
+    assert not set(INDEXES_0003) & set(old)
+
+    assert upgrade(db_url, "0003") == "0003"
+    new = _indexes(db_url)
+    assert not set(INDEXES_0001_REPLACED) & set(new)
+    for name, (table, columns, conditions) in INDEXES_0003.items():
+        assert new[name][:2] == (table, columns), name
+        where = new[name][2]
+        assert where is not None and all(c in where for c in conditions), (name, where)
+    assert set(new) - set(INDEXES_0003) == set(old) - set(INDEXES_0001_REPLACED)  # the others are untouched
+    assert _projection(db_url) == before
+    if db_url.startswith("sqlite"):  # statistics for the planner, from the rows already there
+        engine = make_engine(db_url)
+        with engine.connect() as connection:
+            analysed = set(connection.execute(text("SELECT idx FROM sqlite_stat1")).scalars())
+        engine.dispose()
+        assert set(INDEXES_0003) <= analysed
+
+    assert downgrade(db_url, "0002") == "0002"
+    assert _indexes(db_url) == old
+    assert _projection(db_url) == before
+    assert upgrade(db_url) == head()
+    assert set(_indexes(db_url)) == set(new)
