@@ -40,7 +40,7 @@ from definitions.limits import MAX_NOTE_CHARS
 from definitions.loader import validate_paths
 from store.db import DatabaseURLError
 from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
-from workers.temporal import start_attributes, wait_for_first_state
+from workers.temporal import execute_change, start_attributes, wait_for_first_state
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
 from workers.commands_gateway import add_parsers as _gateway_parsers
@@ -418,7 +418,7 @@ async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awa
     handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
     request_id = request_id or str(uuid.uuid4())
     try:
-        await asyncio.wait_for(handle.execute_update(update, arg, id=request_id), UPDATE_TIMEOUT)
+        await asyncio.wait_for(execute_change(handle, update, arg, request_id), UPDATE_TIMEOUT)
         # The Update answers briefly; the state query has the whole dossier to show.
         return await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=UPDATE_TIMEOUT))
     except WorkflowUpdateFailedError as err:

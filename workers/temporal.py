@@ -9,7 +9,14 @@ from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.common import TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -20,7 +27,7 @@ from activities.logging_context import DossierLogContext
 from activities.recording import RecordingActivities
 from activities.routing import RoutingActivities
 from workers.settings import Settings
-from workflows.dossier import DossierWorkflow
+from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
 from workflows import search_attributes as sa
 from workflows.payloads import DossierInput, DossierState
 
@@ -53,6 +60,34 @@ def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session
         interceptors=[DossierLogContext()],
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
     )
+
+
+# How long a change refused because its step is not routed yet is retried (see
+# workflows.dossier.NOT_ROUTED_YET): a workflow catching up after a worker died takes a
+# workflow task or two.
+NOT_ROUTED_RETRY_S = 15.0
+
+
+async def execute_change(handle: WorkflowHandle[Any, Any], update: Any, arg: Any, update_id: str) -> Any:
+    """Send a change (an Update whose id is the caller's idempotency key). A refusal
+    because the step is not routed yet is retried for NOT_ROUTED_RETRY_S: the caller
+    may have seen the step in its inbox from a store write whose workflow task a dead
+    worker never completed, and the workflow routes it again as it catches up. A
+    refused Update leaves no trace, so the same id can be sent again."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + NOT_ROUTED_RETRY_S
+    pause = 0.2
+    while True:
+        try:
+            return await handle.execute_update(update, arg, id=update_id)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            transient = (isinstance(cause, ApplicationError) and cause.type == "NotCurrent"
+                         and NOT_ROUTED_YET in cause.details)
+            if not transient or loop.time() + pause > give_up:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:

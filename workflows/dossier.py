@@ -91,9 +91,16 @@ def set_due(target: DossierState | StepState, due: Due, *, current: bool = True,
         target.original_due_basis = due.basis
 
 
-def refuse(kind: str, message: str) -> ApplicationError:
+# The detail of a NotCurrent refusal for a step not routed yet. After a worker died
+# between a store write and its workflow task, the write may show a step in an inbox
+# that the workflow, catching up, has not routed again yet: a caller that sees the step
+# in the inbox retries such a refusal for a few seconds (workers/temporal.py).
+NOT_ROUTED_YET = "not_routed_yet"
+
+
+def refuse(kind: str, message: str, *details: str) -> ApplicationError:
     """A refusal an agency's system can act on: `kind` is stable, the message says why."""
-    return ApplicationError(message, type=kind, non_retryable=True)
+    return ApplicationError(message, *details, type=kind, non_retryable=True)
 
 
 def _row(st: StepState) -> tuple[Any, ...]:
@@ -512,7 +519,7 @@ class DossierWorkflow:
                 StepStatus.REJECTED: "it rejected the dossier",
             }[st.status]
             raise refuse("NotCurrent", f"step {step_id!r} of dossier {self._state.dossier_id} is not "
-                         f"current: {why}")
+                         f"current: {why}", *([NOT_ROUTED_YET] if st.status == StepStatus.PENDING else []))
         if st.agency != agency:
             raise refuse("WrongAgency", f"step {step_id!r} of dossier {self._state.dossier_id} belongs to "
                          f"{st.agency}, not {agency}")

@@ -32,6 +32,7 @@ from definitions.schema import Procedure, ProcedureSnapshot
 from gateway.idempotency import update_id
 from store.models import InboxItemRow
 from tests.chaos.processes import LIENTHONG, REPO, say
+from workers.temporal import execute_change
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep
 
@@ -197,7 +198,7 @@ class Load:
         while True:
             sent.attempts += 1
             try:
-                await asyncio.wait_for(handle.execute_update(DossierWorkflow.complete_step, request, id=uid),
+                await asyncio.wait_for(execute_change(handle, DossierWorkflow.complete_step, request, uid),
                                        UPDATE_WAIT)
                 sent.answer = "ok"
                 return
