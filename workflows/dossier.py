@@ -547,9 +547,13 @@ class DossierWorkflow:
             self._route(st, "withdrawn")
 
     async def _answer(self, st: StepState | None) -> ChangeAnswer:
-        """Once the change is in the store: what the caller needs to know."""
+        """What the caller needs to know of its accepted change. It does not wait for the
+        store write: the change is durable in Temporal's history once answered, and the
+        write follows, retried until the store takes it. (Waiting would make the answer's
+        place in history depend on when the local activity's result reached the workflow,
+        which a replay after a worker died can see in another workflow task: the chaos
+        test found the nondeterminism.)"""
         seq = self._seq
-        await workflow.wait_condition(lambda: self._written >= seq)
         state = self._state
         return ChangeAnswer(dossier_id=state.dossier_id, seq=seq, status=state.status,
                             portal_status=state.portal_status, due_at=state.due_at,
@@ -577,19 +581,24 @@ class DossierWorkflow:
 
     async def _write_changes(self) -> None:
         """The writer: one store write per activation, in order, each retried until the
-        store takes it. Update answers wait for the write that holds their event."""
+        store takes it. Nothing else waits on a write but the run's end (see _answer)."""
         while True:
             await workflow.wait_condition(lambda: bool(self._events))
             await self._settle()
             write = self._take_write()
             self._upsert_search_attributes()
-            await workflow.execute_local_activity(
+            writing = workflow.start_local_activity(
                 "write_changes", write, start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY)
-            self._written = write.events[-1].seq
+            # Webhooks are scheduled with the write, not after it: nothing but the next
+            # write may wait on a local activity's result (see _answer). Their activity
+            # tasks reach a worker once this workflow task completes, which in the usual
+            # case waits for the write.
             for routing in write.routings:
                 if routing.agency in self._webhooks:
                     st = self._step_state(routing.step_id)
                     self._notify(self._notification(NOTIFICATION_KINDS[routing.reason], st, recipient=routing.agency))
+            await writing
+            self._written = write.events[-1].seq
 
     async def _settle(self) -> None:
         """Let what this activation set in motion run first. Conditions resolve in

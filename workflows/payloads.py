@@ -174,8 +174,9 @@ class Extend(BaseModel):
 
 
 class ChangeAnswer(BaseModel):
-    """An accepted change, once recorded: what the caller needs, not the whole state
-    (the `state` query has that). Small and bounded, since Temporal keeps it in history."""
+    """An accepted change: what the caller needs, not the whole state (the `state` query
+    has that). Small and bounded, since Temporal keeps it in history. The change is
+    durable in Temporal once answered; its store write follows (retried until taken)."""
 
     dossier_id: str
     seq: int  # the audit-log event that recorded the change
