@@ -495,8 +495,10 @@ def bench_input(snapshot: Any, dossier_id: str) -> Any:
     from definitions.calendar import load_calendar
     from workflows.payloads import DossierInput
 
-    calendar = load_calendar(snapshot.procedure.calendar).snapshot(datetime.now(UTC))
-    return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online", calendar=calendar)
+    now = datetime.now(UTC)
+    calendar = load_calendar(snapshot.procedure.calendar).snapshot(now)
+    return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online", calendar=calendar,
+                        received_at=now)
 
 
 def start_attributes(dossier: Any) -> Any:

@@ -197,11 +197,13 @@ def prepare_dossier(
     if channel not in CHANNELS:
         raise SubmissionError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     now = now or datetime.now(LOCAL_TZ)
-    received = _received_at(received_at, now)
+    # Received now unless the desk says when: the due is then known before the workflow
+    # starts (its search attributes carry it from the start).
+    received = _received_at(received_at, now) or now
     _check_receiving_desk(received_by, lookup)
     # The calendar travels resolved (the workflow computes dues without I/O), and so
     # does which of the dossier's agencies have a webhook (no lookup per hand-over).
-    calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received or now)
+    calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received)
     webhooks = lookup.webhook_agencies(_dossier_agencies(snapshot, fields))
     try:
         return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,  # type: ignore[arg-type]

@@ -28,7 +28,9 @@ from activities.recording import RecordingActivities
 from activities.routing import RoutingActivities
 from workers.settings import Settings
 from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
+from definitions.calendar import calendar_from_snapshot
 from workflows import search_attributes as sa
+from workflows.clock import due as compute_due
 from workflows.payloads import DossierInput, DossierState
 
 
@@ -93,7 +95,11 @@ async def execute_change(handle: WorkflowHandle[Any, Any], update: Any, arg: Any
 def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:
     """The search attributes a dossier starts with (the workflow upserts only changes)."""
     procedure = dossier.snapshot.procedure
-    return sa.at_start(procedure.code, procedure.version, procedure.sector)
+    due_at = None
+    if dossier.received_at is not None:  # the workflow computes the same due from the same input
+        calendar = calendar_from_snapshot(dossier.calendar)
+        due_at = compute_due(calendar, calendar.start_of_clock(dossier.received_at), procedure.deadline).due_at
+    return sa.at_start(procedure.code, procedure.version, procedure.sector, due_at)
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:

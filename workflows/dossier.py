@@ -631,7 +631,6 @@ class DossierWorkflow:
             (sa.PROCEDURE, f"{state.procedure_code}@{state.procedure_version}"),
             (sa.SECTOR, state.sector),
             (sa.STATUS, state.status.value),
-            (sa.CURRENT_AGENCIES, state.current_agencies),
             (sa.DUE_AT, state.due_at),
         ]
         updates = [key.value_set(value) for key, value in wanted

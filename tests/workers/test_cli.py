@@ -238,7 +238,7 @@ def test_dev_server_command_registers_search_attributes(tmp_path) -> None:
     joined = " ".join(command)
     assert command[1:3] == ["server", "start-dev"]
     for expected in ("--port 7300", "--ui-port 8300", "--ip 127.0.0.1", "--log-level warn", "--namespace default",
-                     f"--db-filename {tmp_path / 'dev.db'}", "LienthongAgencies=KeywordList",
+                     f"--db-filename {tmp_path / 'dev.db'}", "LienthongProcedure=Keyword",
                      "LienthongDueAt=Datetime", "LienthongStatus=Keyword"):
         assert expected in joined
     assert "--db-filename" not in server_command(DevOptions(), "default")
