@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
@@ -203,3 +204,18 @@ async def until(handle: WorkflowHandle[DossierWorkflow, DossierResult], predicat
 
 def assigned(step_id: str):
     return lambda s: s.step(step_id) is not None and s.step(step_id).status == "assigned"
+
+
+async def recorded_events(handle) -> list[str]:
+    """History events other than workflow-task bookkeeping (the test server writes
+    tasks for rejected updates; a real server's speculative tasks leave no trace), once
+    the dossier's first store write (a local activity marker) is in history and no
+    workflow task is in flight."""
+    for _ in range(200):
+        history = await handle.fetch_history()
+        kinds = [EventType.Name(e.event_type) for e in history.events]
+        idle = not (await handle.describe()).raw_description.HasField("pending_workflow_task")
+        if idle and "EVENT_TYPE_MARKER_RECORDED" in kinds:
+            break
+        await asyncio.sleep(0.05)
+    return [kind for kind in kinds if "WORKFLOW_TASK" not in kind]

@@ -13,7 +13,6 @@ import asyncio
 import json
 from datetime import timedelta
 
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
@@ -32,6 +31,7 @@ from tests.workflows.harness import (
     complete,
     extend,
     finished,
+    recorded_events,
     resubmit,
     running_worker,
     snapshot,
@@ -57,16 +57,6 @@ async def history_size(handle) -> tuple[int, int]:
     return len(history.events), sum(event.ByteSize() for event in history.events)
 
 
-async def written_events(handle) -> list[str]:
-    """History events other than workflow-task bookkeeping, once no task is in flight."""
-    for _ in range(200):
-        if not (await handle.describe()).raw_description.HasField("pending_workflow_task"):
-            break
-        await asyncio.sleep(0.05)
-    history = await handle.fetch_history()
-    return [EventType.Name(e.event_type) for e in history.events if "WORKFLOW_TASK" not in EventType.Name(e.event_type)]
-
-
 async def test_two_hundred_extension_requests_are_refused_past_the_bound(private_time_skipping_env):
     env = private_time_skipping_env
     snap = snapshot(steps=[{"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"},
@@ -86,13 +76,13 @@ async def test_two_hundred_extension_requests_are_refused_past_the_bound(private
             try:
                 await extend(handle, "vpdk-tinh", new_due, f"{attempt}: {NOTE}"[:MAX_NOTE_CHARS], step_id="tham-dinh")
                 accepted += 1
-                before = await written_events(handle)
+                before = await recorded_events(handle)
             except WorkflowUpdateFailedError as err:
                 assert isinstance(err.cause, ApplicationError)
                 refused.append((err.cause.type, err.cause.message))
         assert accepted == 1 and [kind for kind, _ in refused] == ["ExtensionLimit"] * 199
         assert "allows 1 new appointment" in refused[-1][1]
-        assert await written_events(handle) == before  # refusals write nothing
+        assert await recorded_events(handle) == before  # refusals write nothing
 
         s = await complete(handle, "tham-dinh", "vpdk-tinh")
         assert s.step("tham-dinh").extensions == 1 and s.step("tham-dinh").verdict == "late"

@@ -6,18 +6,17 @@ about working time, so expected instants are plain arithmetic on the receipt.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from tests.workflows.harness import (
+    recorded_events,
     finished,
     assigned,
     complete,
@@ -337,21 +336,6 @@ async def test_when_step_runs_when_its_condition_holds(env):
         await complete(handle, "tham-dinh", "vpdk-tinh")
         s = await until(handle, assigned("trinh-ky"))
         assert s.step("trinh-ky").agency == "vpdk-tinh"
-
-
-async def recorded_events(handle) -> list[str]:
-    """History events other than workflow-task bookkeeping (the test server writes
-    tasks for rejected updates; a real server's speculative tasks leave no trace), once
-    the dossier's first store write (a local activity marker) is in history and no
-    workflow task is in flight."""
-    for _ in range(200):
-        history = await handle.fetch_history()
-        kinds = [EventType.Name(e.event_type) for e in history.events]
-        idle = not (await handle.describe()).raw_description.HasField("pending_workflow_task")
-        if idle and "EVENT_TYPE_MARKER_RECORDED" in kinds:
-            break
-        await asyncio.sleep(0.05)
-    return [kind for kind in kinds if "WORKFLOW_TASK" not in kind]
 
 
 async def test_refused_completions_change_nothing(env):
