@@ -6,14 +6,17 @@ before its workflow task completed) and, across `dossiers resync`, out of order.
 Two rules make that safe:
 
 * the audit log is keyed by (dossier_id, seq): a repeat is ignored;
-* the projection (``dossiers`` + ``dossier_steps``) only moves forward: a write
-  applies its state only when its newest seq is newer than ``dossiers.last_seq``,
-  and only then rewrites the step rows that changed and the inbox items. A write
-  repeated after later ones (a retried hand-over of a step that has since been
-  done) changes nothing.
+* the projection (``dossiers`` + ``dossier_steps``) never moves back: a write applies
+  its state only when its newest seq is not older than ``dossiers.last_seq``, and only
+  then rewrites the step rows that changed and the inbox items. A write repeated after
+  later ones (a retried hand-over of a step that has since been done) changes nothing.
+  A write of the *same* seq does apply: after a worker died between a store write and
+  its workflow task, the workflow re-runs the transition in a later task (its times
+  are those of that task) and that durable version replaces the one written before;
+  the audit log keeps the first row of each seq (its times may be seconds earlier).
 
-The forward-only check is one conditional upsert
-(``INSERT … ON CONFLICT (id) DO UPDATE … WHERE dossiers.last_seq < excluded.last_seq``),
+The check is one conditional upsert
+(``INSERT … ON CONFLICT (id) DO UPDATE … WHERE dossiers.last_seq <= excluded.last_seq``),
 the same statement on SQLite and PostgreSQL. On PostgreSQL it locks the dossier row
 until commit, so concurrent writers for one dossier take turns.
 """
@@ -39,7 +42,7 @@ _DOSSIERS = DossierRow.__table__
 _STEPS = DossierStepRow.__table__
 _UPSERT_DOSSIER = insert_on_conflict(
     _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
-    where='"dossiers"."last_seq" < excluded."last_seq"', returning='"id"')
+    where='"dossiers"."last_seq" <= excluded."last_seq"', returning='"id"')
 _APPEND_EVENT = insert_on_conflict(DossierEventRow.__table__, conflict=["dossier_id", "seq"])
 _UPSERT_STEP = insert_on_conflict(
     _STEPS, conflict=["dossier_id", "step_id"],
@@ -77,11 +80,11 @@ def record_event(session: Session, write: StoreWrite, *, now: datetime | None = 
 
 
 def apply_state(session: Session, state: DossierState, seq: int, *, now: datetime | None = None) -> bool:
-    """Write ``state`` (every step) as the projection of its dossier if ``seq`` is
-    newer than what the projection holds (`dossiers resync`). Returns whether it was written."""
+    """Write ``state`` (every step) as the projection of its dossier unless the
+    projection holds a newer seq (`dossiers resync`). Returns whether it was written."""
     now = now or datetime.now(UTC)
     if not _upsert_dossier(session, state, seq, now):
-        return False  # an older or repeated seq: the projection stays as it is
+        return False  # an older seq: the projection stays as it is
     # Every step row as the state has it (rare: not on the hot path).
     connection = session.connection()
     connection.execute(_STEPS.delete().where(_STEPS.c.dossier_id == state.dossier_id))
