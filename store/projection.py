@@ -12,8 +12,9 @@ Two rules make that safe:
   later ones (a retried hand-over of a step that has since been done) changes nothing.
   A write of the *same* seq does apply: after a worker died between a store write and
   its workflow task, the workflow re-runs the transition in a later task (its times
-  are those of that task) and that durable version replaces the one written before;
-  the audit log keeps the first row of each seq (its times may be seconds earlier).
+  are those of that task, its order of concurrent changes may differ) and that
+  durable version replaces what was written before, in the projection and in the
+  audit log's rows of those seqs (counted once in the metrics, as first written).
 
 The check is one conditional upsert
 (``INSERT … ON CONFLICT (id) DO UPDATE … WHERE dossiers.last_seq <= excluded.last_seq``),
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from store import inbox
@@ -44,6 +45,11 @@ _UPSERT_DOSSIER = insert_on_conflict(
     _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
     where='"dossiers"."last_seq" <= excluded."last_seq"', returning='"id"')
 _APPEND_EVENT = insert_on_conflict(DossierEventRow.__table__, conflict=["dossier_id", "seq"])
+_EVENTS = DossierEventRow.__table__
+_REWRITTEN = ("kind", "at", "actor", "step_id", "note")
+_REWRITE_EVENT = (_EVENTS.update()
+                  .where(_EVENTS.c.dossier_id == bindparam("b_dossier_id"), _EVENTS.c.seq == bindparam("b_seq"))
+                  .values({name: bindparam(f"b_{name}") for name in _REWRITTEN}))
 _UPSERT_STEP = insert_on_conflict(
     _STEPS, conflict=["dossier_id", "step_id"],
     update=[c.name for c in _STEPS.columns if c.name not in ("dossier_id", "step_id")])
@@ -61,6 +67,14 @@ def write_changes(session: Session, write: StoreWrite, *, now: datetime | None =
     moved = _upsert_dossier(session, state, write.events[-1].seq, now)
     new = [event for event in write.events
            if session.execute(_APPEND_EVENT, _event_values(event, now)).first() is not None]
+    if moved and len(new) < len(write.events):
+        # Seqs already written by a run whose workflow task was lost: the durable
+        # version of the transition replaces them (it may even be another transition,
+        # when the re-run took concurrent changes in another order).
+        fresh = {event.seq for event in new}
+        again = [{f"b_{k}": v for k, v in _event_values(event, now).items()}
+                 for event in write.events if event.seq not in fresh]
+        session.connection().execute(_REWRITE_EVENT, again)
     if moved:
         steps = set(write.steps)
         rows = [row for row in _step_values(state) if row["step_id"] in steps]

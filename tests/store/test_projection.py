@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import DossierEventRow, DossierRow, DossierStepRow
-from store.projection import apply_state, get_dossier, last_seq, list_events, open_dossier_ids, record_event
+from store.projection import (
+    apply_state,
+    get_dossier,
+    last_seq,
+    list_events,
+    open_dossier_ids,
+    record_event,
+    write_changes,
+)
 from tests.store.builders import make_write, make_state
 from workflows.payloads import DossierState
 
@@ -122,6 +130,25 @@ def test_a_newer_event_replaces_steps_and_status(sessions: sessionmaker[Session]
     row = _dossier(sessions, done.dossier_id)
     assert (row["status"], row["portal_status"], row["verdict"], row["current_agencies"]) == ("completed", 10, "early", [])
     assert _steps(sessions, done.dossier_id) == _expected_steps(done)
+
+
+def test_a_rerun_transition_rewrites_the_rows_of_its_seqs(sessions: sessionmaker[Session]) -> None:
+    """A worker died after writing seqs 2-3 (two concurrent completions) but before its
+    workflow task completed; the workflow re-ran them in the other order: the durable
+    version replaces both the projection and the audit-log rows of those seqs."""
+    first = make_write(make_state(progress=1), 2, "step_completed")  # seq 2: tham-dinh
+    first.events.append(first.events[0].model_copy(update={"seq": 3, "step_id": "tra-ket-qua", "note": "lost"}))
+    rerun = make_write(make_state(progress=2), 2, "step_completed")
+    rerun.events[0] = rerun.events[0].model_copy(update={"step_id": "tra-ket-qua", "note": "durable 2"})
+    rerun.events.append(first.events[0].model_copy(update={"seq": 3, "note": "durable 3"}))
+    with sessions.begin() as session:
+        assert [e.seq for e in write_changes(session, first)] == [2, 3]
+    with sessions.begin() as session:
+        assert write_changes(session, rerun) == []  # rewritten, not new: counted once
+    with sessions() as session:
+        rows = [(e.seq, e.step_id, e.note) for e in list_events(session, "HS-2026-000001")]
+        assert rows == [(2, "tra-ket-qua", "durable 2"), (3, "tham-dinh", "durable 3")]
+        assert get_dossier(session, "HS-2026-000001") == make_state(progress=2)
 
 
 def test_apply_state_moves_only_forward(sessions: sessionmaker[Session]) -> None:
