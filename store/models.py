@@ -181,7 +181,8 @@ class DossierStepRow(Base):
 
 
 class DossierEventRow(Base):
-    """Append-only audit log: one row per (dossier, seq), never updated."""
+    """Audit log: one row per (dossier, seq), appended; rewritten only when a workflow re-runs
+    the transitions of a workflow task a dead worker never completed (store/projection.py)."""
 
     __tablename__ = "dossier_events"
     __table_args__ = (CheckConstraint("seq >= 1", name="seq_positive"),)
