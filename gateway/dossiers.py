@@ -30,7 +30,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from gateway.context import GatewayContext
 from gateway.problems import GatewayProblem, refusal
 from store import projection
-from workers.temporal import execute_change, start_attributes, wait_for_first_state
+from workers.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierInput, DossierState
 
@@ -138,7 +138,8 @@ async def change(context: GatewayContext, dossier_id: str, update: Callable[...,
         raise GatewayProblem("unknown-dossier", implausible("dossier", dossier_id))
     handle = _handle(context, dossier_id)
     try:
-        await asyncio.wait_for(execute_change(handle, update, arg, update_id), UPDATE_TIMEOUT)
+        await asyncio.wait_for(execute_change(handle, update, arg, update_id,
+                                             inbox_check(context.sessions, dossier_id, arg)), UPDATE_TIMEOUT)
         # The Update answers briefly; the state query has the whole dossier to answer with.
         return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:

@@ -58,6 +58,13 @@ def add_item(session: Session, routing: Routing, *, now: datetime | None = None)
     return False
 
 
+def holds(session: Session, agency: str, dossier_id: str, step_id: str) -> bool:
+    """Whether the agency's inbox has the step."""
+    query = select(InboxItemRow.step_id).where(
+        InboxItemRow.agency == agency, InboxItemRow.dossier_id == dossier_id, InboxItemRow.step_id == step_id)
+    return session.scalar(query) is not None
+
+
 def remove_item(session: Session, agency: str, dossier_id: str, step_id: str) -> bool:
     """Take a step out of an agency's inbox; returns whether it was there."""
     removed = delete(InboxItemRow).where(

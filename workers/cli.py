@@ -40,7 +40,7 @@ from definitions.limits import MAX_NOTE_CHARS
 from definitions.loader import validate_paths
 from store.db import DatabaseURLError
 from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
-from workers.temporal import execute_change, start_attributes, wait_for_first_state
+from workers.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
 from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
 from workers.commands_common import connect_or_refuse as _connect
 from workers.commands_gateway import add_parsers as _gateway_parsers
@@ -418,7 +418,8 @@ async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awa
     handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
     request_id = request_id or str(uuid.uuid4())
     try:
-        await asyncio.wait_for(execute_change(handle, update, arg, request_id), UPDATE_TIMEOUT)
+        await asyncio.wait_for(execute_change(handle, update, arg, request_id, _inbox_check(settings, dossier_id, arg)),
+                               UPDATE_TIMEOUT)
         # The Update answers briefly; the state query has the whole dossier to show.
         return await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=UPDATE_TIMEOUT))
     except WorkflowUpdateFailedError as err:
@@ -430,6 +431,21 @@ async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awa
     except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
         raise CliError(f"no worker answered within {UPDATE_TIMEOUT:.0f}s (is `lienthong worker` running?); "
                        f"retry with --request-id {request_id} so it applies at most once") from err
+
+
+def _inbox_check(settings: Settings, dossier_id: str, arg: Any) -> Callable[[], Awaitable[bool]] | None:
+    """Whether the agency's inbox holds the step (a refusal "not routed yet" is then
+    retried: see workers.temporal.execute_change); a store that cannot be read: yes."""
+
+    async def check() -> bool:
+        try:
+            with store_sessions(settings) as sessions:
+                found = inbox_check(sessions, dossier_id, arg)
+                return found is not None and await found()
+        except (CliError, SQLAlchemyError):
+            return True
+
+    return check if getattr(arg, "agency", None) and getattr(arg, "step_id", None) else None
 
 
 def _cause(err: WorkflowUpdateFailedError) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import (
     Client,
@@ -26,6 +28,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.logging_context import DossierLogContext
 from activities.recording import RecordingActivities
 from activities.routing import RoutingActivities
+from store import inbox
 from workers.settings import Settings
 from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
 from definitions.calendar import calendar_from_snapshot
@@ -70,12 +73,14 @@ def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session
 NOT_ROUTED_RETRY_S = 15.0
 
 
-async def execute_change(handle: WorkflowHandle[Any, Any], update: Any, arg: Any, update_id: str) -> Any:
+async def execute_change(handle: WorkflowHandle[Any, Any], update: Any, arg: Any, update_id: str,
+                         in_inbox: Callable[[], Awaitable[bool]] | None = None) -> Any:
     """Send a change (an Update whose id is the caller's idempotency key). A refusal
-    because the step is not routed yet is retried for NOT_ROUTED_RETRY_S: the caller
-    may have seen the step in its inbox from a store write whose workflow task a dead
-    worker never completed, and the workflow routes it again as it catches up. A
-    refused Update leaves no trace, so the same id can be sent again."""
+    because the step is not routed yet is retried for NOT_ROUTED_RETRY_S when
+    `in_inbox()` says the caller's inbox holds the step: it saw it from a store write
+    whose workflow task a dead worker never completed, and the workflow routes it again
+    as it catches up. Otherwise the refusal stands at once. A refused Update leaves no
+    trace, so the same id can be sent again."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + NOT_ROUTED_RETRY_S
     pause = 0.2
@@ -84,12 +89,32 @@ async def execute_change(handle: WorkflowHandle[Any, Any], update: Any, arg: Any
             return await handle.execute_update(update, arg, id=update_id)
         except WorkflowUpdateFailedError as err:
             cause = err.cause
-            transient = (isinstance(cause, ApplicationError) and cause.type == "NotCurrent"
-                         and NOT_ROUTED_YET in cause.details)
-            if not transient or loop.time() + pause > give_up:
+            transient = (in_inbox is not None and isinstance(cause, ApplicationError)
+                         and cause.type == "NotCurrent" and NOT_ROUTED_YET in cause.details)
+            if not transient or loop.time() + pause > give_up or not await in_inbox():  # type: ignore[misc]
                 raise
         await asyncio.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def inbox_check(sessions: sessionmaker[Session], dossier_id: str, arg: Any) -> Callable[[], Awaitable[bool]] | None:
+    """For a change naming an agency and a step: whether that agency's inbox holds it
+    (True when the store cannot be read: the retry is bounded anyway)."""
+    agency, step_id = getattr(arg, "agency", None), getattr(arg, "step_id", None)
+    if not (agency and step_id):
+        return None
+
+    def holds() -> bool:
+        with sessions() as session:
+            return inbox.holds(session, agency, dossier_id, step_id)
+
+    async def check() -> bool:
+        try:
+            return await asyncio.to_thread(holds)
+        except SQLAlchemyError:  # the store cannot say: retry, within the bound
+            return True
+
+    return check
 
 
 def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:

@@ -32,7 +32,7 @@ from definitions.schema import Procedure, ProcedureSnapshot
 from gateway.idempotency import update_id
 from store.models import InboxItemRow
 from tests.chaos.processes import LIENTHONG, REPO, say
-from workers.temporal import execute_change
+from workers.temporal import execute_change, inbox_check
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep
 
@@ -198,7 +198,8 @@ class Load:
         while True:
             sent.attempts += 1
             try:
-                await asyncio.wait_for(execute_change(handle, DossierWorkflow.complete_step, request, uid),
+                await asyncio.wait_for(execute_change(handle, DossierWorkflow.complete_step, request, uid,
+                                                     inbox_check(self.sessions, dossier_id, request)),
                                        UPDATE_WAIT)
                 sent.answer = "ok"
                 return
