@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/lienthong dev $(ARGS)
 
-## test: the whole suite against real Temporal servers from the pip wheels
+## test: the whole suite against real Temporal servers from the pip wheels, a real PostgreSQL
+## and Debian's prometheus, alertmanager and docker-compose (installed when missing, as root)
 test: $(STAMP)
+	bash scripts/ensure-test-tools.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## validate: check every procedure step file

@@ -1,5 +1,5 @@
 """deploy/alertmanager/alertmanager.yml, checked by Alertmanager's own amtool (Debian's
-prometheus-alertmanager, installed by .ci/run): valid, and routes the project's alerts
+prometheus-alertmanager, installed by `make test` as root): valid, and routes the project's alerts
 by severity to the receivers the README names."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ RULES = REPO / "monitoring" / "prometheus" / "rules" / "lienthong.rules.yml"
 def amtool() -> str:
     found = shutil.which("amtool")
     if not found:
-        pytest.fail("amtool not found: install Debian's prometheus-alertmanager (.ci/run does)")
+        pytest.fail("amtool not found: install Debian's prometheus-alertmanager (`make test` does as root)")
     return found
 
 

@@ -311,13 +311,13 @@ def test_the_migration_job_upgrades_the_schema_then_deploys_the_definitions(serv
 
 @pytest.fixture(scope="module")
 def docker_compose() -> str:
-    """Debian's docker-compose (1.29, the Python implementation; .ci/run installs it):
+    """Debian's docker-compose (1.29, the Python implementation; `make test` installs it as root):
     it parses, interpolates and validates a compose file without a Docker engine."""
     import shutil
 
     found = shutil.which("docker-compose")
     if not found:
-        pytest.fail("docker-compose not found: install Debian's docker-compose package (.ci/run does)")
+        pytest.fail("docker-compose not found: install Debian's docker-compose package (`make test` does as root)")
     return found
 
 

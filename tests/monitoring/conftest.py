@@ -2,7 +2,7 @@
 the rules under promtool, and a real Prometheus (Debian's `prometheus` package) scraping
 a real exporter and worker.
 
-promtool and prometheus must be installed (`.ci/run` installs them with apt-get); when
+promtool and prometheus must be installed (`make test` installs them with apt-get: scripts/ensure-test-tools.sh); when
 they are not, these tests fail with the reason: they are never skipped.
 """
 
@@ -31,7 +31,7 @@ PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
 GRAFANA = MONITORING / "grafana"
 DEFINITIONS = REPO / "definitions"
 LIENTHONG = Path(sys.executable).parent / "lienthong"
-INSTALL_HINT = "install Debian's prometheus package (apt-get install -y prometheus; .ci/run does it)"
+INSTALL_HINT = "install Debian's prometheus package (apt-get install -y prometheus; `make test` does it as root)"
 
 
 def debian_binary(name: str) -> str:
