@@ -67,10 +67,12 @@ def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session
     )
 
 
-# How long a change refused because its step is not routed yet is retried (see
-# workflows.dossier.NOT_ROUTED_YET): a workflow catching up after a worker died takes a
-# workflow task or two.
-NOT_ROUTED_RETRY_S = 15.0
+# How long a change refused because its step is not routed yet is retried while the
+# caller's inbox holds the step (see workflows.dossier.NOT_ROUTED_YET): a workflow
+# catches up with its next workflow task, which after a worker died during a database
+# outage can be a minute away (the chaos test saw 42 s). Callers' own timeouts cut it
+# short; they retry with the same idempotency key.
+NOT_ROUTED_RETRY_S = 120.0
 
 
 async def execute_change(handle: WorkflowHandle[Any, Any], update: Any, arg: Any, update_id: str,
