@@ -2,9 +2,10 @@
 
 `write_changes` is the workflow's one store write per activation, run as a local
 activity: its events, the projection moved forward to the state they lead to, and
-the agencies' inbox changes, in one transaction. Idempotent on (dossier_id, seq)
-with a forward-only projection, so a write re-run after a worker died (its local
-activity marker never reached history) changes nothing the second time.
+the agencies' inbox changes, in one transaction. Keyed by (dossier_id, seq) with a
+projection that never moves back: a retried write changes nothing, and a transition
+the workflow re-ran after a worker died (its local activity marker never reached
+history) replaces what the lost run wrote for those seqs (store/projection.py).
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ def prepare_dossier(
     # The calendar travels resolved (the workflow computes dues without I/O), and so
     # does which of the dossier's agencies have a webhook (no lookup per hand-over).
     calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received)
-    webhooks = lookup.webhook_agencies(_dossier_agencies(snapshot, fields))
+    webhooks = lookup.webhook_agencies(dossier_agencies(snapshot, fields))
     try:
         return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,  # type: ignore[arg-type]
                             received_at=received, received_by=received_by, calendar=calendar,
@@ -336,7 +336,7 @@ def _check_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any], lookup: R
                 _check_agency(step, key, template, data, lookup)
 
 
-def _dossier_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any]) -> set[str]:
+def dossier_agencies(snapshot: ProcedureSnapshot, data: dict[str, Any]) -> set[str]:
     """The agencies the dossier's running steps are routed or escalated to (checked above)."""
     return {resolve_agency(template, data)
             for step in snapshot.procedure.iter_steps() if step.when is None or step.when.holds(data)

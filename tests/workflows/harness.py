@@ -21,10 +21,11 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from definitions.calendar import load_calendar
-from definitions.schema import Procedure, ProcedureSnapshot, resolve_agency
+from definitions.schema import Procedure, ProcedureSnapshot
 from store import deliveries
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
+from workers.submission import dossier_agencies
 from workers.temporal import build_worker
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import ChangeAnswer, CompleteStep, DossierInput, DossierResult, DossierState, Extend, Resubmit
@@ -114,9 +115,7 @@ def dossier_input(snap: ProcedureSnapshot, dossier_id: str, data: dict[str, Any]
     of the dossier's agencies have a webhook in `sessions`' registry."""
     procedure = snap.procedure
     calendar = load_calendar(procedure.calendar).snapshot(received_at or datetime.now(UTC))
-    agencies = {resolve_agency(template, data) for step in procedure.iter_steps()
-                for template in (step.agency, step.escalate_to) if template and (step.when is None
-                                                                                 or step.when.holds(data))}
+    agencies = dossier_agencies(snap, data)
     webhooks: list[str] = []
     if sessions is not None:
         with sessions() as session:
