@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import httpx
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import webhooks
+from config.settings import Settings, get_settings
 from store import deliveries
 from workflows.payloads import AgencyNotification, Routing
 
@@ -20,10 +18,10 @@ log = structlog.get_logger("lienthong.routing")
 
 class RoutingActivities:
     def __init__(self, sessions: sessionmaker[Session], http: httpx.Client | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 settings: Settings | None = None) -> None:
         self._sessions = sessions
         self._http = http or httpx.Client(timeout=httpx.Timeout(10.0))
-        self._environ = os.environ if environ is None else environ
+        self._settings = settings  # None: read at each delivery (a rotated secret is seen at once)
 
     @activity.defn(name="notify_agency")
     def notify_agency(self, notification: AgencyNotification) -> str:
@@ -38,7 +36,7 @@ class RoutingActivities:
             return "no_webhook"
         attempt = activity.info().attempt
         try:
-            secret = webhooks.secret_for(agency, self._environ)
+            secret = webhooks.secret_for(agency, self._settings or get_settings())
         except webhooks.MissingSecretError as err:
             self._record(notification, url, "failed", None, attempt, str(err))
             raise ApplicationError(str(err), type="MissingSecret", non_retryable=True) from err

@@ -3,7 +3,7 @@
 Each POST carries `X-Lienthong-Timestamp` (unix seconds) and
 `X-Lienthong-Signature: sha256=<hex>`, the HMAC-SHA256 of `"<timestamp>." + body`
 with the agency's secret, so a receiver can check origin and freshness with
-`verify_signature`. Secrets come from the environment only:
+`verify_signature`. Secrets come from the settings (the environment) only:
 `LIENTHONG_WEBHOOK_SECRET_<AGENCY>` (agency code upper-cased, `-` → `_`), else
 `LIENTHONG_WEBHOOK_SECRET`.
 
@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+
+from config.settings import SHARED_SECRET_VARIABLE, Settings, agency_secret_variable
 
 SIGNATURE_HEADER = "X-Lienthong-Signature"
 TIMESTAMP_HEADER = "X-Lienthong-Timestamp"
@@ -49,13 +49,12 @@ class DeliveryResult:
     detail: str = ""
 
 
-def secret_for(agency: str, environ: Mapping[str, str] | None = None) -> bytes:
-    env = os.environ if environ is None else environ
-    specific = "LIENTHONG_WEBHOOK_SECRET_" + agency.upper().replace("-", "_").replace(".", "_")
-    value = env.get(specific) or env.get("LIENTHONG_WEBHOOK_SECRET")
+def secret_for(agency: str, settings: Settings) -> bytes:
+    value = settings.webhook_secret_for(agency)
     if not value:
-        raise MissingSecretError(f"no webhook secret for agency {agency}: set {specific} or LIENTHONG_WEBHOOK_SECRET")
-    return value.encode()
+        raise MissingSecretError(f"no webhook secret for agency {agency}: set {agency_secret_variable(agency)} "
+                                 f"or {SHARED_SECRET_VARIABLE}")
+    return value
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:

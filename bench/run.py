@@ -808,7 +808,7 @@ def prepare_database(url: str | None, workdir: Path) -> str:
     """Migrated, with the shipped definitions deployed (agencies, sectors): `lienthong dev`'s set-up."""
     from store.db import database_url
     from workers.dev import prepare_store
-    from workers.settings import Settings
+    from config.settings import Settings
 
     resolved = database_url(url or f"sqlite:///{workdir / 'bench.db'}")
     prepare_store(Settings(database_url=resolved), deployed_by="bench")

@@ -37,7 +37,6 @@ snapshot), so it gives the same answer on every retry and every replay.
 
 from __future__ import annotations
 
-import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -59,8 +58,10 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import RoundTripConstructor
+
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from config.settings import get_settings
 from definitions.durations import parse_duration
 from definitions.limits import (
     MAX_SNAPSHOT_EXCEPTIONS,
@@ -117,8 +118,7 @@ class CalendarFileError(ValueError):
 
 def definitions_root() -> Path:
     """The folder holding ``calendars/`` and ``procedures/``."""
-    env = os.environ.get("LIENTHONG_DEFINITIONS")
-    return Path(env) if env else Path(__file__).parent
+    return get_settings().definitions
 
 
 def available_calendars(root: Path | None = None) -> list[str]:

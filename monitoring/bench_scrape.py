@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrapes", type=int, default=5)
     parser.add_argument("--reads", type=int, default=5, help="store reads timed directly at each size")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds; later sizes are skipped after it")
-    parser.add_argument("--pg-url", default=os.environ.get("LIENTHONG_TEST_POSTGRES_URL"))
+    parser.add_argument("--pg-url", help="a PostgreSQL server URL (default: the one scripts/ensure-postgres.sh starts)")
     parser.add_argument("--plans", action="store_true", help="print the query plans at each size")
     parser.add_argument("--no-analyze", action="store_true",
                         help="SQLite without statistics, as a store migrated empty stays unless ANALYZE is run")

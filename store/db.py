@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import get_settings
 
 ENV_VAR = "LIENTHONG_DATABASE_URL"
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def database_url(explicit: str | None = None) -> str:
     ``postgresql://`` and ``postgres://`` URLs (as libpq tools write them) are
     pointed at psycopg 3, the driver this project installs.
     """
-    url = explicit or os.environ.get(ENV_VAR)
+    url = explicit or get_settings().database_url
     if not url:
         DEFAULT_SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{DEFAULT_SQLITE_FILE}"

@@ -45,8 +45,8 @@ from workers.commands_common import CliError, fetch_state, one_line, store_sessi
 from workers.commands_common import connect_or_refuse as _connect
 from workers.commands_gateway import add_parsers as _gateway_parsers
 from workers.dev import DevOptions, DevServerError, run_dev
-from workers.logging_setup import configure_logging
-from workers.settings import Settings, get_settings
+from config.logging import configure_logging
+from config.settings import Settings, get_settings
 from workers.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
 from workers.worker import StoreNotReadyError, ensure_search_attributes, run_worker, stop_on_signals
 from workflows import search_attributes as sa
@@ -99,9 +99,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)
     except Exception as err:  # a bug, not a user error: one line unless asked for details
-        if os.environ.get("LIENTHONG_DEBUG"):
+        if _debug():
             raise
         return _fail(f"internal error: {type(err).__name__}: {one_line(err)} (set LIENTHONG_DEBUG=1 for a traceback)")
+
+
+def _debug() -> bool:
+    try:
+        return get_settings().debug
+    except ValidationError:
+        return False
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -291,17 +298,10 @@ def _quiet_migrations() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _use_definitions(settings: Settings) -> None:
-    # The calendar activities find their folder through the environment; make it the
-    # same folder the settings (possibly from a .env file) name.
-    os.environ["LIENTHONG_DEFINITIONS"] = str(settings.definitions)
-
-
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
     """Migrates the database and deploys the definitions folder first (run_dev)."""
     configure_logging(settings.log_level, settings.log_json)
     _quiet_migrations()
-    _use_definitions(settings)
     ui_port = args.ui_port if args.ui_port is not None else args.port + 1000
     options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=args.db_file,
                          gateway_port=args.gateway_port)
@@ -319,7 +319,6 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_json)
     _quiet_migrations()
-    _use_definitions(settings)
 
     async def run() -> None:
         stop = stop_on_signals()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.commands_common import CliError
-from workers.settings import Settings
+from config.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

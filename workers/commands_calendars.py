@@ -41,7 +41,7 @@ from workers.commands_common import (
     store_sessions,
     when,
 )
-from workers.settings import Settings
+from config.settings import Settings
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import ApplyCalendar, DossierState
 

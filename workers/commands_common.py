@@ -20,7 +20,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from store.db import database_url
-from workers.settings import Settings
+from config.settings import Settings
 from workers.submission import LOCAL_TZ
 from workers.temporal import connect
 from workers.worker import StoreNotReadyError, open_store

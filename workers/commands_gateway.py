@@ -30,8 +30,8 @@ from workers.commands_common import (
     when,
 )
 from workers.commands_registry import default_deployer
-from workers.logging_setup import configure_logging
-from workers.settings import Settings
+from config.logging import configure_logging
+from config.settings import Settings
 from workers.worker import StoreNotReadyError, stop_on_signals, wait_for_store
 
 DEV_GATEWAY_PORT = 8080

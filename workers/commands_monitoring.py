@@ -16,7 +16,6 @@ matter more than their counters (and Prometheus then reports that target down).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -29,13 +28,11 @@ from activities import metrics
 from monitoring.exporter import DEFAULT_PORT, MetricsServer, build_registry, serve
 from store.db import make_engine, make_session_factory
 from workers.commands_common import CliError, shown_url
-from workers.logging_setup import configure_logging
-from workers.settings import Settings
+from config.logging import configure_logging
+from config.settings import Settings
 
 log = structlog.get_logger("lienthong.metrics")
 
-WORKER_METRICS_PORT = 9465
-SDK_METRICS_PORT = 9466
 
 
 # ----------------------------------------------------------------------------- exporter
@@ -96,26 +93,14 @@ class MetricsEndpoints:
         self.servers.clear()
 
 
-def env_port(name: str, default: int) -> int | None:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if value.lower() in ("off", "none", "-"):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise CliError(f"bad setting {name}={value!r}: expected a port number or 'off'") from None
-
-
 def start_worker_metrics(settings: Settings, address: str | None = None) -> MetricsEndpoints:
     """Before the Temporal client is created: serve the worker's counters and make the
     SDK's Prometheus runtime the default one (clients and workers made afterwards in
     this process report through it)."""
-    address = address or os.environ.get("LIENTHONG_METRICS_ADDRESS", "0.0.0.0")
+    address = address or settings.metrics_address
     endpoints = MetricsEndpoints()
     _zero_known_series(settings)
-    port = env_port("LIENTHONG_WORKER_METRICS_PORT", WORKER_METRICS_PORT)
+    port = settings.worker_metrics_port
     if port is not None:
         try:
             server = serve(metrics.REGISTRY, address, port)
@@ -123,7 +108,7 @@ def start_worker_metrics(settings: Settings, address: str | None = None) -> Metr
             endpoints.urls["worker"] = server.url
         except OSError as err:
             log.warning("worker_metrics_not_served", address=address, port=port, error=err.strerror or str(err))
-    sdk_port = env_port("LIENTHONG_SDK_METRICS_PORT", SDK_METRICS_PORT)
+    sdk_port = settings.sdk_metrics_port
     if sdk_port is not None:
         bind = f"[{address}]:{sdk_port}" if ":" in address else f"{address}:{sdk_port}"
         try:
@@ -138,7 +123,7 @@ def start_worker_metrics(settings: Settings, address: str | None = None) -> Metr
 def start_dev_metrics(settings: Settings, address: str) -> MetricsEndpoints:
     """`lienthong dev`: the exporter plus the worker's endpoints, on ``address``."""
     endpoints = start_worker_metrics(settings, address)
-    port = env_port("LIENTHONG_EXPORTER_PORT", DEFAULT_PORT)
+    port = settings.exporter_port
     if port is not None:
         engine = make_engine(settings.database_url)
         try:

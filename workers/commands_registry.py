@@ -35,7 +35,7 @@ from store import registry
 from store.migrate import current, head, upgrade
 from store.models import DefinitionRow
 from workers.commands_common import CliError, print_table, shown_url, store_sessions, when
-from workers.settings import Settings
+from config.settings import Settings
 from workers.submission import SubmissionError, parse_ref
 
 # ----------------------------------------------------------------------------- db

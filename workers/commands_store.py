@@ -23,7 +23,7 @@ from workers.commands_common import (
     when,
     workflow_state,
 )
-from workers.settings import Settings
+from config.settings import Settings
 from workers.sheet import build_sheet, render_sheet
 from workflows.payloads import DossierState
 

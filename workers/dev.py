@@ -34,7 +34,7 @@ from workers.commands_common import shown_url
 from workers.commands_gateway import dev_gateway_socket, serve_beside
 from workers.commands_monitoring import start_dev_metrics
 from workers.commands_registry import DeployReport, default_deployer, deploy_paths
-from workers.settings import Settings
+from config.settings import Settings
 from workers.temporal import connect
 from workers.worker import run_worker
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES

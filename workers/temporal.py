@@ -29,7 +29,7 @@ from activities.logging_context import DossierLogContext
 from activities.recording import RecordingActivities
 from activities.routing import RoutingActivities
 from store import inbox
-from workers.settings import Settings
+from config.settings import Settings
 from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
 from definitions.calendar import calendar_from_snapshot
 from workflows import search_attributes as sa

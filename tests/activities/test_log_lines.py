@@ -8,7 +8,7 @@ import pytest
 import structlog
 
 from tests.workflows.harness import assigned, complete, finished, running_worker, snapshot, start_dossier, until
-from workers.logging_setup import configure_logging
+from config.logging import configure_logging
 
 
 @pytest.fixture

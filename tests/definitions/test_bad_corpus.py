@@ -32,7 +32,6 @@ from store.migrate import upgrade
 from store.models import Base, DefinitionRow
 from tests.definitions.bad_corpus import generate
 from workers.cli import run
-from workers.settings import get_settings
 
 CORPUS = generate.HERE
 CATALOG = generate.CATALOG
@@ -110,12 +109,8 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(definitions))
         monkeypatch.setenv("LIENTHONG_DATABASE_URL", database_url)
         monkeypatch.delenv("LIENTHONG_DEBUG", raising=False)
-        get_settings.cache_clear()
         capsys.readouterr()
-        try:
-            code = run(list(args))
-        finally:
-            get_settings.cache_clear()
+        code = run(list(args))
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

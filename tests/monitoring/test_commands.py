@@ -18,7 +18,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.monitoring.conftest import DEFINITIONS, LIENTHONG, REPO, deploy_shipped, free_port
 from workers.commands_monitoring import start_dev_metrics, start_worker_metrics
-from workers.settings import Settings
+from config.settings import Settings
 
 
 def env(database_url: str) -> dict[str, str]:

@@ -27,7 +27,6 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.processes import free_port, stop_process  # noqa: F401 (used by the tests here)
 from workers.cli import run
-from workers.settings import get_settings
 
 LIENTHONG = Path(sys.executable).parent / "lienthong"
 REPO = Path(__file__).resolve().parents[2]
@@ -104,12 +103,8 @@ class Cli:
     def __call__(self, *args: str) -> CliRun:
         self.monkeypatch.setenv("LIENTHONG_DATABASE_URL", self.url)
         self.monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(self.definitions))
-        get_settings.cache_clear()
         self.capsys.readouterr()
-        try:
-            code = run(list(args))
-        finally:
-            get_settings.cache_clear()
+        code = run(list(args))
         captured = self.capsys.readouterr()
         return CliRun(code, captured.out, captured.err)
 

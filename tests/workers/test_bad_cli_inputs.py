@@ -32,7 +32,6 @@ from store.models import Base
 from tests.definitions.bad_corpus.generate import CATALOG, HERE as CORPUS
 from tests.workers.conftest import LIENTHONG, REPO, DevStack, StackCli, cli_env, free_port, stop_process
 from workers.cli import run
-from workers.settings import get_settings
 
 PROCEDURE = "9.900001"  # the corpus's base procedure
 DATA = '{"commune": "xa-mot", "area_m2": 120}'
@@ -96,14 +95,11 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
     capsys.readouterr()
     try:
         code = run(args)
     except SystemExit as exit_:  # argparse usage errors
         code = int(exit_.code or 0)
-    finally:
-        get_settings.cache_clear()
     captured = capsys.readouterr()
     return Outcome(code, captured.out, captured.err)
 

@@ -1,0 +1,93 @@
+"""Typed configuration, from the environment (and a `.env` file if present).
+
+This is the only module that reads the environment. `get_settings()` builds the
+settings afresh on each call (cheap, and a changed environment is seen, as tests
+and the CLI's in-process runs rely on); long-lived processes read them once at
+start and pass them down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PACKAGE_DEFINITIONS = Path(__file__).resolve().parent.parent / "definitions"
+SHARED_SECRET_VARIABLE = "LIENTHONG_WEBHOOK_SECRET"  # the `webhook_secret` field
+AGENCY_SECRET_PREFIX = SHARED_SECRET_VARIABLE + "_"
+
+
+def _port_or_off(value: Any) -> Any:
+    """A metrics port: a number, or `off` (also `none`, `-`) for not served."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "-", ""):
+        return None
+    return value
+
+
+Port = Annotated[Annotated[int, Field(ge=0, le=65535)] | None, BeforeValidator(_port_or_off)]
+
+
+def agency_secret_variable(agency: str) -> str:
+    """`LIENTHONG_WEBHOOK_SECRET_<AGENCY>`: the code upper-cased, `-` and `.` as `_`."""
+    return AGENCY_SECRET_PREFIX + agency.upper().replace("-", "_").replace(".", "_")
+
+
+class _AgencySecrets(PydanticBaseSettingsSource):
+    """Per-agency webhook secrets: every `LIENTHONG_WEBHOOK_SECRET_<AGENCY>` variable,
+    keyed by its variable name (one agency's secret is looked up by that name)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {name: value for name, value in os.environ.items()
+                 if name.startswith(AGENCY_SECRET_PREFIX) and value}
+        return {"agency_webhook_secrets": found} if found else {}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIENTHONG_", env_file=".env", extra="ignore")
+
+    definitions: Path = Field(default=PACKAGE_DEFINITIONS, description="folder with procedures/, agencies.yaml, ...")
+    temporal_address: str = Field(
+        default="localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS", "LIENTHONG_TEMPORAL_ADDRESS")
+    )
+    temporal_namespace: str = Field(
+        default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "LIENTHONG_TEMPORAL_NAMESPACE")
+    )
+    database_url: str | None = Field(default=None, description="default: a SQLite file in .lienthong/")
+    task_queue: str = "lienthong-dossiers"
+    log_level: str = "INFO"
+    log_json: bool = True
+    debug: bool = Field(default=False, description="CLI: tracebacks instead of one-line errors")
+    workflow_sandbox: bool = Field(
+        default=False, description="run workflow code in Temporal's sandbox (tests and replays always do)")
+    # Metrics endpoints; None (`off`) is not served.
+    metrics_address: str = "0.0.0.0"
+    worker_metrics_port: Port = 9465
+    sdk_metrics_port: Port = 9466
+    exporter_port: Port = 9464
+    # HMAC keys of the webhooks to agencies: one for all, or one per agency.
+    webhook_secret: SecretStr | None = None
+    agency_webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="from LIENTHONG_WEBHOOK_SECRET_<AGENCY> variables",
+        json_schema_extra={"environment": "LIENTHONG_WEBHOOK_SECRET_<AGENCY_CODE>"})
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _AgencySecrets(settings_cls), dotenv_settings, file_secret_settings
+
+    def webhook_secret_for(self, agency: str) -> bytes | None:
+        """The agency's own secret, else the shared one, else None."""
+        specific = self.agency_webhook_secrets.get(agency_secret_variable(agency)) or self.webhook_secret
+        return specific.get_secret_value().encode() if specific else None
+
+
+def get_settings() -> Settings:
+    return Settings()
