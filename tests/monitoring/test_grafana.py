@@ -5,6 +5,7 @@ test_prometheus_integration.py)."""
 from __future__ import annotations
 
 import json
+import re
 
 from ruamel.yaml import YAML
 
@@ -47,6 +48,18 @@ def test_dashboards_are_well_formed() -> None:
     for needed in ("overdue dossiers by sector", "steps overdue by agency", "99% target",
                    "received and finished per day", "oldest overdue", "procedure", "agencies"):
         assert needed in titles, needed
+
+
+def test_legends_name_labels_and_time_series_show_them() -> None:
+    # "{{{{procedure}}}}" (an f-string's escaped braces) renders no procedure in Grafana.
+    for path in (GRAFANA / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                legend = target.get("legendFormat", "")
+                assert "{{{" not in legend and "}}}" not in legend, (path.name, panel["title"], legend)
+                assert re.sub(r"\{\{\s*\w+\s*\}\}", "", legend).count("{") == 0, (path.name, panel["title"], legend)
+            if panel["type"] == "timeseries":
+                assert panel["options"]["legend"]["showLegend"] is True, (path.name, panel["title"])
 
 
 def test_every_query_names_metrics_and_no_dossier_label() -> None:
