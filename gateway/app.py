@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import problems, routes_agency, routes_public
 from gateway.context import GatewayContext
+from gateway.docs_assets import offline_fastapi
 
 log = structlog.get_logger("lienthong.gateway")
 
@@ -49,7 +50,7 @@ TAGS = [
 
 
 def create_app(context: GatewayContext) -> FastAPI:
-    app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, openapi_tags=TAGS)
+    app = offline_fastapi(title=TITLE, version=VERSION, description=DESCRIPTION, openapi_tags=TAGS)
     app.state.context = context
     problems.install(app)
     app.include_router(routes_agency.router)
