@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from definitions.calendar import load_calendar
+from workflows import payloads
 from workflows.payloads import DossierEvent, DossierState, DossierStatus, StepStatus
 
 log = structlog.get_logger("lienthong.metrics")
@@ -39,7 +40,7 @@ log = structlog.get_logger("lienthong.metrics")
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 VERDICTS = ("early", "on_time", "late")  # Decision 766/QĐ-TTg
-FINISHED_STATUSES = (DossierStatus.COMPLETED.value, DossierStatus.REJECTED.value)
+FINISHED_STATUSES = tuple(status.value for status in payloads.FINISHED_STATUSES)
 HOUR = 3600.0
 WORKING_DAY = 8 * HOUR  # vn-gov: 07:30–11:30 + 13:00–17:00
 # Working seconds: from minutes (tests, `continuous` short deadlines) to 60 working days.

@@ -1,7 +1,7 @@
 """The baseline: the smallest Temporal workflow with the same shape as a K-step
 dossier — per step one activity (the hand-over) and one Update (the agency's
 completion) — on the same pydantic data converter and the same worker settings as
-`workers.temporal.build_worker`, and nothing else (no store, no calendar, no
+`services.temporal.build_worker`, and nothing else (no store, no calendar, no
 search attributes, no webhooks, no logging interceptor).
 
     python -m bench.raw --address HOST:PORT --task-queue QUEUE   # a worker, until SIGTERM
@@ -105,7 +105,7 @@ def build_raw_worker(client: Client, task_queue: str) -> Worker:
 
 
 async def _serve(address: str, namespace: str, task_queue: str) -> None:
-    from workers.worker import stop_on_signals
+    from services.processes import stop_on_signals
 
     stop = stop_on_signals()
     client = await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)

@@ -502,7 +502,7 @@ def bench_input(snapshot: Any, dossier_id: str) -> Any:
 
 
 def start_attributes(dossier: Any) -> Any:
-    from workers.temporal import start_attributes as attributes
+    from services.temporal import start_attributes as attributes
 
     return attributes(dossier)
 
@@ -820,7 +820,7 @@ async def run_bench(options: BenchOptions, progress: Callable[[str], None] = lam
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    from workers.binaries import temporal_cli
+    from services.binaries import temporal_cli
     from workflows.search_attributes import ALL
 
     if options.dossiers < 1 or options.steps < 1 or options.concurrency < 1:

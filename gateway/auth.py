@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway import tokens
+from services import tokens
 from gateway.context import GatewayContext, get_context
 from gateway.problems import GatewayProblem
 

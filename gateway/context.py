@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from services.dossiers import DossierClient
 from store.db import make_engine, make_session_factory
 
 T = TypeVar("T")
@@ -31,7 +33,7 @@ def open_sessions(url: str) -> sessionmaker[Session]:
     return make_session_factory(make_engine(url, pool_size=STORE_THREADS, max_overflow=0))
 
 
-@dataclass(frozen=True)
+@dataclass
 class GatewayContext:
     client: Client
     sessions: sessionmaker[Session]
@@ -57,6 +59,10 @@ class GatewayContext:
                 return work(session)
 
         return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+
+    @cached_property
+    def dossiers(self) -> DossierClient:
+        return DossierClient(self.client, self.sessions, self.task_queue)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -21,6 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from services.dossiers import Refusal
+from workflows.refusals import RefusalKind
+
 log = structlog.get_logger("lienthong.gateway")
 
 MEDIA_TYPE = "application/problem+json"
@@ -95,20 +98,25 @@ _TYPES = [
 ]
 TYPES: dict[str, ProblemType] = {t.slug: t for t in _TYPES}
 
-# The workflow's refusal kinds (workflows/dossier.py) → problem types.
-KINDS: dict[str, str] = {
-    "DossierFinished": "dossier-finished",
-    "UnknownStep": "unknown-step",
-    "NotCurrent": "not-current",
-    "WrongAgency": "wrong-agency",
-    "UnknownOutcome": "unknown-outcome",
-    "NoteRequired": "note-required",
-    "AwaitingSupplement": "awaiting-supplement",
-    "NotAwaitingSupplement": "not-awaiting-supplement",
-    "ReasonRequired": "reason-required",
-    "BadExtension": "bad-extension",
-    "NotLate": "not-late",
+# The refusal kinds (workflows/refusals.py) → problem types; others are "refused".
+KINDS: dict[RefusalKind, str] = {
+    RefusalKind.DOSSIER_FINISHED: "dossier-finished",
+    RefusalKind.UNKNOWN_STEP: "unknown-step",
+    RefusalKind.NOT_CURRENT: "not-current",
+    RefusalKind.WRONG_AGENCY: "wrong-agency",
+    RefusalKind.UNKNOWN_OUTCOME: "unknown-outcome",
+    RefusalKind.NOTE_REQUIRED: "note-required",
+    RefusalKind.AWAITING_SUPPLEMENT: "awaiting-supplement",
+    RefusalKind.NOT_AWAITING_SUPPLEMENT: "not-awaiting-supplement",
+    RefusalKind.REASON_REQUIRED: "reason-required",
+    RefusalKind.BAD_EXTENSION: "bad-extension",
+    RefusalKind.NOT_LATE: "not-late",
+    RefusalKind.UNKNOWN_DOSSIER: "unknown-dossier",
+    RefusalKind.DOSSIER_EXISTS: "dossier-exists",
+    RefusalKind.NO_WORKER: "no-worker",
+    RefusalKind.ENGINE_UNAVAILABLE: "temporal-unavailable",
 }
+
 
 
 class FieldError(BaseModel):
@@ -159,9 +167,14 @@ class GatewayProblem(Exception):
         return problem.model_dump(mode="json", exclude_none=True)
 
 
-def refusal(kind: str, message: str) -> GatewayProblem:
-    """A workflow validator's refusal as a problem."""
-    return GatewayProblem(KINDS.get(kind, "refused"), message, kind=kind)
+def problem_of(refusal: Refusal) -> GatewayProblem:
+    """A dossier client's refusal as a problem; a retryable one says how to retry."""
+    slug = KINDS.get(refusal.kind, "refused")
+    if refusal.retryable:
+        detail = f"{refusal.message}; retry with the same Idempotency-Key: the change applies at most once"
+        return GatewayProblem(slug, detail, headers={"Retry-After": "5"})
+    # `kind` is the workflow's own word; what the client found is told by the type alone.
+    return GatewayProblem(slug, refusal.message, kind=refusal.kind.value if refusal.by_workflow else None)
 
 
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

@@ -27,8 +27,8 @@ from gateway.schemas import (
     SubmitDossier,
 )
 from store import inbox
-from workers.sheet import build_sheet
-from workers.submission import (
+from services.sheet import build_sheet
+from services.submission import (
     StoreRegistry,
     SubmissionError,
     local_today,

@@ -73,6 +73,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from store.models import DefinitionRow, DossierRow, DossierStepRow, SectorRow
+from workflows import payloads
 from workflows.payloads import DossierStatus, StepStatus
 
 log = structlog.get_logger("lienthong.exporter")
@@ -80,7 +81,7 @@ log = structlog.get_logger("lienthong.exporter")
 PROCESSING = DossierStatus.PROCESSING.value
 AWAITING = DossierStatus.AWAITING_SUPPLEMENT.value
 ASSIGNED = StepStatus.ASSIGNED.value
-OPEN_STATUSES = (PROCESSING, AWAITING)
+OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 READ_BUDGET_SECONDS = 0.25  # a read that took longer: later scrapes serve the last read (module docstring)
 
 

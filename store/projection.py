@@ -34,9 +34,10 @@ from sqlalchemy.orm import Session
 from store import inbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict
+from workflows import payloads
 from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
 
-OPEN_STATUSES = (DossierStatus.PROCESSING.value, DossierStatus.AWAITING_SUPPLEMENT.value)
+OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 
 # Built once (text statements: compiled once per database, then cached by SQLAlchemy).
 _DOSSIERS = DossierRow.__table__

@@ -26,8 +26,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import database_url, make_engine, make_session_factory
 from store.migrate import upgrade
-from workers.binaries import temporal_test_server
-from workers.temporal import register_search_attributes
+from services.binaries import temporal_test_server
+from services.temporal import register_search_attributes
 
 REPO = Path(__file__).resolve().parents[1]
 ENSURE_POSTGRES = REPO / "scripts" / "ensure-postgres.sh"

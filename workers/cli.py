@@ -2,8 +2,8 @@
 
 Every refusal is one line on stderr and a non-zero exit (1 for a refusal, 2 for a
 usage error): operators script these commands, and a traceback tells them nothing.
-Dossier commands talk to Temporal through `workers.temporal.connect`, so they use
-the same data converter as the worker; registry, inbox and sheet commands read the
+Dossier commands talk to Temporal through the dossier client (services/dossiers.py),
+as the gateway does; registry, inbox and sheet commands read the
 database named by `LIENTHONG_DATABASE_URL` (default: a SQLite file in `.lienthong/`).
 
 This module is the parser and the dossier commands; the others live in
@@ -20,43 +20,48 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from temporalio.client import (
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.limits import MAX_NOTE_CHARS
 from definitions.loader import validate_paths
 from store.db import DatabaseURLError
-from workers import commands_bench, commands_calendars, commands_monitoring, commands_registry, commands_store
-from workers.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
-from workers.commands_common import CliError, fetch_state, one_line, store_sessions, when
-from workers.commands_common import connect_or_refuse as _connect
-from workers.commands_gateway import add_parsers as _gateway_parsers
+from workers import (
+    commands_bench,
+    commands_calendars,
+    commands_monitoring,
+    commands_registry,
+    commands_store,
+    commands_tokens,
+)
+from services.dossiers import Refusal
+from workers.commands_common import (
+    CliError,
+    connect_or_refuse,
+    dossier_client,
+    fetch_state,
+    one_line,
+    refused,
+    store_sessions,
+    when,
+)
 from workers.dev import DevOptions, DevServerError, run_dev
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
-from workers.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
-from workers.worker import StoreNotReadyError, ensure_search_attributes, run_worker, stop_on_signals
-from workflows import search_attributes as sa
+from services.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
+from services.processes import StartError, stop_on_signals
+from services.store import StoreNotReadyError
+from workers.worker import ensure_search_attributes, run_worker
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep, DossierState, Extend, Outcome, Resubmit, StepState
 
-Handle = WorkflowHandle[Any, DossierState]
 
-UPDATE_TIMEOUT = 30.0  # seconds to wait for a worker to accept/refuse a change
-FIRST_STATE_WAIT = 15.0  # seconds `submit` waits for the worker to compute the due date
+COMMAND_PLUGINS = "lienthong.commands"  # modules with add_parsers(commands, parser_class)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -86,6 +91,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except CliError as err:
         for detail in err.details:
             print(detail, flush=True)
+        return _fail(str(err))
+    except StartError as err:  # a process that cannot start (port, store, Temporal)
         return _fail(str(err))
     except DatabaseURLError as err:  # a URL no server can fix
         return _fail(f"bad LIENTHONG_DATABASE_URL: {err}")
@@ -180,7 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--reason", type=_note, default="calendar file changed", metavar="TEXT",
                        help="goes into each dossier's audit log")
     apply.set_defaults(run=commands_calendars.apply)
-    _gateway_parsers(commands, _Parser)
+    commands_tokens.add_parsers(commands, _Parser)
+    for plugin in entry_points(group=COMMAND_PLUGINS):  # the gateway's commands (gateway/commands.py)
+        plugin.load().add_parsers(commands, _Parser)
     commands_bench.add_parser(commands, _Parser)
     return parser
 
@@ -323,7 +332,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> None:
         stop = stop_on_signals()
         commands_monitoring.start_worker_metrics(settings)  # before the client: SDK metrics runtime
-        client = await _connect(settings)
+        client = await connect_or_refuse(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         await run_worker(client, settings.task_queue, stop, settings.database_url,
                        sandboxed=settings.workflow_sandbox)
@@ -348,16 +357,11 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(str(err)) from err
 
     async def run() -> DossierState | None:
-        client = await _connect(settings)
-        try:
-            handle = await client.start_workflow(
-                DossierWorkflow.run, dossier, id=dossier.dossier_id, task_queue=settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, search_attributes=start_attributes(dossier),
-            )
-        except WorkflowAlreadyStartedError as err:
-            status = await _status_of(client.get_workflow_handle(dossier.dossier_id))
-            raise CliError(f"dossier {dossier.dossier_id} already exists (status {status})") from err
-        return await wait_for_first_state(handle, FIRST_STATE_WAIT)
+        async with dossier_client(settings) as dossiers:
+            try:
+                return await dossiers.start(dossier)
+            except Refusal as refusal:
+                raise refused(refusal) from refusal
 
     state = asyncio.run(run())
     print(f"dossier {dossier.dossier_id} submitted: {dossier.snapshot.ref} {dossier.snapshot.procedure.name}")
@@ -367,18 +371,6 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"received: {when(state.received_at)}")
         print(f"due:      {when(state.due_at)}")
     return 0
-
-
-async def _status_of(handle: WorkflowHandle[Any, Any]) -> str:
-    """The dossier's status if the workflow recorded one, else the run's status."""
-    try:
-        description = await handle.describe()
-    except RPCError:
-        return "unknown"
-    dossier_status = description.typed_search_attributes.get(sa.STATUS)
-    if dossier_status:
-        return dossier_status
-    return description.status.name.lower() if description.status else "unknown"
 
 
 def _complete(args: argparse.Namespace, settings: Settings) -> int:
@@ -412,57 +404,14 @@ def _extend(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awaitable[Any]], arg: Any,
                   request_id: str | None) -> DossierState:
-    """Send an Update and map every way it can fail to one line."""
-    client = await _connect(settings)
-    handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
+    """Send an Update (idempotency key: --request-id, else a new one) and answer with the
+    dossier's whole state; every refusal is one line."""
     request_id = request_id or str(uuid.uuid4())
-    try:
-        await asyncio.wait_for(execute_change(handle, update, arg, request_id, _inbox_check(settings, dossier_id, arg)),
-                               UPDATE_TIMEOUT)
-        # The Update answers briefly; the state query has the whole dossier to show.
-        return await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=UPDATE_TIMEOUT))
-    except WorkflowUpdateFailedError as err:
-        raise CliError(f"refused: {_cause(err)}") from err
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(await _why_not_found(handle)) from err
-        raise CliError(f"Temporal refused the change: {one_line(err)}") from err
-    except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-        raise CliError(f"no worker answered within {UPDATE_TIMEOUT:.0f}s (is `lienthong worker` running?); "
-                       f"retry with --request-id {request_id} so it applies at most once") from err
-
-
-def _inbox_check(settings: Settings, dossier_id: str, arg: Any) -> Callable[[], Awaitable[bool]] | None:
-    """Whether the agency's inbox holds the step (a refusal "not routed yet" is then
-    retried: see workers.temporal.execute_change); a store that cannot be read: yes."""
-
-    async def check() -> bool:
+    async with dossier_client(settings) as dossiers:
         try:
-            with store_sessions(settings) as sessions:
-                found = inbox_check(sessions, dossier_id, arg)
-                return found is not None and await found()
-        except (CliError, SQLAlchemyError):
-            return True
-
-    return check if getattr(arg, "agency", None) and getattr(arg, "step_id", None) else None
-
-
-def _cause(err: WorkflowUpdateFailedError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return one_line(cause) if cause is not None else one_line(err)
-
-
-async def _why_not_found(handle: WorkflowHandle[Any, Any]) -> str:
-    # NOT_FOUND on an update means no such workflow, or one that has closed.
-    try:
-        description = await handle.describe()
-    except RPCError:
-        return f"unknown dossier {handle.id}"
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        return f"dossier {handle.id} is finished; it takes no more changes"
-    return f"dossier {handle.id} was not found by Temporal (status {description.status})"
+            return await dossiers.change(dossier_id, update, arg, request_id)
+        except Refusal as refusal:
+            raise refused(refusal, request_id=request_id) from refusal
 
 
 def _show(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,10 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
-
 from definitions.calendar import (
     CONTINUOUS,
     CalendarFileError,
@@ -32,20 +28,14 @@ from definitions.calendar import (
     load_calendar,
 )
 from store import projection
-from workers.commands_common import (
-    QUERY_TIMEOUT,
-    CliError,
-    connect_or_refuse,
-    dossier_handle,
-    one_line,
-    store_sessions,
-    when,
-)
+from services.dossiers import DossierClient, Refusal
+from workers.commands_common import CliError, dossier_client, store_sessions, when
 from config.settings import Settings
 from workflows.dossier import DossierWorkflow
+from workflows.payloads import FINISHED_STATUSES as FINISHED
 from workflows.payloads import ApplyCalendar, DossierState
+from workflows.refusals import RefusalKind
 
-UPDATE_TIMEOUT = 30.0  # seconds for a worker to recompute one dossier's dues
 Outcome = Literal["moved", "unchanged", "skipped", "failed"]
 
 
@@ -95,52 +85,31 @@ def apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _apply_all(settings: Settings, targets: list[tuple[str, str]], reason: str) -> list[Applied]:
-    client = await connect_or_refuse(settings)
     calendars = {name: load_calendar(name, settings.definitions) for name in {name for name, _ in targets}}
-    return [await apply_one(client, calendars[name], dossier_id, reason) for name, dossier_id in targets]
+    async with dossier_client(settings) as dossiers:
+        return [await apply_one(dossiers, calendars[name], dossier_id, reason) for name, dossier_id in targets]
 
 
-async def apply_one(client: Client, calendar: WorkingCalendar, dossier_id: str, reason: str) -> Applied:
-    handle = dossier_handle(client, dossier_id)
+async def apply_one(dossiers: DossierClient, calendar: WorkingCalendar, dossier_id: str, reason: str) -> Applied:
     try:
-        description = await handle.describe()
-        if description.status != WorkflowExecutionStatus.RUNNING:
+        before = await dossiers.state(dossier_id)
+        if before.status in FINISHED:
             return Applied(dossier_id, "skipped", "finished")
-        before = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
         # The calendar as it is now, over the horizon of the dossier's receipt.
         change = ApplyCalendar(calendar=calendar.name, snapshot=calendar.snapshot(before.received_at), reason=reason)
-        await asyncio.wait_for(
-            handle.execute_update(DossierWorkflow.apply_calendar, change,
-                                  id=f"apply-calendar-{calendar.name}-{uuid.uuid4()}"),
-            UPDATE_TIMEOUT,
-        )
-        after = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == "DossierFinished":
+        after = await dossiers.change(dossier_id, DossierWorkflow.apply_calendar, change,
+                                      f"apply-calendar-{calendar.name}-{uuid.uuid4()}")
+    except Refusal as refusal:
+        if refusal.kind is RefusalKind.DOSSIER_FINISHED:
             return Applied(dossier_id, "skipped", "finished")
-        why = cause.message if isinstance(cause, ApplicationError) else one_line(cause or err)
-        return Applied(dossier_id, "failed", f"refused: {why}")
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return await _not_found(handle, dossier_id)
-        return Applied(dossier_id, "failed", one_line(err))
-    except asyncio.TimeoutError:
-        return Applied(dossier_id, "failed", f"no worker answered within {UPDATE_TIMEOUT:.0f}s")
-    except Exception as err:  # a query that failed, a worker error: report it, go on with the others
-        return Applied(dossier_id, "failed", f"{type(err).__name__}: {one_line(err)}")
+        if refusal.kind is RefusalKind.UNKNOWN_DOSSIER:
+            return Applied(dossier_id, "failed",
+                           "unknown to Temporal (the projection has it: run `lienthong dossiers resync`)")
+        if refusal.kind in (RefusalKind.NO_WORKER, RefusalKind.ENGINE_UNAVAILABLE):
+            return Applied(dossier_id, "failed", refusal.message)
+        return Applied(dossier_id, "failed", f"refused: {refusal.message}")
     moved = moved_dues(before, after)
     return Applied(dossier_id, "moved", "; ".join(moved)) if moved else Applied(dossier_id, "unchanged")
-
-
-async def _not_found(handle: WorkflowHandle[Any, DossierState], dossier_id: str) -> Applied:
-    try:
-        description = await handle.describe()
-    except RPCError:
-        return Applied(dossier_id, "failed", "unknown to Temporal (the projection has it: run `lienthong dossiers resync`)")
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        return Applied(dossier_id, "skipped", "finished")
-    return Applied(dossier_id, "failed", "not found by Temporal")
 
 
 def moved_dues(before: DossierState, after: DossierState) -> list[str]:

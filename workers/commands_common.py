@@ -1,33 +1,26 @@
-"""What every `lienthong` command shares: the refusal type, Temporal and database
-access that turn every failure into one line, and how instants are shown."""
+"""What every `lienthong` command shares: the refusal type, the dossier client and the
+store with every failure as one line, and how instants are shown."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import (
-    Client,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
-from store.db import database_url
+from services.dossiers import DossierClient, Refusal
+from services.store import StoreNotReadyError, open_store
+from services.submission import LOCAL_TZ
+from services.temporal import connect_or_refuse
+from store.db import database_url, make_engine, make_session_factory
+from workflows.refusals import RefusalKind
 from config.settings import Settings
-from workers.submission import LOCAL_TZ
-from workers.temporal import connect
-from workers.worker import StoreNotReadyError, open_store
-from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierState
-
-QUERY_TIMEOUT = timedelta(seconds=10)  # a query needs a worker; don't hang without one
 
 
 class CliError(Exception):
@@ -90,39 +83,33 @@ def store_sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
 # ----------------------------------------------------------------------------- Temporal
 
 
-async def connect_or_refuse(settings: Settings) -> Client:
+@asynccontextmanager
+async def dossier_client(settings: Settings) -> AsyncIterator[DossierClient]:
+    """The dossier client on Temporal and the store. The store is opened without the
+    schema check: a change only reads an inbox through it, and says "retry" when it
+    cannot (services.temporal.inbox_check)."""
+    client = await connect_or_refuse(settings)
+    engine = make_engine(settings.database_url)
     try:
-        return await connect(settings)
-    except Exception as err:  # the SDK raises RuntimeError with the transport's story
-        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {transport_reason(err)}") from err
+        yield DossierClient(client, make_session_factory(engine), settings.task_queue)
+    finally:
+        engine.dispose()
 
 
-def transport_reason(err: BaseException) -> str:
-    # The Rust core nests the OS message deep inside; surface it when it is there.
-    found = re.search(r'message: "([^"]+)"', str(err))
-    return found.group(1) if found else one_line(err)
-
-
-def dossier_handle(client: Client, dossier_id: str) -> WorkflowHandle[Any, DossierState]:
-    return client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
-
-
-async def workflow_state(client: Client, dossier_id: str) -> DossierState:
-    """The `state` query (a finished dossier answers it too: a worker replays its
-    history; the result itself is only a summary)."""
-    handle = dossier_handle(client, dossier_id)
-    try:
-        return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise CliError(f"unknown dossier {dossier_id}") from err
-        if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            raise CliError(f"no worker answered for dossier {dossier_id} within {QUERY_TIMEOUT.seconds}s "
-                           "(is `lienthong worker` running?)") from err
-        raise CliError(f"Temporal refused the query: {one_line(err)}") from err
-    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-        raise CliError(f"dossier {dossier_id} cannot answer: {one_line(err)}") from err
+def refused(refusal: Refusal, *, request_id: str | None = None) -> CliError:
+    """A dossier client's refusal as one line for operators."""
+    if refusal.kind is RefusalKind.NO_WORKER:
+        retry = f"; retry with --request-id {request_id} so it applies at most once" if request_id else ""
+        return CliError(f"{refusal.message} (is `lienthong worker` running?){retry}")
+    if refusal.kind is RefusalKind.ENGINE_UNAVAILABLE:
+        return CliError(f"Temporal refused: {refusal.message}")
+    return CliError(f"refused: {refusal.message}" if refusal.by_workflow else refusal.message)
 
 
 async def fetch_state(settings: Settings, dossier_id: str) -> DossierState:
-    return await workflow_state(await connect_or_refuse(settings), dossier_id)
+    """The `state` query (a finished dossier answers it too)."""
+    async with dossier_client(settings) as dossiers:
+        try:
+            return await dossiers.state(dossier_id)
+        except Refusal as refusal:
+            raise refused(refusal) from refusal

@@ -36,7 +36,7 @@ from store.migrate import current, head, upgrade
 from store.models import DefinitionRow
 from workers.commands_common import CliError, print_table, shown_url, store_sessions, when
 from config.settings import Settings
-from workers.submission import SubmissionError, parse_ref
+from services.submission import SubmissionError, parse_ref
 
 # ----------------------------------------------------------------------------- db
 

@@ -20,11 +20,13 @@ from workers.commands_common import (
     connect_or_refuse,
     print_table,
     store_sessions,
+    fetch_state,
+    refused,
     when,
-    workflow_state,
 )
+from services.dossiers import DossierClient, Refusal
 from config.settings import Settings
-from workers.sheet import build_sheet, render_sheet
+from services.sheet import build_sheet, render_sheet
 from workflows.payloads import DossierState
 
 DOSSIER_WORKFLOWS = 'WorkflowType="DossierWorkflow"'
@@ -91,10 +93,7 @@ def show_sheet(args: argparse.Namespace, settings: Settings) -> int:
     if state is not None:
         sheet = build_sheet(state, "projection")
     else:  # not recorded (yet): ask the workflow itself
-        async def query() -> DossierState:
-            return await workflow_state(await connect_or_refuse(settings), args.dossier_id)
-
-        sheet = build_sheet(asyncio.run(query()), "workflow")
+        sheet = build_sheet(asyncio.run(fetch_state(settings, args.dossier_id)), "workflow")
     if args.json:
         print(json.dumps(sheet.to_json(), ensure_ascii=False))
     else:
@@ -121,16 +120,17 @@ def resync(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _resync(settings: Settings, sessions: sessionmaker[Session], ids: list[str], every: bool) -> tuple[int, int, int]:
     client = await connect_or_refuse(settings)
+    dossiers = DossierClient(client, sessions, settings.task_queue)
     if every:
         ids = await _all_dossier_ids(client)
     resynced = current = failed = 0
     for dossier_id in dict.fromkeys(ids):
         try:
-            state = await workflow_state(client, dossier_id)
-        except CliError as err:
+            state = await dossiers.state(dossier_id)
+        except Refusal as refusal:
             if not every and len(ids) == 1:
-                raise
-            print(f"failed {dossier_id}: {err}")
+                raise refused(refusal) from refusal
+            print(f"failed {dossier_id}: {refused(refusal)}")
             failed += 1
             continue
         target = state.last_event_seq

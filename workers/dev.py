@@ -21,7 +21,9 @@ import socket
 import sys
 from collections import deque
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -29,14 +31,14 @@ from temporalio.common import SearchAttributeIndexedValueType as Kind
 
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from workers.binaries import temporal_cli
+from services.binaries import temporal_cli
 from workers.commands_common import shown_url
-from workers.commands_gateway import dev_gateway_socket, serve_beside
 from workers.commands_monitoring import start_dev_metrics
 from workers.commands_registry import DeployReport, default_deployer, deploy_paths
 from config.settings import Settings
-from workers.temporal import connect
+from services.temporal import connect
 from workers.worker import run_worker
+from services.processes import StartError
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 READY_ATTEMPTS = 120  # × READY_INTERVAL: the dev server is usually up in 1–3 s
@@ -46,7 +48,7 @@ _KIND_NAMES = {Kind.KEYWORD: "Keyword", Kind.KEYWORD_LIST: "KeywordList", Kind.D
                Kind.TEXT: "Text", Kind.INT: "Int", Kind.DOUBLE: "Double", Kind.BOOL: "Bool"}
 
 
-class DevServerError(RuntimeError):
+class DevServerError(StartError):
     """The dev server could not be started; the message says why, on one line."""
 
 
@@ -223,12 +225,15 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
         client = await _until_ready_or_stopped(server, settings, stop)
         if client is None:
             return  # Ctrl-C while the server was starting
-        gateway = dev_gateway_socket(options.ip, options.gateway_port)  # DevServerError when taken
+        worker_run = run_worker(client, settings.task_queue, stop, settings.database_url,
+                                sandboxed=settings.workflow_sandbox)
+        gateway = _gateway()
+        if gateway is not None:  # the HTTP gateway runs and stops with the worker
+            sock = gateway.dev_socket(options.ip, options.gateway_port)  # StartError when taken
+            worker_run = gateway.serve_beside(worker_run, sock, client, settings, stop)
         _announce(options, settings)
         server_exited = asyncio.create_task(server.wait_exited())
-        worker = asyncio.create_task(serve_beside(  # the HTTP gateway runs and stops with the worker
-            run_worker(client, settings.task_queue, stop, settings.database_url,
-                       sandboxed=settings.workflow_sandbox), gateway, client, settings, stop))
+        worker = asyncio.create_task(worker_run)
         try:
             done, _ = await asyncio.wait({worker, server_exited}, return_when=asyncio.FIRST_COMPLETED)
             if worker not in done:
@@ -242,6 +247,14 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
     finally:
         await server.stop()
         metrics.stop()
+
+
+def _gateway() -> Any:
+    """The gateway's commands module (gateway/commands.py), found as the CLI finds it:
+    through the `lienthong.commands` entry point; None if it is not installed."""
+    for plugin in entry_points(group="lienthong.commands", name="gateway"):
+        return plugin.load()
+    return None
 
 
 async def _until_ready_or_stopped(server: DevServer, settings: Settings, stop: asyncio.Event) -> Client | None:

@@ -3,34 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import signal
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import structlog
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from store.db import database_url as resolve_database_url
-from store.db import make_engine, make_session_factory
-from store.migrate import current, head
-from workers.temporal import build_worker, register_search_attributes
+from activities.logging_context import DossierLogContext
+from activities.recording import RecordingActivities
+from activities.routing import RoutingActivities
+from services.store import wait_for_store
+from services.temporal import register_search_attributes
+from workflows.dossier import DossierWorkflow
+
 
 log = structlog.get_logger("lienthong.worker")
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STORE_RETRY_MAX = 30.0  # seconds between two checks of a database that does not answer
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM, so shutdown runs in order instead of a
-    KeyboardInterrupt unwinding the stack wherever it happens to be."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
@@ -42,38 +33,26 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
         log.warning("search_attributes_not_registered", namespace=namespace, error=str(err))
 
 
-class StoreNotReadyError(RuntimeError):
-    pass
+def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session],
+                 http: httpx.Client | None = None, *, sandboxed: bool = True) -> Worker:
+    """The dossier worker. Activities are plain functions (database and HTTP work),
+    so they run on a thread pool instead of the event loop.
 
-
-def open_store(url: str | None = None) -> sessionmaker[Session]:
-    """Sessions on the projection database, refusing one whose schema is behind:
-    writes would fail on every activity, retried forever."""
-    resolved = resolve_database_url(url)
-    at, wanted = current(resolved), head()
-    if at != wanted:
-        raise StoreNotReadyError(f"database {make_url(resolved).render_as_string(hide_password=True)} is at "
-                                 f"revision {at or 'none'}, not {wanted}: run `lienthong db upgrade`")
-    return make_session_factory(make_engine(resolved))
-
-
-async def wait_for_store(url: str | None, stop: asyncio.Event) -> sessionmaker[Session] | None:
-    """`open_store`, waiting for a database that does not answer (down, restarting,
-    refusing connections) instead of failing: a worker started during a database outage
-    would otherwise exit and crash-loop under its supervisor. A schema that is behind is
-    still refused at once. None when `stop` is set while waiting."""
-    delay = 1.0
-    while True:
-        try:
-            return await asyncio.to_thread(open_store, url)
-        except OperationalError as err:
-            log.warning("database_unavailable", error=" ".join(str(err.orig or err).split())[:300],
-                        retry_in_s=delay)
-        try:
-            await asyncio.wait_for(stop.wait(), delay)
-            return None
-        except TimeoutError:
-            delay = min(delay * 2, STORE_RETRY_MAX)
+    `sandboxed=False` runs workflow code without Temporal's sandbox (the production
+    default, `LIENTHONG_WORKFLOW_SANDBOX`; docs/performance.md has the figures): the
+    workflow module is reviewed for determinism and the sandboxed runner still runs
+    it in every test and replay, where a non-deterministic call would be caught."""
+    recording = RecordingActivities(sessions)
+    routing = RoutingActivities(sessions, http=http)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DossierWorkflow],
+        activities=[recording.write_changes, routing.notify_agency],
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+        interceptors=[DossierLogContext()],
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
+    )
 
 
 async def run_worker(client: Client, task_queue: str, stop: asyncio.Event, database_url: str | None = None,

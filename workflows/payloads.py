@@ -23,6 +23,11 @@ class DossierStatus(StrEnum):
     COMPLETED = "completed"
 
 
+# A dossier is open (its clock and the gauges count it) until it is finished.
+OPEN_STATUSES = (DossierStatus.PROCESSING, DossierStatus.AWAITING_SUPPLEMENT)
+FINISHED_STATUSES = (DossierStatus.COMPLETED, DossierStatus.REJECTED)
+
+
 # Status codes of the national public-service portal (Cổng dịch vụ công quốc gia).
 PORTAL_STATUS: dict[DossierStatus, int] = {
     DossierStatus.PROCESSING: 4,  # đang xử lý
@@ -135,7 +140,7 @@ class DossierState(BaseModel):
 
     @property
     def finished(self) -> bool:
-        return self.status in (DossierStatus.REJECTED, DossierStatus.COMPLETED)
+        return self.status in FINISHED_STATUSES
 
     @property
     def current_agencies(self) -> list[str]:

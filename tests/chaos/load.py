@@ -32,7 +32,7 @@ from definitions.schema import Procedure, ProcedureSnapshot
 from gateway.idempotency import update_id
 from store.models import InboxItemRow
 from tests.chaos.processes import LIENTHONG, REPO, say
-from workers.temporal import execute_change, inbox_check
+from services.temporal import execute_change, inbox_check
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep
 

@@ -36,7 +36,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from gateway import tokens
+from services import tokens
 from store import projection
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade

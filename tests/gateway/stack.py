@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from gateway import tokens
+from services import tokens
 from store import projection
 from store.db import make_engine, make_session_factory
 from store.models import DossierEventRow

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_NOTE_CHARS
-from gateway import tokens as gateway_tokens
+from services import tokens as gateway_tokens
 from store.models import Base, GatewayRequestRow
 from tests.gateway.stack import COMMUNE, DESK, LAND_OFFICE, TEST_PROCEDURE, Api
 

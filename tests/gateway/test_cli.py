@@ -12,7 +12,7 @@ import time
 import httpx
 
 from tests.gateway.stack import DESK, LIENTHONG, REPO, Stack, cli_env, free_port
-from workers.commands_gateway import dev_gateway_socket
+from gateway.commands import dev_socket as dev_gateway_socket
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, select
 
-from gateway import idempotency, tokens
+from gateway import idempotency
+from services import tokens
 from gateway.idempotency import Answer, Claim
 from store.db import make_engine, make_session_factory
 from store.migrate import current, downgrade, head, upgrade

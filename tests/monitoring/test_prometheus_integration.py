@@ -51,7 +51,7 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from workers.binaries import temporal_cli
+from services.binaries import temporal_cli
 from workers.commands_monitoring import sdk_runtime
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 

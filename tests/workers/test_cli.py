@@ -18,7 +18,7 @@ from tests.workers.conftest import DEFINITIONS, copy_definitions, free_port, lie
 from workers.cli import render_state, run
 from workers.commands_registry import deploy_paths
 from workers.dev import DevOptions, server_command
-from workers.submission import StoreRegistry, SubmissionError, prepare_dossier
+from services.submission import StoreRegistry, SubmissionError, prepare_dossier
 from workflows.payloads import DossierState, StepState
 
 TODAY = date(2026, 3, 2)

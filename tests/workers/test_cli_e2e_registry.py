@@ -26,7 +26,7 @@ from definitions.calendar import load_calendar
 from store import projection
 from store.models import DossierRow
 from tests.workers.conftest import DevStack, StackCli, copy_definitions, start_dev_stack, stop_process
-from workers.submission import LOCAL_TZ, local_today
+from services.submission import LOCAL_TZ, local_today
 
 SMALL = "9.000001"
 LAND = "1.012756"

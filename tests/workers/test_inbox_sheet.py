@@ -11,7 +11,7 @@ import pytest
 from store import inbox, projection
 from tests.workers.conftest import Cli
 from workers.commands_calendars import moved_dues
-from workers.sheet import APPLICANT, build_sheet
+from services.sheet import APPLICANT, build_sheet
 from workflows.payloads import (
     PORTAL_STATUS,
     DossierState,

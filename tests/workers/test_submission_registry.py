@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.workers.conftest import Cli
-from workers.submission import StoreRegistry, SubmissionError, local_today, prepare_dossier
+from services.submission import StoreRegistry, SubmissionError, local_today, prepare_dossier
 
 LAND = "1.012756"
 LAND_FILE = "procedures/dang-ky-dat-dai-lan-dau.yaml"

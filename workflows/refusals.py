@@ -1,0 +1,40 @@
+"""The one vocabulary of refusals. A dossier's workflow refuses a change with one of
+the first kinds (`ApplicationError.type`, before anything is written); the dossier
+client (services/dossiers.py) adds the last ones, for what it learns from Temporal
+itself. Both front ends map these kinds, and only these, to their own words."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RefusalKind(StrEnum):
+    # The workflow's (validators of its Updates)
+    DOSSIER_FINISHED = "DossierFinished"
+    UNKNOWN_STEP = "UnknownStep"
+    NOT_CURRENT = "NotCurrent"  # detail NOT_ROUTED_YET: not handed over yet, retried by the client
+    WRONG_AGENCY = "WrongAgency"
+    UNKNOWN_OUTCOME = "UnknownOutcome"
+    NOTE_REQUIRED = "NoteRequired"
+    AWAITING_SUPPLEMENT = "AwaitingSupplement"
+    NOT_AWAITING_SUPPLEMENT = "NotAwaitingSupplement"
+    REASON_REQUIRED = "ReasonRequired"
+    BAD_EXTENSION = "BadExtension"
+    NOT_LATE = "NotLate"
+    EXTENSION_LIMIT = "ExtensionLimit"
+    SUPPLEMENT_LIMIT = "SupplementLimit"
+    CALENDAR_LIMIT = "CalendarLimit"
+    WRONG_CALENDAR = "WrongCalendar"
+    REFUSED = "Refused"  # a refusal of no known kind (the message says why)
+    # The client's
+    UNKNOWN_DOSSIER = "UnknownDossier"
+    DOSSIER_EXISTS = "DossierExists"
+    NO_WORKER = "NoWorker"  # nothing answered in time: retry with the same idempotency key
+    ENGINE_UNAVAILABLE = "EngineUnavailable"  # Temporal did not answer: retry with the same key
+
+    @classmethod
+    def of(cls, kind: str | None) -> RefusalKind:
+        try:
+            return cls(kind or cls.REFUSED)
+        except ValueError:
+            return cls.REFUSED
