@@ -54,7 +54,8 @@ def _longest_sequence(nodes: Any, day_length: timedelta) -> _Span | None:
     """Steps one after another add up. None when the tree is too malformed to time."""
     if not isinstance(nodes, list) or not nodes:
         return None
-    time, steps = timedelta(0), ()
+    time = timedelta(0)
+    steps: tuple[str, ...] = ()
     for node in nodes:
         span = _longest_node(node, day_length)
         if span is None:

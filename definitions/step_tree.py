@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
-
 from definitions.problems import Loc
 
 
-def _raw_steps(nodes: Any, loc: Loc) -> Iterator[tuple[Loc, CommentedMap]]:
+def _raw_steps(nodes: Any, loc: Loc) -> Iterator[tuple[Loc, dict[Any, Any]]]:
     """Every step mapping in the raw tree with its path, whatever else is malformed."""
     if not isinstance(nodes, list):
         return
