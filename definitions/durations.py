@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from typing import TypeGuard
 
 DURATION_PATTERN = r"^(?P<amount>\d+(\.\d+)?)(?P<unit>[dhms])$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
@@ -37,5 +38,5 @@ def parse_duration(text: str, day_length: timedelta) -> timedelta:
     return timedelta(microseconds=int(seconds * 1_000_000))
 
 
-def is_duration(text: object) -> bool:
+def is_duration(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and _DURATION_RE.match(text.strip()) is not None

@@ -37,6 +37,7 @@ Duration = Annotated[
 Code = Annotated[str, Field(min_length=1, max_length=120)]
 
 OPERATORS = ("equals", "in", "gt", "gte", "lt", "lte")
+DEFAULT_CALENDAR = "vn-gov"  # a procedure without `calendar:` counts its deadlines in this one
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -166,7 +167,7 @@ class Procedure(_Strict):
     level: str = Field(min_length=1, description="a level used in agencies.yaml")
     version: int = Field(ge=1)
     effective_from: date | None = None
-    calendar: str = "vn-gov"
+    calendar: str = DEFAULT_CALENDAR
     deadline: Duration
     on_supplement: Literal["pause", "restart"] = "pause"
     supplement_deadline: Duration | None = None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from definitions.loader import Catalog
 from definitions.schema import ProcedureSnapshot
+from definitions.versions import newest_in_effect
 from store.models import AgencyRow, DefinitionRow, SectorRow
 from store.upsert import dialect_insert, touched
 
@@ -92,16 +93,7 @@ def get_definition(session: Session, code: str, version: int | None = None) -> D
 
 def effective_definition(session: Session, code: str, today: date) -> DefinitionRow | None:
     """The newest version of ``code`` in effect on ``today`` (no date, or a date not after it)."""
-    query = (
-        select(DefinitionRow)
-        .where(
-            DefinitionRow.code == code,
-            or_(DefinitionRow.effective_from.is_(None), DefinitionRow.effective_from <= today),
-        )
-        .order_by(DefinitionRow.version.desc())
-        .limit(1)
-    )
-    return session.scalars(query).first()
+    return newest_in_effect(session.scalars(select(DefinitionRow).where(DefinitionRow.code == code)), today)
 
 
 def snapshot_of(row: DefinitionRow) -> ProcedureSnapshot:

@@ -19,18 +19,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from definitions.loader import (
-    AGENCIES_FILE,
-    PROCEDURES_DIR,
-    SECTORS_FILE,
-    Catalog,
-    DefinitionError,
-    load_catalog,
-    load_procedure,
-    load_procedures,
-    validate_paths,
-)
-from definitions.schema import ProcedureSnapshot
+from definitions.folders import plan_paths
+from definitions.loader import DefinitionError, check_plan, load_catalog, load_procedures
 from store import registry
 from store.migrate import current, head, upgrade
 from store.models import DefinitionRow
@@ -98,77 +88,38 @@ class DeployReport:
                 f"{self.sectors_changed} sector{'' if self.sectors_changed == 1 else 's'} added or changed")
 
 
-@dataclass(frozen=True)
-class DeployPlan:
-    root: Path  # the definitions folder whose agencies.yaml and sectors.yaml are synced
-    procedures: list[Path]
-
-
-def plan_deploy(paths: Sequence[Path], default_root: Path) -> DeployPlan:
-    """What `deploy PATH...` means: a definitions folder = its procedures/ and its
-    registries; another folder = its *.yaml procedure files; a file = itself.
-    (The same reading as `definitions validate`.)"""
-    roots: list[Path] = []
-    procedures: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir() and ((path / PROCEDURES_DIR).is_dir() or (path / AGENCIES_FILE).is_file()):
-            roots.append(path)
-            procedures += _yaml_files(path / PROCEDURES_DIR)
-        elif path.is_dir():
-            procedures += _yaml_files(path)
-        elif path.name in (AGENCIES_FILE, SECTORS_FILE):
-            roots.append(path.parent)
-        else:
-            procedures.append(path)  # a missing file is reported by the validation
-    distinct = list(dict.fromkeys(r.resolve() for r in roots))
-    if len(distinct) > 1:
-        raise CliError(f"more than one definitions folder given ({', '.join(map(str, distinct))}); "
-                       "deploy one folder at a time")
-    root = roots[0] if roots else default_root
-    return DeployPlan(root, list(dict.fromkeys(procedures)))
-
-
-def _yaml_files(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-
-
 def deploy_paths(sessions: sessionmaker[Session], paths: Sequence[Path], default_root: Path,
                  deployed_by: str, now: datetime | None = None) -> DeployReport:
     """Validate, then deploy in one transaction; `CliError` (with every problem as
-    details) when anything is wrong, and then nothing is written."""
+    details) when anything is wrong, and then nothing is written. `deploy PATH...`
+    reads paths as `definitions validate` does (`definitions.folders.plan_paths`),
+    one definitions folder at a time; each file is read and parsed once, and what was
+    read is what is stored."""
     now = now or datetime.now(UTC)
-    plan = plan_deploy(paths, default_root)
-    checked, problems = validate_paths(list(paths), plan.root)
-    if problems:
-        raise CliError(f"{len(problems)} problem(s) in {checked} file(s); nothing deployed",
-                       details=[str(p) for p in problems])
-    if checked == 0:
+    plan = plan_paths(paths, default_root)
+    if len(plan.roots) > 1:
+        raise CliError(f"more than one definitions folder given ({', '.join(map(str, plan.roots))}); "
+                       "deploy one folder at a time")
+    checked = check_plan(plan)
+    if checked.problems:
+        raise CliError(f"{len(checked.problems)} problem(s) in {checked.files} file(s); nothing deployed",
+                       details=[str(p) for p in checked.problems])
+    if checked.files == 0:
         raise CliError(f"nothing to deploy: no definition files in {', '.join(map(str, paths))}")
-    try:
-        catalog = load_catalog(plan.root)
-        loaded = [(path, *_read(path, catalog)) for path in plan.procedures]
-    except DefinitionError as err:  # changed since the validation a moment ago
-        raise CliError(f"{len(err.problems)} problem(s); nothing deployed",
-                       details=[str(p) for p in err.problems]) from err
     report = DeployReport()
     current_path = None
     try:
         with sessions.begin() as session:
-            report.agencies_changed, report.sectors_changed = registry.sync_registries(session, catalog, now)
-            for current_path, snapshot, body in loaded:
-                result = registry.deploy(session, snapshot, body, deployed_by, now)
-                report.files.append(DeployedFile(current_path, result.outcome, result.ref,
+            report.agencies_changed, report.sectors_changed = registry.sync_registries(session, checked.catalog, now)
+            for loaded in checked.procedures:
+                current_path = loaded.path
+                assert loaded.snapshot is not None  # check_plan keeps the files that passed
+                result = registry.deploy(session, loaded.snapshot, loaded.body, deployed_by, now)
+                report.files.append(DeployedFile(loaded.path, result.outcome, result.ref,
                                                  result.definition.content_hash))
     except registry.VersionConflictError as err:
         raise CliError(f"{current_path}: {err}; nothing deployed") from err
-    except ValueError as err:  # the file changed between reading and hashing
-        raise CliError(f"{current_path}: {err}; nothing deployed") from err
     return report
-
-
-def _read(path: Path, catalog: Catalog) -> tuple[ProcedureSnapshot, str]:
-    body = path.read_bytes().decode("utf-8")  # validated as UTF-8 already
-    return load_procedure(path, catalog), body
 
 
 def deploy(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from definitions import loader
+from definitions import procedure_checks, references, registries, shape, yaml_source
 from definitions.schema import AgencyRegistry, Condition, Parallel, Procedure, SectorRegistry, Sequence, Step
 from store.db import make_engine
 from store.migrate import upgrade
@@ -309,7 +309,8 @@ def test_a_missing_path_is_refused(cli, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- coverage guard
 
 # Every rule the loader and the schema enforce on a procedure file, by the name the
-# corpus headers use (`rule: ...`). Read from definitions/loader.py and schema.py:
+# corpus headers use (`rule: ...`). Read from the loader's modules (definitions/loader.py
+# lists them) and schema.py:
 RULES = {
     # _read_yaml: what the YAML parser refuses
     "yaml-syntax", "yaml-duplicate-key", "yaml-template-in-flow", "yaml-invalid-date", "not-utf8",
@@ -361,7 +362,7 @@ def test_every_rule_has_a_corpus_file() -> None:
 
 def test_every_registry_check_of_the_loader_is_covered() -> None:
     """A new check in `_read_registry` must get a REGISTRY_RULES entry and a registry case."""
-    tree = ast.parse(inspect.getsource(loader._read_registry))
+    tree = ast.parse(inspect.getsource(registries._read_registry))
     called = {node.func.id for node in ast.walk(tree)
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_")}
     assert called == {"_read_yaml", "_validate_shape", "_valid_entries", "_duplicate_codes",
@@ -370,7 +371,7 @@ def test_every_registry_check_of_the_loader_is_covered() -> None:
 
 def test_every_meaning_check_of_the_loader_is_mapped_to_rules() -> None:
     """A new `problems += _check(...)` in `_check_procedure` must be added here (and to the corpus)."""
-    tree = ast.parse(inspect.getsource(loader._check_procedure))
+    tree = ast.parse(inspect.getsource(procedure_checks._check_procedure))
     called = {node.func.id for node in ast.walk(tree)
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_")
               and node.func.id not in ("_read_yaml", "_Result", "_unique")}
@@ -378,9 +379,9 @@ def test_every_meaning_check_of_the_loader_is_mapped_to_rules() -> None:
     for check, rules in MEANING_CHECKS.items():
         assert rules <= RULES, check
     # _calendar_problems is reached through _unknown_references
-    assert "_calendar_problems" in inspect.getsource(loader._unknown_references)
+    assert "_calendar_problems" in inspect.getsource(references._unknown_references)
     # the YAML bounds (yaml-too-deep, yaml-too-large) are checked while reading
-    assert "_yaml_too_big" in inspect.getsource(loader._read_yaml)
+    assert "_yaml_too_big" in inspect.getsource(yaml_source._read_yaml)
 
 
 def test_every_field_of_the_schema_has_a_corpus_file() -> None:
@@ -396,7 +397,7 @@ def test_every_field_of_the_schema_has_a_corpus_file() -> None:
 
 def _kinds_explained() -> set[str]:
     """The string literals `_describe_value` compares `kind` with."""
-    tree = ast.parse(inspect.getsource(loader._describe_value))
+    tree = ast.parse(inspect.getsource(shape._describe_value))
     kinds = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == "kind":

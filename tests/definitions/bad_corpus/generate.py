@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from definitions.limits import MAX_EXTENSIONS_PER_STEP, MAX_NESTING, MAX_STEPS, MAX_SUPPLEMENT_REQUESTS
-from definitions.loader import YAML_MAX_DEPTH, YAML_MAX_VALUES
+from definitions.yaml_source import YAML_MAX_DEPTH, YAML_MAX_VALUES
 
 HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "catalog"

@@ -1,0 +1,124 @@
+"""The registries procedures are checked against: ``agencies.yaml`` and ``sectors.yaml``
+read into a :class:`Catalog`, with the calendars the folder has.
+
+A registry file is checked like a procedure (every problem as one line): its shape,
+duplicate codes, and agency codes written as templates (``{field}`` belongs in
+procedures; a registry lists the real agencies templates resolve to). A broken entry
+is reported and left out; the other entries stay usable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml.comments import CommentedMap
+
+from definitions.calendar import available_calendars, definitions_root
+from definitions.folders import AGENCIES_FILE, SECTORS_FILE
+from definitions.problems import DefinitionError, Problem, _dotted, _unique
+from definitions.schema import Agency, AgencyRegistry, Sector, SectorRegistry
+from definitions.shape import _validate_shape
+from definitions.yaml_source import Document, _plain, _read_yaml
+
+
+@dataclass
+class Catalog:
+    """The registries procedures are checked against."""
+
+    root: Path
+    agencies: dict[str, Agency] = field(default_factory=dict)
+    sectors: dict[str, Sector] = field(default_factory=dict)
+    levels: set[str] = field(default_factory=set)
+    calendars: set[str] = field(default_factory=set)
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    catalog, problems = _read_catalog(Path(root) if root is not None else definitions_root())
+    if problems:
+        raise DefinitionError(problems)
+    return catalog
+
+
+@dataclass(frozen=True)
+class _RegistryKind:
+    model: type[BaseModel]
+    item: type[BaseModel]
+    key: str
+
+
+_REGISTRIES = {
+    AGENCIES_FILE: _RegistryKind(AgencyRegistry, Agency, "agencies"),
+    SECTORS_FILE: _RegistryKind(SectorRegistry, Sector, "sectors"),
+}
+
+
+def _read_registry(path: Path) -> tuple[list[Any], list[Problem]]:
+    """The usable entries of agencies.yaml / sectors.yaml, and every problem found."""
+    kind = _REGISTRIES[path.name]
+    doc = _read_yaml(path)
+    if isinstance(doc, Problem):
+        return [], [doc]
+    if not isinstance(doc.data, CommentedMap):
+        return [], [doc.problem((), f"the file is not a mapping; expected `{kind.key}:` with a list of entries")]
+    _, problems = _validate_shape(doc, kind.model)
+    entries = _valid_entries(doc.data.get(kind.key), kind.item)
+    problems += _duplicate_codes(doc, kind.key)
+    if kind.item is Agency:
+        problems += _templated_agency_codes(doc)
+    return entries, sorted(_unique(problems), key=lambda p: p.line)
+
+
+def _valid_entries(raw: Any, item: type[BaseModel]) -> list[Any]:
+    # A broken entry is reported by the shape check; the others stay usable.
+    entries = []
+    for node in raw if isinstance(raw, list) else []:
+        try:
+            entries.append(item.model_validate(_plain(node)))
+        except ValidationError:
+            continue
+    return entries
+
+
+def _duplicate_codes(doc: Document, key: str) -> list[Problem]:
+    first_seen: dict[str, int] = {}
+    problems = []
+    entries = doc.data.get(key)
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        code = entry.get("code") if isinstance(entry, dict) else None
+        if not isinstance(code, str):
+            continue
+        loc = (key, index, "code")
+        if code in first_seen:
+            message = f"duplicate code {code!r}, already defined on line {first_seen[code]}; expected unique codes"
+            problems.append(doc.problem(loc, f"{_dotted(loc)}: {message}"))
+        else:
+            first_seen[code] = doc.line_of(loc)
+    return problems
+
+
+def _templated_agency_codes(doc: Document) -> list[Problem]:
+    # Templates belong in procedures; a registry lists the real agencies they resolve to.
+    problems = []
+    entries = doc.data.get("agencies")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        code = entry.get("code") if isinstance(entry, dict) else None
+        if isinstance(code, str) and ("{" in code or "}" in code):
+            loc = ("agencies", index, "code")
+            problems.append(doc.problem(loc, f"{_dotted(loc)}: {code!r} has braces; expected a concrete agency code"))
+    return problems
+
+
+def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
+    agencies, problems = _read_registry(root / AGENCIES_FILE)
+    sectors, sector_problems = _read_registry(root / SECTORS_FILE)
+    catalog = Catalog(
+        root=root,
+        agencies={a.code: a for a in agencies},
+        sectors={s.code: s for s in sectors},
+        levels={a.level for a in agencies},
+        calendars=set(available_calendars(root)),
+    )
+    return catalog, problems + sector_problems
