@@ -681,8 +681,7 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
                     run_id: str, progress: Callable[[str], None] = lambda _: None,
                     ) -> tuple[PhaseResult, Path | None]:
     task_queue = f"bench-{kind}-{run_id}"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default"}
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "TEMPORAL_NAMESPACE": "default"}
     if options.bytecode:
         # Like the production image (Dockerfile: compileall): the workers read compiled
         # bytecode, here from a private cache so the checkout is not written to.
@@ -807,7 +806,7 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
 def prepare_database(url: str | None, workdir: Path) -> str:
     """Migrated, with the shipped definitions deployed (agencies, sectors): `lienthong dev`'s set-up."""
     from store.db import database_url
-    from workers.dev import prepare_store
+    from services.deploy import prepare_store
     from config.settings import Settings
 
     resolved = database_url(url or f"sqlite:///{workdir / 'bench.db'}")

@@ -173,8 +173,8 @@ def problem_of(refusal: Refusal) -> GatewayProblem:
     if refusal.retryable:
         detail = f"{refusal.message}; retry with the same Idempotency-Key: the change applies at most once"
         return GatewayProblem(slug, detail, headers={"Retry-After": "5"})
-    # `kind` is the workflow's own word; what the client found is told by the type alone.
-    return GatewayProblem(slug, refusal.message, kind=refusal.kind.value if refusal.by_workflow else None)
+    # `kind` is a dossier's word; what the client learnt from Temporal is told by the type alone.
+    return GatewayProblem(slug, refusal.message, kind=None if refusal.kind.the_clients else refusal.kind.value)
 
 
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

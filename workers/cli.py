@@ -39,6 +39,7 @@ from workers import (
     commands_store,
     commands_tokens,
 )
+from services.deploy import DeployError
 from services.dossiers import Refusal
 from workers.commands_common import (
     CliError,
@@ -88,7 +89,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
         return int(args.run(args, settings) or 0)
-    except CliError as err:
+    except (CliError, DeployError) as err:
         for detail in err.details:
             print(detail, flush=True)
         return _fail(str(err))

