@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from definitions.calendar import load_calendar
 from workflows import payloads
-from workflows.payloads import DossierEvent, DossierState, DossierStatus, StepStatus
+from workflows.payloads import DossierEvent, DossierState, StepStatus
 
 log = structlog.get_logger("lienthong.metrics")
 

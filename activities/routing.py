@@ -40,7 +40,8 @@ class RoutingActivities:
         except webhooks.MissingSecretError as err:
             self._record(notification, url, "failed", None, attempt, str(err))
             raise ApplicationError(str(err), type="MissingSecret", non_retryable=True) from err
-        delivery_id = f"{notification.dossier_id}/{notification.step_id}/{notification.kind}/{notification.at.isoformat()}"
+        n = notification
+        delivery_id = f"{n.dossier_id}/{n.step_id}/{n.kind}/{n.at.isoformat()}"
         payload = notification.model_dump(mode="json")
         try:
             result = webhooks.deliver(self._http, url, payload, secret, delivery_id)

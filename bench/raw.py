@@ -75,7 +75,7 @@ class RawWorkflow:
             )
             assigned.append(at)
             self._current = step
-            await workflow.wait_condition(lambda: self._done > step)
+            await workflow.wait_condition(lambda: self._done > self._current)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return RawResult(dossier_id=input.dossier_id, assigned_at=assigned)
 

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.8
@@ -169,8 +169,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def machine() -> dict[str, Any]:
-    import temporalio.service  # noqa: F401  (version below)
     from importlib.metadata import version
+
+    import temporalio.service  # noqa: F401  (version below)
 
     model = "?"
     try:
@@ -437,7 +438,7 @@ class InboxWatcher:
         query = select(InboxItemRow.agency, InboxItemRow.dossier_id, InboxItemRow.step_id,
                        InboxItemRow.created_at).where(InboxItemRow.dossier_id.startswith(self._prefix))
         with self._engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(query)]  # type: ignore[misc]
+            return [tuple(row) for row in connection.execute(query)]
 
     async def run(self) -> None:
         while True:
@@ -510,7 +511,7 @@ def start_attributes(dossier: Any) -> Any:
 async def lienthong_dossier(client: Any, task_queue: str, watcher: InboxWatcher, snapshot: Any,
                             dossier_id: str, samples: Samples) -> None:
     from workflows.dossier import DossierWorkflow
-    from workflows.payloads import CompleteStep, DossierInput
+    from workflows.payloads import CompleteStep
 
     dossier = bench_input(snapshot, dossier_id)
     handle = await client.start_workflow(DossierWorkflow.run, dossier, id=dossier_id, task_queue=task_queue,
@@ -590,7 +591,6 @@ class OpenDossiers:
         """Start `count` dossiers, wait until the worker has routed every one's first step
         and has no workflow task left on a sample of them, then read its RSS."""
         from workflows.dossier import DossierWorkflow
-        from workflows.payloads import DossierInput
 
         reset = reset_peak_rss(worker.pid)
         peak_seen = 0.0  # the highest VmRSS seen while waiting: the peak if VmHWM cannot be reset
@@ -741,7 +741,7 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
                       time.process_time())
         try:
             seconds = await drive(options.dossiers, options.concurrency, one_for(""), samples, options.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             seconds = options.timeout
             samples.errors.append(f"timed out after {options.timeout:.0f}s")
         load_after = os.getloadavg()
@@ -793,9 +793,10 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         update_p50_ms=_ms(percentile(samples.update, 50)), update_p99_ms=_ms(percentile(samples.update, 99)),
         worker_peak_rss_mb=peak_rss_timed if peak_rss_timed is not None else worker.peak_rss_mb,
         cpu_worker_s=_delta(cpu_after[0], cpu_before[0]), cpu_server_s=_delta(cpu_after[1], cpu_before[1]),
-        cpu_driver_s=_delta(cpu_after[2], cpu_before[2]), cpu_worker_threads_s=threads, load_before=load_before, load_after=load_after,
+        cpu_driver_s=_delta(cpu_after[2], cpu_before[2]), cpu_worker_threads_s=threads,
+        load_before=load_before, load_after=load_after,
         worker_peak_rss_mb_life=worker.peak_rss_mb, workflow_sandbox=sandbox, **histories,
-        **({} if held is None else {
+        **cast(dict[str, Any], {} if held is None else {
             "open_dossiers": options.open, "open_routed": held.routed, "open_start_s": held.start_s,
             "open_ready_s": held.ready_s, "open_cleanup_s": held.cleanup_s,
             "worker_peak_rss_mb_with_open": held.peak_rss_mb, "worker_rss_mb_with_open": held.rss_mb}),
@@ -805,9 +806,9 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
 
 def prepare_database(url: str | None, workdir: Path) -> str:
     """Migrated, with the shipped definitions deployed (agencies, sectors): `lienthong dev`'s set-up."""
-    from store.db import database_url
-    from services.deploy import prepare_store
     from config.settings import Settings
+    from services.deploy import prepare_store
+    from store.db import database_url
 
     resolved = database_url(url or f"sqlite:///{workdir / 'bench.db'}")
     prepare_store(Settings(database_url=resolved), deployed_by="bench")

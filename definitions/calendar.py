@@ -58,7 +58,6 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import RoundTripConstructor
-
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from config.settings import get_settings
@@ -397,7 +396,8 @@ class PeriodCalendar(WorkingCalendar):
         self.working_periods = tuple(working_periods)
         self.receipt_cutoff = receipt_cutoff
         self.day_length = sum(
-            (datetime.combine(date.min, end) - datetime.combine(date.min, start) for start, end in self.working_periods),
+            (datetime.combine(date.min, end) - datetime.combine(date.min, start)
+             for start, end in self.working_periods),
             timedelta(0),
         )
         self._weekend = frozenset(_WEEKDAYS.index(d) for d in weekend)
@@ -679,7 +679,8 @@ def _read_calendar_file(path: Path) -> CalendarSpec:
         lines = [f"{path}:{line_of(raw, err['loc'])}: {_describe(err)}" for err in exc.errors()]
         raise CalendarFileError("\n".join(lines)) from exc
     if spec.name != path.stem:
-        raise CalendarFileError(f"{path}:{line_of(raw, ('name',))}: name {spec.name!r} must match the file name {path.stem!r}")
+        raise CalendarFileError(f"{path}:{line_of(raw, ('name',))}: name {spec.name!r} must match the file name "
+                                f"{path.stem!r}")
     _check_overrides(path, raw, spec)
     return spec
 

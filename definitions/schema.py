@@ -8,8 +8,9 @@ These models are pure: no I/O, safe to import from workflow code.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
-from typing import Annotated, Any, Iterator, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from definitions.durations import DURATION_PATTERN, EXPECTED as DURATION_EXPECTED
+from definitions.durations import DURATION_PATTERN
+from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.limits import (
     DEFAULT_EXTENSIONS_PER_STEP,
     DEFAULT_SUPPLEMENT_REQUESTS,
@@ -63,7 +65,7 @@ class Condition(_Strict):
     lte: float | None = None
 
     @model_validator(mode="after")
-    def _one_operator(self) -> "Condition":
+    def _one_operator(self) -> Condition:
         given = [op for op in OPERATORS if op in self._given()]
         if len(given) != 1:
             null = "; `equals: null` is not supported" if not given and "equals" in self.model_fields_set else ""
@@ -87,14 +89,14 @@ class Condition(_Strict):
         value = data[self.field]
         op = self.operator
         if op == "equals":
-            return value == self.equals
+            return bool(value == self.equals)
         if op == "in":
-            return value in (self.in_ or [])
+            return bool(value in (self.in_ or []))
         try:
             number = float(value)
         except (TypeError, ValueError):
             return False
-        bound = getattr(self, op)
+        bound = float(getattr(self, op))
         return {
             "gt": number > bound,
             "gte": number >= bound,
@@ -122,13 +124,13 @@ class Step(_Strict):
 
 
 class Sequence(_Strict):
-    sequence: list["Node"] = Field(min_length=1)
+    sequence: list[Node] = Field(min_length=1)
 
 
 class Parallel(_Strict):
     """Every branch must finish; a branch is a step or a ``sequence``."""
 
-    parallel: list[Annotated[Union[Annotated[Step, Tag("step")], Annotated[Sequence, Tag("sequence")]], Discriminator(lambda value: _node_tag(value))]] = Field(min_length=1)
+    parallel: list[Branch] = Field(min_length=1)
 
 
 def _node_tag(value: Any) -> str | None:
@@ -148,14 +150,13 @@ def _node_tag(value: Any) -> str | None:
 
 
 Node = Annotated[
-    Union[
-        Annotated[Step, Tag("step")],
-        Annotated[Parallel, Tag("parallel")],
-        Annotated[Sequence, Tag("sequence")],
-    ],
+    Annotated[Step, Tag("step")] | Annotated[Parallel, Tag("parallel")] | Annotated[Sequence, Tag("sequence")],
     Discriminator(_node_tag),
 ]
+# A parallel's branch: a step or a sequence (never a parallel directly).
+Branch = Annotated[Annotated[Step, Tag("step")] | Annotated[Sequence, Tag("sequence")], Discriminator(_node_tag)]
 Sequence.model_rebuild()
+Parallel.model_rebuild()
 
 
 class Procedure(_Strict):

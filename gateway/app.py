@@ -56,7 +56,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     app.include_router(routes_agency.router)
     app.include_router(routes_public.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(_AccessLog)  # type: ignore[arg-type]
+    app.add_middleware(_AccessLog)
     return app
 
 

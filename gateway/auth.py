@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services import tokens
 from gateway.context import GatewayContext, get_context
 from gateway.problems import GatewayProblem
+from services import tokens
 
 # auto_error=False: a missing header is our 401 problem, not FastAPI's plain 403.
 bearer = HTTPBearer(auto_error=False, scheme_name="agencyToken",

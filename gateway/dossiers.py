@@ -3,12 +3,11 @@ as problem documents (services/dossiers.py does the talking to Temporal)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.context import GatewayContext
-from gateway.problems import GatewayProblem, problem_of
-from services.dossiers import Found, Refusal, implausible, plausible_id
+from gateway.problems import problem_of
+from services.dossiers import DossierUpdate, Found, Refusal, implausible, plausible_id
 from workflows.payloads import DossierInput, DossierState
 
 __all__ = ["Found", "change", "implausible", "load", "plausible_id", "start"]
@@ -22,7 +21,7 @@ async def load(context: GatewayContext, dossier_id: str) -> Found:
         raise problem_of(refusal) from refusal
 
 
-async def change(context: GatewayContext, dossier_id: str, update: Callable[..., Awaitable[Any]],
+async def change(context: GatewayContext, dossier_id: str, update: DossierUpdate,
                  arg: Any, update_id: str) -> DossierState:
     """Send an Update; its id is the caller's idempotency key, so it applies once."""
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ from gateway.schemas import (
     Sheet,
     SubmitDossier,
 )
-from store import inbox
+from services.dossiers import DossierUpdate
 from services.sheet import build_sheet
 from services.submission import (
     StoreRegistry,
@@ -35,6 +34,7 @@ from services.submission import (
     looks_like_path,
     prepare_dossier,
 )
+from store import inbox
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import (
     CompleteStep,
@@ -150,7 +150,7 @@ async def submit_dossier(body: SubmitDossier, caller: Agency, key: IdempotencyKe
                           procedure_name=dossier.snapshot.procedure.name,
                           received_at=state.received_at if state else dossier.received_at,
                           due_at=state.due_at if state else None,
-                          status=state.status if state else "processing")  # type: ignore[arg-type]
+                          status=state.status if state else "processing")
         return Answer(201, receipt.model_dump(mode="json"), {"Location": f"/v1/dossiers/{dossier.dossier_id}"})
 
     return await run_once(context, caller.agency, key, "POST", request.url.path, body.model_dump(mode="json"),
@@ -205,7 +205,7 @@ async def extend(dossier_id: DossierId, body: ExtendBody, caller: Agency, key: I
 
 
 async def _apply(context: GatewayContext, agency: str, key: str, request: Request, body: dict[str, Any],
-                 dossier_id: str, update: Callable[..., Awaitable[DossierState]], change: Any) -> Response:
+                 dossier_id: str, update: DossierUpdate, change: Any) -> Response:
     """One Update per (agency, key): sent for a new key, answered from the store for a replay."""
 
     async def operation() -> Answer:

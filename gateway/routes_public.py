@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
@@ -75,7 +76,7 @@ async def problem_type(slug: str) -> ProblemTypeDoc:
 @router.get("/healthz", operation_id="health", tags=["meta"], summary="Store and engine reachable",
             responses=problems(503))
 async def health(context: Context) -> dict[str, Any]:
-    checks = {
+    checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "store": lambda: context.read(lambda s: s.execute(text("SELECT 1")).scalar()),
         "temporal": lambda: context.client.workflow_service.get_system_info(GetSystemInfoRequest()),
     }

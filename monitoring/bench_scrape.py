@@ -42,9 +42,10 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
@@ -139,7 +140,8 @@ def load_postgresql(engine: Engine, start: int, stop: int, now: datetime, state:
         cursor = raw.cursor()
         batch = 50_000
         for low in range(start, stop, batch):
-            dossiers, steps = [], []
+            dossiers: list[tuple[Any, ...]] = []
+            steps: list[tuple[Any, ...]] = []
             for dossier, dossier_steps in rows(low, min(stop, low + batch), now, state, rng):
                 dossiers.append(dossier)
                 steps.extend(dossier_steps)
@@ -155,7 +157,7 @@ def load_postgresql(engine: Engine, start: int, stop: int, now: datetime, state:
 
 
 def load_sqlite(engine: Engine, start: int, stop: int, now: datetime, state: str, rng: random.Random) -> None:
-    def iso(value):  # type: ignore[no-untyped-def]  # store.types.UTCDateTime on SQLite: naive UTC text
+    def iso(value: Any) -> Any:  # store.types.UTCDateTime on SQLite: naive UTC text
         if isinstance(value, datetime):
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
         return value
@@ -166,7 +168,8 @@ def load_sqlite(engine: Engine, start: int, stop: int, now: datetime, state: str
         cursor.execute("PRAGMA synchronous=OFF")
         batch = 50_000
         for low in range(start, stop, batch):
-            dossiers, steps = [], []
+            dossiers: list[tuple[Any, ...]] = []
+            steps: list[tuple[Any, ...]] = []
             for dossier, dossier_steps in rows(low, min(stop, low + batch), now, state, rng):
                 dossiers.append(tuple(iso(v) for v in dossier))
                 steps.extend(tuple(iso(v) for v in s) for s in dossier_steps)

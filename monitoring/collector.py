@@ -63,6 +63,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -191,7 +192,7 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
     return g
 
 
-def _held_steps(now: datetime) -> Select[tuple[str | None, str, int, int | None]]:
+def _held_steps(now: datetime) -> Select[Any]:
     """Held steps by (sector, agency): a merge of ix_dossier_steps_held and
     ix_dossiers_open_by_id (both in dossier order) on PostgreSQL, a covering look-up in
     the second per step on SQLite. Sector None: the dossier is not open."""
@@ -204,7 +205,7 @@ def _held_steps(now: datetime) -> Select[tuple[str | None, str, int, int | None]
     )
 
 
-def _held_steps_of_finished(now: datetime, agencies: set[str]) -> Select[tuple[str, str, int, int | None]]:
+def _held_steps_of_finished(now: datetime, agencies: set[str]) -> Select[Any]:
     """Held steps of finished dossiers by (sector, agency), for ``agencies``; with none, a
     constant false condition, which both databases answer without reading a row."""
     finished = aliased(DossierRow, name="finished")

@@ -19,7 +19,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from grafana_foundation_sdk.builders import (
     alerting,
@@ -32,6 +32,7 @@ from grafana_foundation_sdk.builders import (
     table,
     timeseries,
 )
+from grafana_foundation_sdk.cog import variants
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
@@ -50,6 +51,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableRefresh,
     VariableSort,
 )
+from grafana_foundation_sdk.models.dashboard import DashboardLink as DashboardLinkModel
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -98,15 +100,19 @@ def last_value() -> common.ReduceDataOptions:
     return common.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
 
 
-def sector_link() -> list[dashboard.DashboardLink]:
+def sector_link() -> list[Builder[DashboardLinkModel]]:
     # Data links are DashboardLink builders in the SDK; Grafana reads their title and url.
     return [dashboard.DashboardLink("Open the sector drill-down").url(SECTOR_LINK)]
 
 
-def place(panel: Any, panel_id: int, title: str, description: str, pos: tuple[int, int, int, int]) -> Any:
+PanelT = TypeVar("PanelT", stat.Panel, bargauge.Panel, timeseries.Panel, table.Panel)
+
+
+def place(panel: PanelT, panel_id: int, title: str, description: str, pos: tuple[int, int, int, int]) -> PanelT:
     h, w, x, y = pos
-    return (panel.id(panel_id).title(title).description(description).datasource(DATASOURCE)
+    placed: PanelT = (panel.id(panel_id).title(title).description(description).datasource(DATASOURCE)
             .grid_pos(GridPos(h=h, w=w, x=x, y=y)))
+    return placed
 
 
 def row(panel_id: int, title: str, y: int) -> dashboard.Row:
@@ -143,7 +149,7 @@ def bar_gauge_panel(panel_id: int, title: str, promql: str, legend: str, pos: tu
     return panel
 
 
-def time_series_panel(panel_id: int, title: str, targets: list[prometheus.Dataquery],
+def time_series_panel(panel_id: int, title: str, targets: list[Builder[variants.Dataquery]],
                       pos: tuple[int, int, int, int], *, description: str = "", unit: str = "none",
                       bars: bool = False, legend: str = "list", legend_right: bool = False,
                       legend_calcs: list[str] | None = None, target_steps: Steps | None = None,
@@ -177,7 +183,8 @@ def table_panel(panel_id: int, title: str, promql: list[str], columns: list[str]
     """One row per label value: instant queries A, B… merged, their values renamed to `columns`."""
     refs = [chr(ord("A") + i) for i in range(len(promql))]
     panel = place(table.Panel(), panel_id, title, "", pos)
-    targets = [query(ref, q, instant=True, table_format=True) for ref, q in zip(refs, promql, strict=True)]
+    targets: list[Builder[variants.Dataquery]] = [
+        query(ref, q, instant=True, table_format=True) for ref, q in zip(refs, promql, strict=True)]
     panel = (panel.targets(targets)
              .unit("none").show_header(True).cell_height(common_models.TableCellHeight.SM)
              .footer(common.TableFooterOptions().show(False)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -30,12 +29,13 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
 from store import projection
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import DossierInput, DossierState
+from workflows.payloads import ChangeAnswer, DossierInput, DossierState
 from workflows.refusals import RefusalKind
 
 UPDATE_TIMEOUT = 30.0  # seconds for a worker to accept or refuse a change
@@ -46,7 +46,9 @@ MAX_ID_LENGTH = 200  # DossierInput.dossier_id
 MEMO_RECEIVED_BY = "lienthong.received_by"
 MEMO_REQUEST = "lienthong.request"
 
-Handle = WorkflowHandle[Any, DossierState]
+Handle = WorkflowHandle[Any, Any]
+# A DossierWorkflow Update method (complete_step, resubmit, extend, apply_calendar, ...).
+DossierUpdate = UpdateMethodMultiParam[..., ChangeAnswer]
 Source = Literal["workflow", "projection"]
 
 
@@ -106,7 +108,7 @@ class DossierClient:
         self.task_queue = task_queue
 
     def handle(self, dossier_id: str) -> Handle:
-        return self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)  # type: ignore[arg-type]
+        return self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)
 
     # ------------------------------------------------------------------------- starting
 
@@ -154,7 +156,7 @@ class DossierClient:
 
     # ------------------------------------------------------------------------- changing
 
-    async def change(self, dossier_id: str, update: Callable[..., Awaitable[Any]], arg: Any,
+    async def change(self, dossier_id: str, update: DossierUpdate, arg: Any,
                      key: str) -> DossierState:
         """Send an Update whose id is the caller's idempotency key (so it applies once)
         and answer with the dossier's whole state."""
@@ -227,9 +229,10 @@ class DossierClient:
             if describe:  # who received it, and whether it ended normally
                 description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
                 received_by = await description.memo_value(MEMO_RECEIVED_BY, None)
-                if description.status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
-                    raise Refusal(RefusalKind.UNKNOWN_DOSSIER, f"dossier {dossier_id} did not finish normally "
-                                                              f"({description.status.name.lower()})")
+                status = description.status
+                if status not in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+                    how = status.name.lower() if status else "unknown"
+                    raise Refusal(RefusalKind.UNKNOWN_DOSSIER, f"dossier {dossier_id} did not finish normally ({how})")
             state = await handle.query(DossierWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as err:
             if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):

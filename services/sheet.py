@@ -160,13 +160,15 @@ def render_sheet(sheet: Sheet, when: Any) -> str:
         "handovers:",
     ]
     rows = [("#", "STEP", "FROM", "TO", "HANDED OVER", "DUE", "COMPLETED", "VERDICT")]
-    for number, h in enumerate(sheet.handovers, 1):
-        sender = f"{APPLICANT} ({sheet.channel})" if h.from_agency == APPLICANT else h.from_agency
-        due = when(h.due_at) + (" (extended)" if h.extensions else "")
-        rows.append((str(number), h.step_id, sender, h.to_agency, when(h.at), due,
-                     when(h.completed_at) if h.completed_at else h.status, h.verdict or "-"))
+    for number, handover in enumerate(sheet.handovers, 1):
+        sender = f"{APPLICANT} ({sheet.channel})" if handover.from_agency == APPLICANT else handover.from_agency
+        due = when(handover.due_at) + (" (extended)" if handover.extensions else "")
+        rows.append((str(number), handover.step_id, sender, handover.to_agency, when(handover.at), due,
+                     when(handover.completed_at) if handover.completed_at else handover.status,
+                     handover.verdict or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row, h in zip(rows, [None, *sheet.handovers]):
+    handovers: list[Handover | None] = [None, *sheet.handovers]
+    for row, h in zip(rows, handovers):
         line = "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
         if h is not None and h.overdue:
             line += "  OVERDUE"

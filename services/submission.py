@@ -206,7 +206,7 @@ def prepare_dossier(
     calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received)
     webhooks = lookup.webhook_agencies(dossier_agencies(snapshot, fields))
     try:
-        return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,  # type: ignore[arg-type]
+        return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,
                             received_at=received, received_by=received_by, calendar=calendar,
                             webhook_agencies=webhooks)
     except ValidationError as err:

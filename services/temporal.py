@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,18 +18,18 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.exceptions import ApplicationError
 from temporalio.common import TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from config.settings import Settings
+from definitions.calendar import calendar_from_snapshot
 from services.processes import StartError
 from store import inbox
-from config.settings import Settings
-from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
-from definitions.calendar import calendar_from_snapshot
 from workflows import search_attributes as sa
 from workflows.clock import due as compute_due
+from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
 from workflows.payloads import DossierInput, DossierState
 
 
@@ -119,12 +119,13 @@ def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:
     """Register the custom search attributes the workflow upserts (idempotent)."""
+    from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
     from temporalio.service import RPCError, RPCStatusCode
 
     from workflows.search_attributes import ALL
 
-    wanted = {key.name: key.indexed_value_type for key in ALL}
+    wanted = {key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in ALL}
     try:
         existing = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=namespace)

@@ -26,27 +26,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from store import inbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict
 from workflows import payloads
-from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
+from workflows.payloads import DossierEvent, DossierState, StoreWrite
 
 OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 
 # Built once (text statements: compiled once per database, then cached by SQLAlchemy).
-_DOSSIERS = DossierRow.__table__
-_STEPS = DossierStepRow.__table__
+_DOSSIERS = cast(Table, DossierRow.__table__)
+_STEPS = cast(Table, DossierStepRow.__table__)
 _UPSERT_DOSSIER = insert_on_conflict(
     _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
     where='"dossiers"."last_seq" <= excluded."last_seq"', returning='"id"')
 _APPEND_EVENT = insert_on_conflict(DossierEventRow.__table__, conflict=["dossier_id", "seq"])
-_EVENTS = DossierEventRow.__table__
+_EVENTS = cast(Table, DossierEventRow.__table__)
 _REWRITTEN = ("kind", "at", "actor", "step_id", "note")
 _REWRITE_EVENT = (_EVENTS.update()
                   .where(_EVENTS.c.dossier_id == bindparam("b_dossier_id"), _EVENTS.c.seq == bindparam("b_seq"))

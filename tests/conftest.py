@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from store.db import database_url, make_engine, make_session_factory
-from store.migrate import upgrade
 from services.binaries import temporal_test_server
 from services.temporal import register_search_attributes
+from store.db import database_url, make_engine, make_session_factory
+from store.migrate import upgrade
 
 REPO = Path(__file__).resolve().parents[1]
 ENSURE_POSTGRES = REPO / "scripts" / "ensure-postgres.sh"

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,8 +28,16 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from config.logging import configure_logging
+from config.settings import Settings, get_settings
 from definitions.limits import MAX_NOTE_CHARS
 from definitions.loader import validate_paths
+from services.deploy import DeployError
+from services.dossiers import DossierUpdate, Refusal
+from services.processes import StartError, stop_on_signals
+from services.store import StoreNotReadyError
+from services.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
+from services.temporal import connect_or_refuse
 from store.db import DatabaseURLError
 from workers import (
     commands_bench,
@@ -39,11 +47,8 @@ from workers import (
     commands_store,
     commands_tokens,
 )
-from services.deploy import DeployError
-from services.dossiers import Refusal
 from workers.commands_common import (
     CliError,
-    connect_or_refuse,
     dossier_client,
     fetch_state,
     one_line,
@@ -52,15 +57,9 @@ from workers.commands_common import (
     when,
 )
 from workers.dev import DevOptions, DevServerError, run_dev
-from config.logging import configure_logging
-from config.settings import Settings, get_settings
-from services.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
-from services.processes import StartError, stop_on_signals
-from services.store import StoreNotReadyError
 from workers.worker import ensure_search_attributes, run_worker
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep, DossierState, Extend, Outcome, Resubmit, StepState
-
 
 COMMAND_PLUGINS = "lienthong.commands"  # modules with add_parsers(commands, parser_class)
 
@@ -403,7 +402,7 @@ def _extend(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _change(settings: Settings, dossier_id: str, update: Callable[..., Awaitable[Any]], arg: Any,
+async def _change(settings: Settings, dossier_id: str, update: DossierUpdate, arg: Any,
                   request_id: str | None) -> DossierState:
     """Send an Update (idempotency key: --request-id, else a new one) and answer with the
     dossier's whole state; every refusal is one line."""
@@ -439,7 +438,8 @@ def render_state(state: DossierState) -> str:
         f"verdict:      {state.verdict or '-'}",
     ]
     if state.completed_at:
-        lines.append(f"finished:     {when(state.completed_at)}" + (f": {state.result_note}" if state.result_note else ""))
+        result = f": {state.result_note}" if state.result_note else ""
+        lines.append(f"finished:     {when(state.completed_at)}{result}")
     if state.paused_at:
         lines.append(f"paused:       {when(state.paused_at)} (awaiting supplement"
                      + (f", until {when(state.supplement_due_at)})" if state.supplement_due_at else ")"))
@@ -455,12 +455,13 @@ def render_state(state: DossierState) -> str:
 
 def _step_table(steps: list[StepState]) -> list[str]:
     rows = [("STEP", "AGENCY", "STATUS", "ASSIGNED", "DUE", "COMPLETED", "VERDICT")]
-    for st in steps:
-        rows.append((st.id, st.agency or "-", st.status.value, when(st.assigned_at), when(st.due_at),
-                     when(st.completed_at), st.verdict or "-"))
+    for step in steps:
+        rows.append((step.id, step.agency or "-", step.status.value, when(step.assigned_at), when(step.due_at),
+                     when(step.completed_at), step.verdict or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
-    for row, st in zip(rows, [None, *steps]):
+    states: list[StepState | None] = [None, *steps]
+    for row, st in zip(rows, states):
         line = "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
         if st is not None and st.overdue:
             line += "  OVERDUE"

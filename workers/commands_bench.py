@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workers.commands_common import CliError
 from config.settings import Settings
+from workers.commands_common import CliError
+
 
 def _bench_module() -> Any | None:
     try:

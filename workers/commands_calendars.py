@@ -17,8 +17,9 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
+from config.settings import Settings
 from definitions.calendar import (
     CONTINUOUS,
     CalendarFileError,
@@ -27,10 +28,9 @@ from definitions.calendar import (
     available_calendars,
     load_calendar,
 )
-from store import projection
 from services.dossiers import DossierClient, Refusal
+from store import projection
 from workers.commands_common import CliError, dossier_client, store_sessions, when
-from config.settings import Settings
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import FINISHED_STATUSES as FINISHED
 from workflows.payloads import ApplyCalendar, DossierState

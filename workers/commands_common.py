@@ -3,24 +3,22 @@ store with every failure as one line, and how instants are shown."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.client import Client
 
+from config.settings import Settings
 from services.dossiers import DossierClient, Refusal
 from services.store import StoreNotReadyError, open_store
 from services.submission import LOCAL_TZ
 from services.temporal import connect_or_refuse
 from store.db import database_url, make_engine, make_session_factory
-from workflows.refusals import RefusalKind
-from config.settings import Settings
 from workflows.payloads import DossierState
+from workflows.refusals import RefusalKind
 
 
 class CliError(Exception):
@@ -45,7 +43,7 @@ def one_line(err: BaseException | str) -> str:
     return text or (type(err).__name__ if isinstance(err, BaseException) else "")
 
 
-def print_table(rows: list[tuple[str, ...]], *, markers: list[str] | None = None) -> None:
+def print_table(rows: Sequence[Sequence[str]], *, markers: list[str] | None = None) -> None:
     """Columns padded to their widest cell; the last column is not padded.
     `markers` (one per data row) are appended after it, e.g. OVERDUE."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]

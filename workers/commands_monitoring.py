@@ -25,11 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities import metrics
+from config.logging import configure_logging
+from config.settings import Settings
 from monitoring.exporter import DEFAULT_PORT, MetricsServer, build_registry, serve
 from store.db import make_engine, make_session_factory
 from workers.commands_common import CliError, shown_url
-from config.logging import configure_logging
-from config.settings import Settings
 
 log = structlog.get_logger("lienthong.metrics")
 

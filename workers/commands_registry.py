@@ -10,24 +10,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import getpass
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from definitions.folders import plan_paths
-from definitions.loader import DefinitionError, check_plan, load_catalog, load_procedures
+from config.settings import Settings
+from definitions.loader import DefinitionError, load_catalog, load_procedures
+from services.deploy import DeployError, default_deployer, deploy_paths
+from services.submission import SubmissionError, parse_ref
 from store import registry
 from store.migrate import current, head, upgrade
 from store.models import DefinitionRow
 from workers.commands_common import CliError, print_table, shown_url, store_sessions, when
-from config.settings import Settings
-from services.deploy import DeployError, default_deployer, deploy_paths
-from services.submission import SubmissionError, parse_ref
 
 # ----------------------------------------------------------------------------- db
 

@@ -13,21 +13,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from config.settings import Settings
+from services.dossiers import DossierClient, Refusal
+from services.sheet import build_sheet, render_sheet
+from services.temporal import connect_or_refuse
 from store import inbox, projection
 from store.models import AgencyRow
 from workers.commands_common import (
     CliError,
-    connect_or_refuse,
-    print_table,
-    store_sessions,
     fetch_state,
+    print_table,
     refused,
+    store_sessions,
     when,
 )
-from services.dossiers import DossierClient, Refusal
-from config.settings import Settings
-from services.sheet import build_sheet, render_sheet
-from workflows.payloads import DossierState
 
 DOSSIER_WORKFLOWS = 'WorkflowType="DossierWorkflow"'
 
@@ -77,7 +76,8 @@ def show_inbox(args: argparse.Namespace, settings: Settings) -> int:
               when(i.due_at)) for i in items]
     print_table(rows, markers=["OVERDUE" if i.overdue else "" for i in items])
     first = args.offset + 1
-    shown = f"items {first}–{args.offset + len(items)}" if args.offset else f"{len(items)} item{'s' if len(items) != 1 else ''}"
+    plural = "s" if len(items) != 1 else ""
+    shown = f"items {first}–{args.offset + len(items)}" if args.offset else f"{len(items)} item{plural}"
     overdue = sum(1 for i in items if i.overdue)
     more = f" (more with --offset {args.offset + len(items)})" if len(items) == args.limit else ""
     print(f"{shown}, {overdue} overdue{more}")
@@ -118,7 +118,8 @@ def resync(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _resync(settings: Settings, sessions: sessionmaker[Session], ids: list[str], every: bool) -> tuple[int, int, int]:
+async def _resync(settings: Settings, sessions: sessionmaker[Session], ids: list[str],
+                  every: bool) -> tuple[int, int, int]:
     client = await connect_or_refuse(settings)
     dossiers = DossierClient(client, sessions, settings.task_queue)
     if every:

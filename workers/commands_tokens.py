@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from services import tokens
+from services.deploy import default_deployer
 from store.models import AgencyRow
 from workers.commands_common import CliError, print_table, store_sessions, when
-from workers.commands_registry import default_deployer
 
 
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:

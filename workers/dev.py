@@ -29,16 +29,14 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType as Kind
 
-from store.db import make_engine, make_session_factory
-from store.migrate import upgrade
+from config.settings import Settings
 from services.binaries import temporal_cli
+from services.deploy import prepare_store
+from services.processes import StartError
+from services.temporal import connect
 from workers.commands_common import shown_url
 from workers.commands_monitoring import start_dev_metrics
-from config.settings import Settings
-from services.temporal import connect
-from services.deploy import prepare_store
 from workers.worker import run_worker
-from services.processes import StartError
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 READY_ATTEMPTS = 120  # × READY_INTERVAL: the dev server is usually up in 1–3 s
@@ -121,8 +119,9 @@ class DevServer:
     async def start(self) -> None:
         for what, port in (("port", self.options.port), ("UI port", self.options.ui_port)):
             if port_in_use(self.options.ip, port):
+                flag = "--" + what.lower().replace(" ", "-")
                 raise DevServerError(f"{what} {port} on {self.options.ip} is already in use "
-                                     f"(another Temporal server?); choose another with --{what.lower().replace(' ', '-')}")
+                                     f"(another Temporal server?); choose another with {flag}")
         if self.options.db_file is not None:
             self.options.db_file.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -178,7 +177,7 @@ class DevServer:
             process.terminate()
             try:
                 await asyncio.wait_for(process.wait(), STOP_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
         await asyncio.gather(*self._readers, return_exceptions=True)

@@ -20,7 +20,6 @@ from services.store import wait_for_store
 from services.temporal import register_search_attributes
 from workflows.dossier import DossierWorkflow
 
-
 log = structlog.get_logger("lienthong.worker")
 
 

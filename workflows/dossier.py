@@ -241,10 +241,11 @@ class DossierWorkflow:
             left = armed - workflow.now()
             if left > timedelta(0):
                 try:
-                    await workflow.wait_condition(lambda: any(at < armed for _, at in self._open_dues()),
+                    # Evaluated within this iteration only (wait_condition returns before `armed` changes).
+                    await workflow.wait_condition(lambda: any(at < armed for _, at in self._open_dues()),  # noqa: B023
                                                   timeout=left)
                     continue  # an earlier due appeared: arm for it
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             now = workflow.now()
             for key, at in self._open_dues():
@@ -577,7 +578,7 @@ class DossierWorkflow:
         self._routings.append(Routing(
             dossier_id=state.dossier_id, procedure_code=state.procedure_code,
             procedure_version=state.procedure_version, sector=state.sector, step_id=st.id, step_name=st.name,
-            agency=st.agency, assigned_at=st.assigned_at, due_at=st.due_at, reason=reason))  # type: ignore[arg-type]
+            agency=st.agency, assigned_at=st.assigned_at, due_at=st.due_at, reason=reason))
 
     async def _write_changes(self) -> None:
         """The writer: one store write per activation, in order, each retried until the
@@ -646,7 +647,7 @@ class DossierWorkflow:
             kind=kind, agency=recipient, dossier_id=state.dossier_id, procedure_code=state.procedure_code,
             procedure_version=state.procedure_version, sector=state.sector, step_id=st.id, step_name=st.name,
             due_at=st.due_at, at=workflow.now(), responsible_agency=st.agency,
-        )  # type: ignore[arg-type]
+        )
 
     def _notify(self, notification: AgencyNotification) -> None:
         """Webhooks never hold a dossier up: delivered in the background, with

@@ -14,7 +14,7 @@ DUE_AT = SearchAttributeKey.for_datetime("LienthongDueAt")
 # Which agency holds a dossier is its inbox (`lienthong inbox`, GET /v1/inbox), not a
 # search attribute: keeping one current cost a visibility write per hand-over, which
 # measured as a quarter of the Temporal server's CPU per dossier (docs/performance.md).
-ALL = [PROCEDURE, SECTOR, STATUS, DUE_AT]
+ALL: list[SearchAttributeKey[Any]] = [PROCEDURE, SECTOR, STATUS, DUE_AT]
 
 
 def at_start(procedure_code: str, procedure_version: int, sector: str,

@@ -7,8 +7,8 @@ import json
 import pytest
 import structlog
 
-from tests.workflows.harness import assigned, complete, finished, running_worker, snapshot, start_dossier, until
 from config.logging import configure_logging
+from tests.workflows.harness import assigned, complete, finished, running_worker, snapshot, start_dossier, until
 
 
 @pytest.fixture

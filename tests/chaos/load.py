@@ -30,9 +30,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from definitions.schema import Procedure, ProcedureSnapshot
 from gateway.idempotency import update_id
+from services.temporal import execute_change, inbox_check
 from store.models import InboxItemRow
 from tests.chaos.processes import LIENTHONG, REPO, say
-from services.temporal import execute_change, inbox_check
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep
 

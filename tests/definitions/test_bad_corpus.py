@@ -164,8 +164,8 @@ def registry_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("registry") / "template.db"
     url = f"sqlite:///{path}"
     upgrade(url)
-    from workers.commands_registry import deploy_paths
     from store.db import make_session_factory
+    from workers.commands_registry import deploy_paths
 
     engine = make_engine(url)
     try:

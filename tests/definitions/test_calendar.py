@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from definitions.calendar import (
-    WorkingCalendar,
     CalendarFileError,
-    UnknownCalendarError,
     OfficeCalendar,
+    UnknownCalendarError,
+    WorkingCalendar,
     available_calendars,
     definitions_root,
     load_calendar,
@@ -222,11 +222,11 @@ def test_naive_datetimes_are_refused(gov: WorkingCalendar, wall: WorkingCalendar
     naive = datetime(2026, 3, 2, 9, 0)
     for cal in (gov, wall):
         for call in (
-            lambda: cal.start_of_clock(naive),
-            lambda: cal.add(naive, "1h"),
-            lambda: cal.elapsed(naive, at(2026, 3, 2, 10)),
-            lambda: cal.elapsed(at(2026, 3, 2, 10), naive),
-            lambda: cal.verdict(naive, at(2026, 3, 2, 10)),
+            lambda cal=cal: cal.start_of_clock(naive),
+            lambda cal=cal: cal.add(naive, "1h"),
+            lambda cal=cal: cal.elapsed(naive, at(2026, 3, 2, 10)),
+            lambda cal=cal: cal.elapsed(at(2026, 3, 2, 10), naive),
+            lambda cal=cal: cal.verdict(naive, at(2026, 3, 2, 10)),
         ):
             with pytest.raises(ValueError, match="timezone-aware"):
                 call()

@@ -32,12 +32,12 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from services.binaries import temporal_cli
+from services.temporal import register_search_attributes
 from tests.conftest import fresh_postgres_database
 from tests.deploy.compose import REPO, env_file, resolved
 from tests.deploy.test_compose import bind_mounts, environment
 from tests.processes import free_port, stop_process
-from services.binaries import temporal_cli
-from services.temporal import register_search_attributes
 
 BIN = Path(sys.executable).parent
 CONTAINER_PORTS = ("8080", "9464", "9465", "9466")

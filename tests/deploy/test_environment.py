@@ -7,8 +7,8 @@ import re
 
 from pydantic import AliasChoices
 
-from tests.deploy.compose import COMPOSE_FILE, ENV_EXAMPLE, REPO, variables_used
 from config.settings import Settings
+from tests.deploy.compose import COMPOSE_FILE, ENV_EXAMPLE, REPO, variables_used
 
 PACKAGES = ("activities", "bench", "config", "definitions", "gateway", "monitoring", "services", "store", "workers", "workflows")
 NOT_FOR_OPERATORS = {"LIENTHONG_TEST_POSTGRES_URL"}  # the test suite's PostgreSQL (scripts/ensure-postgres.sh)

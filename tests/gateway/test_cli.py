@@ -11,8 +11,8 @@ import time
 
 import httpx
 
-from tests.gateway.stack import DESK, LIENTHONG, REPO, Stack, cli_env, free_port
 from gateway.commands import dev_socket as dev_gateway_socket
+from tests.gateway.stack import DESK, LIENTHONG, REPO, Stack, cli_env, free_port
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import inspect, select
 
 from gateway import idempotency
-from services import tokens
 from gateway.idempotency import Answer, Claim
+from services import tokens
 from store.db import make_engine, make_session_factory
 from store.migrate import current, downgrade, head, upgrade
 from store.models import AgencyRow, GatewayTokenRow

@@ -14,11 +14,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.runtime import Runtime
 
+from config.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.monitoring.conftest import DEFINITIONS, LIENTHONG, REPO, deploy_shipped, free_port
 from workers.commands_monitoring import start_dev_metrics, start_worker_metrics
-from config.settings import Settings
 
 
 def env(database_url: str) -> dict[str, str]:

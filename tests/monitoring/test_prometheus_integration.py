@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities import metrics
 from monitoring.exporter import MetricsServer, build_registry, serve
+from services.binaries import temporal_cli
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.monitoring.conftest import GRAFANA, RULES, deploy_shipped, free_port
@@ -51,7 +52,6 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from services.binaries import temporal_cli
 from workers.commands_monitoring import sdk_runtime
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 

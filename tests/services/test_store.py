@@ -10,10 +10,10 @@ import asyncio
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from store.migrate import head
-from tests.workers.conftest import free_port
 from services import store as worker_store
 from services.store import StoreNotReadyError, wait_for_store
+from store.migrate import head
+from tests.workers.conftest import free_port
 
 
 async def test_waits_while_nothing_answers_and_stops_when_asked():

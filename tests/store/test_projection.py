@@ -20,7 +20,7 @@ from store.projection import (
     record_event,
     write_changes,
 )
-from tests.store.builders import make_write, make_state
+from tests.store.builders import make_state, make_write
 from workflows.payloads import DossierState
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)

@@ -29,7 +29,8 @@ from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_NOTE_CHARS
 from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Base
-from tests.definitions.bad_corpus.generate import CATALOG, HERE as CORPUS
+from tests.definitions.bad_corpus.generate import CATALOG
+from tests.definitions.bad_corpus.generate import HERE as CORPUS
 from tests.workers.conftest import LIENTHONG, REPO, DevStack, StackCli, cli_env, free_port, stop_process
 from workers.cli import run
 

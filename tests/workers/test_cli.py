@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.submission import StoreRegistry, SubmissionError, prepare_dossier
 from store.db import make_engine, make_session_factory
 from store.migrate import head, upgrade
 from store.models import DefinitionRow
@@ -18,7 +19,6 @@ from tests.workers.conftest import DEFINITIONS, copy_definitions, free_port, lie
 from workers.cli import render_state, run
 from workers.commands_registry import deploy_paths
 from workers.dev import DevOptions, server_command
-from services.submission import StoreRegistry, SubmissionError, prepare_dossier
 from workflows.payloads import DossierState, StepState
 
 TODAY = date(2026, 3, 2)

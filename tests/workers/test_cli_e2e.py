@@ -16,15 +16,17 @@ import signal
 import subprocess
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
 
 from store import projection
-from store.models import DossierRow
 from store.migrate import head
-from tests.workers.conftest import DevStack, StackCli as Cli, lienthong, port_in_use
+from store.models import DossierRow
+from tests.workers.conftest import DevStack, lienthong, port_in_use
+from tests.workers.conftest import StackCli as Cli
 from workflows.payloads import DossierState
 
 COMMUNE_DESK = "bpmc-xa-xa-tan-lap"

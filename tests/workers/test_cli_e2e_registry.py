@@ -23,10 +23,10 @@ import pytest
 from sqlalchemy import update
 
 from definitions.calendar import load_calendar
+from services.submission import LOCAL_TZ, local_today
 from store import projection
 from store.models import DossierRow
 from tests.workers.conftest import DevStack, StackCli, copy_definitions, start_dev_stack, stop_process
-from services.submission import LOCAL_TZ, local_today
 
 SMALL = "9.000001"
 LAND = "1.012756"

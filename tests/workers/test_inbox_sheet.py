@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.sheet import APPLICANT, build_sheet
 from store import inbox, projection
 from tests.workers.conftest import Cli
 from workers.commands_calendars import moved_dues
-from services.sheet import APPLICANT, build_sheet
 from workflows.payloads import (
     PORTAL_STATUS,
     DossierState,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.conftest import Cli
 from services.submission import StoreRegistry, SubmissionError, local_today, prepare_dossier
+from tests.workers.conftest import Cli
 
 LAND = "1.012756"
 LAND_FILE = "procedures/dang-ky-dat-dai-lan-dau.yaml"

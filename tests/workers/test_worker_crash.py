@@ -23,12 +23,12 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from services.binaries import temporal_cli
 from store import deliveries, inbox, projection
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import AgencyRow
 from tests.workflows.harness import assigned, complete, finished, snapshot, start_dossier, until
-from services.binaries import temporal_cli
 from workflows.search_attributes import ALL
 
 LIENTHONG = Path(sys.executable).parent / "lienthong"

@@ -6,26 +6,25 @@ import asyncio
 import functools
 import tempfile
 import uuid
-from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-import httpx
-from sqlalchemy.orm import Session, sessionmaker
-
 from definitions.calendar import load_calendar
 from definitions.schema import Procedure, ProcedureSnapshot
+from services.submission import dossier_agencies
 from store import deliveries
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from services.submission import dossier_agencies
 from workers.worker import build_worker
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import ChangeAnswer, CompleteStep, DossierInput, DossierResult, DossierState, Extend, Resubmit

@@ -58,6 +58,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from definitions.schema import ProcedureSnapshot
+from services.binaries import temporal_test_server
+from services.temporal import register_search_attributes
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import AgencyRow
@@ -81,8 +83,6 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from services.binaries import temporal_test_server
-from services.temporal import register_search_attributes
 
 GENERATION = "v1"  # one generation until the first release (README, "Changing workflow code")
 HERE = Path(__file__).resolve().parents[1] / "histories"

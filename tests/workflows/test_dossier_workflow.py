@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from tests.workflows.harness import (
-    recorded_events,
-    finished,
     assigned,
     complete,
     extend,
+    finished,
+    recorded_events,
     resubmit,
     running_worker,
     snapshot,

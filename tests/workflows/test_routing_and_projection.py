@@ -7,6 +7,7 @@ PostgreSQL) and a real HTTP server on loopback standing in for an agency's syste
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import shutil
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 
@@ -23,10 +23,9 @@ from activities.recording import RecordingActivities
 from store import deliveries, inbox, projection
 from store.models import AgencyRow
 from tests.workflows.harness import (
-    finished,
-    finished,
     assigned,
     complete,
+    finished,
     resubmit,
     running_worker,
     snapshot,
@@ -34,8 +33,8 @@ from tests.workflows.harness import (
     state,
     until,
 )
-from workflows.payloads import ApplyCalendar, DossierState, StoreWrite
 from workflows.dossier import DossierWorkflow
+from workflows.payloads import ApplyCalendar, DossierState, StoreWrite
 
 SECRET = "bí-mật-của-sở"
 DESK = "bpmc-xa-xa-tan-lap"

@@ -167,7 +167,8 @@ def upgrade() -> None:
         sa.Column("at", Instant, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.CheckConstraint(
-            "kind IN ('step_assigned', 'step_resumed', 'step_withdrawn', 'escalation')", name=op.f("ck_webhook_deliveries_kind")
+            "kind IN ('step_assigned', 'step_resumed', 'step_withdrawn', 'escalation')",
+            name=op.f("ck_webhook_deliveries_kind"),
         ),
         sa.CheckConstraint("outcome IN ('delivered', 'refused', 'failed')", name=op.f("ck_webhook_deliveries_outcome")),
     )
