@@ -21,7 +21,7 @@ def _bench_module() -> Any | None:
     return bench.run
 
 
-def add_parser(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench", help="throughput benchmark: lienthong against raw Temporal on a local dev server",
         description="Drive N dossiers of a K-step procedure through a local dev server, a worker and the "

@@ -17,7 +17,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from config.settings import Settings
 from definitions.calendar import (
@@ -30,6 +30,7 @@ from definitions.calendar import (
 )
 from services.dossiers import DossierClient, Refusal
 from store import projection
+from workers.arguments import note
 from workers.commands_common import CliError, dossier_client, store_sessions, when
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import FINISHED_STATUSES as FINISHED
@@ -37,6 +38,18 @@ from workflows.payloads import ApplyCalendar, DossierState
 from workflows.refusals import RefusalKind
 
 Outcome = Literal["moved", "unchanged", "skipped", "failed"]
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    calendars = commands.add_parser("calendars", help="working-time calendars")
+    calendar_action = calendars.add_subparsers(required=True, metavar="ACTION", parser_class=parser_class)
+    apply_parser = calendar_action.add_parser(
+        "apply", help="recompute the dues of open dossiers after a calendar file changed")
+    apply_parser.add_argument("--calendar", action="append", dest="calendars", metavar="NAME",
+                              help="a calendar (repeatable; default: every calendar file)")
+    apply_parser.add_argument("--reason", type=note, default="calendar file changed", metavar="TEXT",
+                              help="goes into each dossier's audit log")
+    apply_parser.set_defaults(run=apply)
 
 
 @dataclass(frozen=True)

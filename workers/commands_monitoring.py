@@ -19,6 +19,7 @@ import argparse
 import signal
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,7 +39,7 @@ log = structlog.get_logger("lienthong.metrics")
 # ----------------------------------------------------------------------------- exporter
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     exporter = commands.add_parser(
         "exporter", help="serve current-state metrics from the database to Prometheus (/metrics)")
     exporter.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")

@@ -10,19 +10,70 @@ from __future__ import annotations
 
 import argparse
 import difflib
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from definitions.loader import DefinitionError, load_catalog, load_procedures
+from definitions.loader import DefinitionError, load_catalog, load_procedures, validate_paths
 from services.deploy import DeployError, default_deployer, deploy_paths
 from services.submission import SubmissionError, parse_ref
 from store import registry
 from store.migrate import current, head, upgrade
 from store.models import DefinitionRow
+from workers.arguments import positive
 from workers.commands_common import CliError, print_table, shown_url, store_sessions, when
 
 # ----------------------------------------------------------------------------- db
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    db = commands.add_parser("db", help="the projection database's schema")
+    db_action = db.add_subparsers(required=True, metavar="ACTION", parser_class=parser_class)
+    db_action.add_parser("upgrade", help="migrate LIENTHONG_DATABASE_URL to the newest schema (idempotent)") \
+        .set_defaults(run=db_upgrade)
+    db_action.add_parser("current", help="the schema revision; exit 1 when behind") \
+        .set_defaults(run=db_current)
+    _definitions_parsers(commands, parser_class)
+
+
+def _definitions_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    definitions = commands.add_parser("definitions", help="check, deploy and list procedure definitions")
+    which = definitions.add_subparsers(required=True, metavar="ACTION", parser_class=parser_class)
+    validate = which.add_parser("validate", help="check procedure files, folders and registries")
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                          help="files or folders (default: LIENTHONG_DEFINITIONS)")
+    validate.set_defaults(run=_validate)
+    deploy = which.add_parser("deploy", help="validate, then store code@version immutably (all or nothing)")
+    deploy.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="files or a definitions folder (default: LIENTHONG_DEFINITIONS)")
+    deploy.add_argument("--by", metavar="NAME", help="who deploys (default: $USER)")
+    deploy.set_defaults(run=deploy)
+    listing = which.add_parser("list", help="the deployed definitions (--files: the definitions folder)")
+    listing.add_argument("--files", action="store_true", help="list the procedure files instead")
+    listing.set_defaults(run=list_deployed)
+    show = which.add_parser("show", help="a deployed definition: metadata and its YAML")
+    show.add_argument("ref", metavar="CODE[@VERSION]", help="newest deployed version without @VERSION")
+    show.set_defaults(run=show)
+    diff = which.add_parser("diff", help="unified diff of two deployed versions")
+    diff.add_argument("code", metavar="CODE")
+    diff.add_argument("v1", type=positive, metavar="V1")
+    diff.add_argument("v2", type=positive, metavar="V2")
+    diff.set_defaults(run=diff)
+
+
+def _validate(args: argparse.Namespace, settings: Settings) -> int:
+    paths = args.paths or [settings.definitions]
+    checked, problems = validate_paths(paths)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise CliError(f"{len(problems)} problem(s) in {checked} file(s)")
+    if checked == 0:
+        raise CliError(f"nothing to validate: no definition files in {', '.join(map(str, paths))}")
+    print(f"{checked} file{'s' if checked != 1 else ''} valid")
+    return 0
 
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

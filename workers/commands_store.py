@@ -8,6 +8,7 @@ import asyncio
 import difflib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,7 @@ from services.sheet import build_sheet, render_sheet
 from services.temporal import connect_or_refuse
 from store import inbox, projection
 from store.models import AgencyRow
+from workers.arguments import not_negative, positive
 from workers.commands_common import (
     CliError,
     fetch_state,
@@ -31,6 +33,28 @@ from workers.commands_common import (
 DOSSIER_WORKFLOWS = 'WorkflowType="DossierWorkflow"'
 
 # ----------------------------------------------------------------------------- inbox
+
+
+def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    agency_inbox = commands.add_parser("inbox", help="an agency's open steps, most urgent first")
+    agency_inbox.add_argument("agency", metavar="AGENCY")
+    agency_inbox.add_argument("--limit", type=positive, default=50, metavar="N", help="at most N items (default 50)")
+    agency_inbox.add_argument("--offset", type=not_negative, default=0, metavar="N", help="skip the first N items")
+    agency_inbox.add_argument("--json", action="store_true", help="print the items as JSON, nothing else")
+    agency_inbox.set_defaults(run=show_inbox)
+
+
+def add_dossier_parsers(action: Any) -> None:
+    """`dossiers sheet` and `dossiers resync`: read or rewrite the store's copy."""
+    sheet = action.add_parser("sheet", help="the process-control sheet (phiếu kiểm soát quá trình)")
+    sheet.add_argument("dossier_id", metavar="ID")
+    sheet.add_argument("--json", action="store_true", help="print the sheet as JSON, nothing else")
+    sheet.set_defaults(run=show_sheet)
+    resync_parser = action.add_parser("resync", help="rewrite the projection from the workflows' state where it "
+                                                     "is behind")
+    resync_parser.add_argument("dossier_ids", nargs="*", metavar="ID")
+    resync_parser.add_argument("--all", action="store_true", help="every DossierWorkflow Temporal knows")
+    resync_parser.set_defaults(run=resync)
 
 
 def show_inbox(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,7 +16,8 @@ from store.db import make_engine, make_session_factory
 from store.migrate import head, upgrade
 from store.models import DefinitionRow
 from tests.workers.conftest import DEFINITIONS, copy_definitions, free_port, lienthong
-from workers.cli import render_state, run
+from workers.cli import run
+from workers.commands_dossiers import render_state
 from workers.commands_registry import deploy_paths
 from workers.dev import DevOptions, server_command
 from workflows.payloads import DossierState, StepState
