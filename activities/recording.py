@@ -2,7 +2,8 @@
 
 `write_changes` is the workflow's one store write per activation, run as a local
 activity: its events, the projection moved forward to the state they lead to, and
-the agencies' inbox changes, in one transaction. Keyed by (dossier_id, seq) with a
+the agencies' inbox changes, in one transaction (shared with the worker's other writes
+waiting at the same moment: store/group_commit.py). Keyed by (dossier_id, seq) with a
 projection that never moves back: a retried write changes nothing, and a transition
 the workflow re-ran after a worker died (its local activity marker never reached
 history) replaces what the lost run wrote for those seqs (store/projection.py).
@@ -17,7 +18,8 @@ from temporalio import activity
 from activities import metrics
 from activities.routing import log_routing
 from store import projection
-from workflows.payloads import StoreWrite
+from store.group_commit import GroupWriter
+from workflows.payloads import DossierEvent, StoreWrite
 
 log = structlog.get_logger("lienthong.events")
 
@@ -25,11 +27,14 @@ log = structlog.get_logger("lienthong.events")
 class RecordingActivities:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        # The worker's writes that wait at the same time share a transaction
+        # (store/group_commit.py): one commit for many dossiers, no lock contention.
+        self.writer: GroupWriter[StoreWrite, list[DossierEvent]] = GroupWriter(
+            sessions, projection.write_changes, key=lambda write: write.state.dossier_id)
 
     @activity.defn(name="write_changes")
     def write_changes(self, write: StoreWrite) -> None:
-        with self._sessions.begin() as session:
-            new = projection.write_changes(session, write)
+        new = self.writer.submit(write)
         state = write.state
         fresh = {event.seq for event in new}
         for event in write.events:

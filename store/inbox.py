@@ -5,15 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from store.models import InboxItemRow
-from store.upsert import insert_on_conflict, touched
+from store.upsert import insert_on_conflict
 from workflows.payloads import Routing
 
-# Built once (a text statement: compiled once per database, then cached).
-_ADD_ITEM = insert_on_conflict(InboxItemRow.__table__, conflict=["agency", "dossier_id", "step_id"])
+# Built once (text statements: compiled once per database, then cached). They run on
+# the session's connection: a store write runs them for every hand-over, and the ORM's
+# own execute path and statement construction cost more than the statements.
+_ITEMS = InboxItemRow.__table__
+_KEY = ("agency", "dossier_id", "step_id")
+_DETAILS = ("procedure_code", "procedure_version", "sector", "step_name", "assigned_at", "due_at")
+_WHERE_KEY = " AND ".join(f'"{name}" = :{name}' for name in _KEY)
+_SET_DETAILS = ", ".join(f'"{name}" = :{name}' for name in _DETAILS)
+_ADD_ITEM = insert_on_conflict(_ITEMS, conflict=list(_KEY))
+_MOVE_ITEM = text(f'UPDATE "inbox_items" SET {_SET_DETAILS} WHERE {_WHERE_KEY}').bindparams(
+    *(bindparam(name, type_=_ITEMS.c[name].type) for name in _DETAILS))
+_REMOVE_ITEM = text(f'DELETE FROM "inbox_items" WHERE {_WHERE_KEY} RETURNING 1')
 
 
 @dataclass(frozen=True)
@@ -47,14 +57,11 @@ def add_item(session: Session, routing: Routing, *, now: datetime | None = None)
         "assigned_at": routing.assigned_at,
         "due_at": routing.due_at,
     }
-    created = session.execute(_ADD_ITEM, {**key, **details, "created_at": now or datetime.now(UTC)}).first()
+    connection = session.connection()
+    created = connection.execute(_ADD_ITEM, {**key, **details, "created_at": now or datetime.now(UTC)}).first()
     if created is not None:
         return True
-    session.execute(
-        update(InboxItemRow)
-        .where(*(getattr(InboxItemRow, name) == value for name, value in key.items()))
-        .values(details)
-    )
+    connection.execute(_MOVE_ITEM, {**key, **details})
     return False
 
 
@@ -67,12 +74,9 @@ def holds(session: Session, agency: str, dossier_id: str, step_id: str) -> bool:
 
 def remove_item(session: Session, agency: str, dossier_id: str, step_id: str) -> bool:
     """Take a step out of an agency's inbox; returns whether it was there."""
-    removed = delete(InboxItemRow).where(
-        InboxItemRow.agency == agency,
-        InboxItemRow.dossier_id == dossier_id,
-        InboxItemRow.step_id == step_id,
-    )
-    return touched(session, removed) == 1
+    key = {"agency": agency, "dossier_id": dossier_id, "step_id": step_id}
+    # Counted with RETURNING, not rowcount (store/upsert.py `touched` says why).
+    return len(session.connection().execute(_REMOVE_ITEM, key).all()) == 1
 
 
 def list_items(

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Connection, Table, TextClause, bindparam, select
 from sqlalchemy.orm import Session
 
 from store import inbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
-from store.upsert import insert_on_conflict
+from store.upsert import insert_on_conflict, row_parameters
 from workflows import payloads
 from workflows.payloads import DossierEvent, DossierState, StoreWrite
 
@@ -45,7 +46,6 @@ _STEPS = cast(Table, DossierStepRow.__table__)
 _UPSERT_DOSSIER = insert_on_conflict(
     _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
     where='"dossiers"."last_seq" <= excluded."last_seq"', returning='"id"')
-_APPEND_EVENT = insert_on_conflict(DossierEventRow.__table__, conflict=["dossier_id", "seq"])
 _EVENTS = cast(Table, DossierEventRow.__table__)
 _REWRITTEN = ("kind", "at", "actor", "step_id", "note")
 _REWRITE_EVENT = (_EVENTS.update()
@@ -63,11 +63,12 @@ def write_changes(session: Session, write: StoreWrite, *, now: datetime | None =
     if any(event.dossier_id != state.dossier_id for event in write.events):
         raise ValueError(f"a write for {state.dossier_id!r} carries events of another dossier")
     now = now or datetime.now(UTC)
+    # Core statements on the session's connection: this runs K + 1 times per dossier.
+    connection = session.connection()
     # Projection first: it creates the dossier row the events reference, and on
     # PostgreSQL takes the dossier's row lock before anything else.
-    moved = _upsert_dossier(session, state, write.events[-1].seq, now)
-    new = [event for event in write.events
-           if session.execute(_APPEND_EVENT, _event_values(event, now)).first() is not None]
+    moved = _upsert_dossier(connection, state, write.events[-1].seq, now)
+    new = _append_events(connection, write.events, now)
     if moved and len(new) < len(write.events):
         # Seqs already written by a run whose workflow task was lost: the durable
         # version of the transition replaces them (it may even be another transition,
@@ -75,12 +76,12 @@ def write_changes(session: Session, write: StoreWrite, *, now: datetime | None =
         fresh = {event.seq for event in new}
         again = [{f"b_{k}": v for k, v in _event_values(event, now).items()}
                  for event in write.events if event.seq not in fresh]
-        session.connection().execute(_REWRITE_EVENT, again)
+        connection.execute(_REWRITE_EVENT, again)
     if moved:
         steps = set(write.steps)
         rows = [row for row in _step_values(state) if row["step_id"] in steps]
         if rows:
-            session.connection().execute(_UPSERT_STEP, rows)
+            connection.execute(_UPSERT_STEP, rows)
         for routing in write.routings:
             if routing.reason == "withdrawn":
                 inbox.remove_item(session, routing.agency, routing.dossier_id, routing.step_id)
@@ -98,7 +99,7 @@ def apply_state(session: Session, state: DossierState, seq: int, *, now: datetim
     """Write ``state`` (every step) as the projection of its dossier unless the
     projection holds a newer seq (`dossiers resync`). Returns whether it was written."""
     now = now or datetime.now(UTC)
-    if not _upsert_dossier(session, state, seq, now):
+    if not _upsert_dossier(session.connection(), state, seq, now):
         return False  # an older seq: the projection stays as it is
     # Every step row as the state has it (rare: not on the hot path).
     connection = session.connection()
@@ -108,8 +109,27 @@ def apply_state(session: Session, state: DossierState, seq: int, *, now: datetim
     return True
 
 
-def _upsert_dossier(session: Session, state: DossierState, seq: int, now: datetime) -> bool:
-    return session.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now)).first() is not None
+def _upsert_dossier(connection: Connection, state: DossierState, seq: int, now: datetime) -> bool:
+    return connection.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now)).first() is not None
+
+
+MAX_EVENTS_PER_INSERT = 8  # a write's events go in one INSERT up to this many (usually 1 to 3)
+
+
+@lru_cache(maxsize=MAX_EVENTS_PER_INSERT)
+def _append_events_statement(rows: int) -> TextClause:
+    return insert_on_conflict(_EVENTS, conflict=["dossier_id", "seq"], returning='"seq"', rows=rows)
+
+
+def _append_events(connection: Connection, events: Sequence[DossierEvent], now: datetime) -> list[DossierEvent]:
+    """Insert the events the audit log does not hold yet; returns those, in order."""
+    fresh: set[int] = set()
+    for start in range(0, len(events), MAX_EVENTS_PER_INSERT):
+        chunk = events[start:start + MAX_EVENTS_PER_INSERT]
+        statement = _append_events_statement(len(chunk))
+        parameters = row_parameters([_event_values(event, now) for event in chunk])
+        fresh.update(seq for (seq,) in connection.execute(statement, parameters))
+    return [event for event in events if event.seq in fresh]
 
 
 def get_dossier(session: Session, dossier_id: str) -> DossierState | None:

@@ -29,7 +29,7 @@ def touched(session: Session, statement: Any) -> int:
 
 
 def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[str] = (), where: str | None = None,
-                       returning: str = "1") -> TextClause:
+                       returning: str = "1", rows: int = 1) -> TextClause:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING | DO UPDATE SET update … WHERE where
     RETURNING returning`` for every column of ``table``, as one text statement: the
     same SQL on SQLite and PostgreSQL, its parameters typed from the table's columns.
@@ -38,10 +38,16 @@ def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[
     compiled form of a text statement; the dialects' ``insert().on_conflict_…()``
     constructs have no cache key and are compiled again at every execution (with
     the statement built anew each time, that was most of the CPU of an event write).
+
+    ``rows`` > 1: one statement inserting that many rows, their parameters named
+    ``{column}_{row}`` (`row_parameters` builds the parameters for any ``rows``); RETURNING gives one row per
+    row inserted (in no promised order).
     """
     columns = list(table.columns)
     names = ", ".join(_q(c.name) for c in columns)
-    sql = (f"INSERT INTO {_q(table.name)} ({names}) VALUES ({', '.join(':' + c.name for c in columns)}) "
+    suffixes = [""] if rows == 1 else [f"_{row}" for row in range(rows)]
+    values = ", ".join("(" + ", ".join(f":{c.name}{suffix}" for c in columns) + ")" for suffix in suffixes)
+    sql = (f"INSERT INTO {_q(table.name)} ({names}) VALUES {values} "
            f"ON CONFLICT ({', '.join(_q(name) for name in conflict)}) ")
     if update:
         sql += "DO UPDATE SET " + ", ".join(f"{_q(name)} = excluded.{_q(name)}" for name in update)
@@ -50,7 +56,14 @@ def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[
     else:
         sql += "DO NOTHING"
     sql += f" RETURNING {returning}"
-    return text(sql).bindparams(*(bindparam(c.name, type_=c.type) for c in columns))
+    return text(sql).bindparams(*(bindparam(c.name + suffix, type_=c.type) for suffix in suffixes for c in columns))
+
+
+def row_parameters(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of an `insert_on_conflict(…, rows=len(rows))` statement."""
+    if len(rows) == 1:
+        return dict(rows[0])  # one row: the columns' own names
+    return {f"{name}_{row}": value for row, values in enumerate(rows) for name, value in values.items()}
 
 
 def _q(name: str) -> str:
