@@ -87,12 +87,24 @@ __all__ = [
     "available_calendars",
     "calendar_from_snapshot",
     "definitions_root",
+    "judge",
     "load_calendar",
 ]
 
 CONTINUOUS = "continuous"
 DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 Verdict = Literal["early", "on_time", "late"]
+
+
+def judge(completed_at: datetime, due_at: datetime, due_day_start: datetime) -> Verdict:
+    """Decision 766/QĐ-TTg: early before the due day, on time up to the due instant,
+    late after it. The one implementation (the workflow passes the due day's start it
+    computed on its snapshot)."""
+    if completed_at > due_at:
+        return "late"
+    if completed_at < due_day_start:
+        return "early"
+    return "on_time"
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Calendar names become file names: keep them to a safe, boring alphabet.
@@ -184,11 +196,11 @@ class WorkingCalendar(ABC):
     def verdict(self, completed_at: datetime, due_at: datetime) -> Verdict:
         """``early`` means done on an earlier (local) day than the deadline's day."""
         completed_at, due_at = _aware(completed_at, "completed_at"), _aware(due_at, "due_at")
-        if completed_at > due_at:
-            return "late"
-        if self._local(completed_at).date() < self._local(due_at).date():
-            return "early"
-        return "on_time"
+        return judge(completed_at, due_at, self.day_start(due_at))
+
+    def day_start(self, at: datetime) -> datetime:
+        """Local midnight of ``at``'s day."""
+        return datetime.combine(self._local(at).date(), time.min, tzinfo=self.timezone)
 
     def _local(self, at: datetime) -> datetime:
         return at.astimezone(self.timezone)

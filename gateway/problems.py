@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
 from services.dossiers import Refusal
+from workflows.payloads import DOSSIER_ID_RULE
 from workflows.refusals import RefusalKind
 
 log = structlog.get_logger("lienthong.gateway")
@@ -193,8 +194,7 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 # What a pattern means, for the fields whose pattern is all pydantic would say.
 _PATTERNS = {
     "header.Idempotency-Key": "expected 1 to 255 visible ASCII characters without spaces, e.g. a UUID",
-    "body.dossier_id": "expected letters, digits, '.', '_' and '-', starting with a letter or digit, at most 200 "
-                       "(e.g. HS-2026-000123)",
+    "body.dossier_id": f"expected {DOSSIER_ID_RULE}",
     "body.procedure": "expected CODE or CODE@VERSION of a deployed procedure, without slashes or spaces",
 }
 _DATETIME = "expected an ISO 8601 date-time with a UTC offset, e.g. 2026-12-10T16:00:00+07:00"

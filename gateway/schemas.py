@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from definitions.limits import MAX_NOTE_CHARS
-from workflows.payloads import Channel, DossierStatus, Outcome
+from workflows.payloads import DOSSIER_ID_PATTERN, Channel, DossierStatus, Outcome
 
 
 def _no_nul(text: str) -> str:
@@ -46,7 +46,6 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 # Every note and reason an agency sends is bounded by MAX_NOTE_CHARS, as on the CLI.
 Note = Annotated[str, Field(max_length=MAX_NOTE_CHARS), AfterValidator(_no_nul)]
 StepRef = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
-DOSSIER_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"  # it goes into URLs: no slashes or spaces
 
 
 class _Body(BaseModel):
@@ -66,7 +65,7 @@ class SubmitDossier(_Body):
 
     procedure: Text = Field(min_length=1, max_length=100, pattern=r"^[^/\\\s]+$",
                             description="a deployed procedure: CODE (the version in effect today) or CODE@VERSION")
-    dossier_id: str = Field(pattern=DOSSIER_ID, description="the dossier code, unique and never reused")
+    dossier_id: str = Field(pattern=DOSSIER_ID_PATTERN, description="the dossier code, unique and never reused")
     data: dict[str, Any] = Field(default_factory=dict, description="the dossier's fields; agency templates such "
                                  "as bpmc-xa-{commune} are filled from them. Never shown publicly.")
     channel: Channel = "in_person"

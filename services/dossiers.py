@@ -35,13 +35,13 @@ from services.temporal import execute_change, inbox_check, start_attributes, wai
 from store import projection
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import ChangeAnswer, DossierInput, DossierState
+from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DossierInput, DossierState
 from workflows.refusals import RefusalKind
 
 UPDATE_TIMEOUT = 30.0  # seconds for a worker to accept or refuse a change
 QUERY_TIMEOUT = timedelta(seconds=10)  # a query needs a worker; don't hang without one
 FIRST_STATE_WAIT = 10.0  # seconds a submission waits for the worker to compute the due
-MAX_ID_LENGTH = 200  # DossierInput.dossier_id
+MAX_ID_LENGTH = MAX_DOSSIER_ID  # a step id is never longer either
 # Memo keys on the workflow: who received it (may read it), and which request started it.
 MEMO_RECEIVED_BY = "lienthong.received_by"
 MEMO_REQUEST = "lienthong.request"

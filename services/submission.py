@@ -34,14 +34,12 @@ from definitions.loader import DefinitionError, load_catalog, load_procedure
 from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
 from store import deliveries, registry
 from store.models import AgencyRow, SectorRow
-from workflows.payloads import Channel, DossierInput
+from workflows.payloads import DOSSIER_ID_PATTERN, DOSSIER_ID_RULE, Channel, DossierInput
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CHANNELS: tuple[Channel, ...] = ("in_person", "online", "postal")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# A dossier id goes into URLs (the gateway's paths) and Temporal workflow ids: the
-# same alphabet the gateway accepts (gateway/schemas.py DOSSIER_ID).
-DOSSIER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+DOSSIER_ID = re.compile(DOSSIER_ID_PATTERN)  # workflows.payloads.DossierId: URLs and workflow ids
 
 
 class SubmissionError(ValueError):
@@ -188,8 +186,7 @@ def prepare_dossier(
     ``ref`` is ``CODE`` (the newest deployed version in effect ``today``),
     ``CODE@VERSION`` (exactly that deployed version) or a procedure file path (a draft)."""
     if not DOSSIER_ID.match(dossier_id):
-        raise SubmissionError(f"dossier id {dossier_id!r}: expected letters, digits, '.', '_' and '-', starting "
-                              "with a letter or digit, at most 200 (e.g. HS-2026-000123)")
+        raise SubmissionError(f"dossier id {dossier_id!r}: expected {DOSSIER_ID_RULE}")
     snapshot = _procedure(ref, lookup, today)
     fields = _data_object(data)
     _check_registries(snapshot, lookup)

@@ -18,12 +18,11 @@ def due(cal: WorkingCalendar, start: datetime, deadline: str | timedelta) -> Due
     """The due of `deadline` working time counted from `start`."""
     working = cal.duration(deadline)
     due_at = cal.add(start, working)
-    local = due_at.astimezone(cal.timezone)
     # An apology/extension may be asked once less than one working day is left.
     warning = max(timedelta(0), working - cal.day_length)
     return Due(
         due_at=due_at,
-        due_day_start=local.replace(hour=0, minute=0, second=0, microsecond=0),
+        due_day_start=cal.day_start(due_at),
         extendable_from=cal.add(start, warning),
         basis=DueBasis(start=start, working=working),
     )

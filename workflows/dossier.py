@@ -29,7 +29,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from definitions.calendar import calendar_from_snapshot
+    from definitions.calendar import calendar_from_snapshot, judge
     from definitions.limits import MAX_CALENDAR_APPLICATIONS
     from definitions.schema import Parallel, Sequence, Step, UnknownAgencyError, resolve_agency
     from workflows import search_attributes as sa
@@ -56,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StepStatus,
         StoreWrite,
-        judge,
     )
 
 # The store comes back eventually: retry without a cap, backing off to once every

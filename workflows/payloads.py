@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from definitions.calendar import CalendarSnapshot
+from definitions.calendar import CalendarSnapshot, Verdict
 from definitions.limits import MAX_NOTE_CHARS, MAX_STEPS
 from definitions.schema import ProcedureSnapshot
 
@@ -51,15 +51,19 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
 
 
-# Decision 766/QĐ-TTg: early = done on a day before the due day; on_time = on the due day.
-Verdict = Literal["early", "on_time", "late"]
 Channel = Literal["in_person", "online", "postal"]
+# A dossier's code (mã hồ sơ): unique, never reused, and part of URLs (no slashes or spaces).
+MAX_DOSSIER_ID = 200
+DOSSIER_ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_DOSSIER_ID - 1}}}$"
+DOSSIER_ID_RULE = (f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {MAX_DOSSIER_ID} "
+                   "(e.g. HS-2026-000123)")
+DossierId = Annotated[str, StringConstraints(pattern=DOSSIER_ID_PATTERN)]
 
 
 class DossierInput(BaseModel):
     """Start input: the definition snapshot a dossier lives by, and its data."""
 
-    dossier_id: str = Field(min_length=1, max_length=200)
+    dossier_id: DossierId
     snapshot: ProcedureSnapshot
     data: dict[str, Any] = Field(default_factory=dict)
     channel: Channel = "in_person"
@@ -229,13 +233,6 @@ class ApplyCalendar(BaseModel):
     reason: str = Field(default="calendar changed", max_length=MAX_NOTE_CHARS)
 
 
-def judge(completed_at: datetime, due_at: datetime, due_day_start: datetime) -> Verdict:
-    """Decision 766/QĐ-TTg: early before the due day, on time up to the due instant."""
-    if completed_at > due_at:
-        return "late"
-    if completed_at < due_day_start:
-        return "early"
-    return "on_time"
 
 
 class Routing(BaseModel):
