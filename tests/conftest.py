@@ -18,13 +18,14 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from services.binaries import temporal_test_server
+from services.deploy import deploy_paths
 from services.temporal import register_search_attributes
 from store.db import database_url, make_engine, make_session_factory
 from store.migrate import upgrade
@@ -32,6 +33,7 @@ from store.migrate import upgrade
 REPO = Path(__file__).resolve().parents[1]
 ENSURE_POSTGRES = REPO / "scripts" / "ensure-postgres.sh"
 URL_VAR = "LIENTHONG_TEST_POSTGRES_URL"
+DEFINITIONS = REPO / "definitions"
 
 
 @pytest.fixture(scope="session")
@@ -79,14 +81,36 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def migrated_sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
-    """Sessions on an empty database of each kind, migrated to head."""
+def migrated_url(db_url: str) -> str:
+    """An empty database of each kind, migrated to head: the one migrated-database
+    fixture (the others below build on it)."""
     upgrade(db_url)
-    engine = make_engine(db_url)
+    return db_url
+
+
+@pytest.fixture
+def migrated_engine(migrated_url: str) -> Iterator[Engine]:
+    engine = make_engine(migrated_url)
     try:
-        yield make_session_factory(engine)
+        yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def migrated_sessions(migrated_engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(migrated_engine)
+
+
+@pytest.fixture
+def deployed_sessions(migrated_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """A migrated database with the shipped definitions deployed (agencies, sectors, procedures)."""
+    deploy_shipped(migrated_sessions)
+    return migrated_sessions
+
+
+def deploy_shipped(sessions: sessionmaker[Session]) -> None:
+    deploy_paths(sessions, [DEFINITIONS], DEFINITIONS, "tests")
 
 
 

@@ -27,6 +27,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.processes import free_port, stop_process
+from tests.support.environment import lienthong_env
 from workers.dev import DevOptions, _die_with_parent, server_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,19 +217,9 @@ class Lienthong:
         return tail(self.log)
 
 
-def lienthong_env(address: str, database_url: str, task_queue: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
-    env |= {
-        "TEMPORAL_ADDRESS": address,
-        "LIENTHONG_DATABASE_URL": database_url,
-        "LIENTHONG_TASK_QUEUE": task_queue,
-        "LIENTHONG_DEFINITIONS": str(REPO / "definitions"),
-        "LIENTHONG_LOG_JSON": "false",
-        "LIENTHONG_WORKER_METRICS_PORT": "off",
-        "LIENTHONG_SDK_METRICS_PORT": "off",
-        "PYTHONUNBUFFERED": "1",  # the log files are up to date when a failure dumps them
-    }
-    return env
+def chaos_env(address: str, database_url: str, task_queue: str) -> dict[str, str]:
+    return lienthong_env(database_url, address=address, task_queue=task_queue, log_json="false",
+                         worker_metrics_port="off", sdk_metrics_port="off")
 
 
 async def gateway_ready(gateway: Lienthong, seconds: float = 120) -> str:

@@ -46,8 +46,8 @@ from tests.chaos.processes import (
     Lienthong,
     PostgresCluster,
     TemporalServer,
+    chaos_env,
     gateway_ready,
-    lienthong_env,
     say,
     tail,
 )
@@ -210,7 +210,7 @@ async def test_dossiers_survive_a_killed_worker_a_restarted_server_and_a_databas
 
     temporal = TemporalServer(tmp_path / "temporal.db", tmp_path / "temporal.log")
     temporal.start()
-    env = lienthong_env(temporal.address, url, TASK_QUEUE)
+    env = chaos_env(temporal.address, url, TASK_QUEUE)
     worker = Lienthong(["worker"], env, tmp_path / "worker.log")
     # Port 0: the gateway binds a free port and says which (no race with other processes' ports).
     gateway = Lienthong(["gateway", "--host", "127.0.0.1", "--port", "0"], env, tmp_path / "gateway.log")

@@ -10,7 +10,6 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from store.migrate import upgrade
 from tests.conftest import fresh_postgres_database
 from tests.gateway.stack import Api, Stack, start_stack
 
@@ -64,7 +63,5 @@ async def any_api(any_stack: Stack) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-def migrated(db_url: str) -> str:
-    """An empty database of each kind, migrated to head (store-level tests)."""
-    upgrade(db_url)
-    return db_url
+def migrated(migrated_url: str) -> str:
+    return migrated_url

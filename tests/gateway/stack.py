@@ -7,29 +7,21 @@ agencies for the load test."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
-from services import tokens
 from store import projection
-from store.db import make_engine, make_session_factory
 from store.models import DossierEventRow
-from tests.processes import free_port
+from tests.support.dev_stack import DevStack, start_dev_stack
+from tests.support.environment import lienthong_env
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierState
 
@@ -86,82 +78,15 @@ def definitions_folder(target: Path) -> Path:
 
 
 def cli_env(database_url: str, definitions: Path, address: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
-    env |= {"LIENTHONG_DATABASE_URL": database_url, "LIENTHONG_DEFINITIONS": str(definitions),
-            "LIENTHONG_LOG_JSON": "false", "LIENTHONG_LOG_LEVEL": "WARNING"}
-    if address:
-        env["TEMPORAL_ADDRESS"] = address
-    return env
+    return lienthong_env(database_url, definitions, address, log_json="false", log_level="WARNING")
 
 
-@dataclass
-class Stack:
-    process: subprocess.Popen[bytes]
-    port: int
-    url: str
-    log: Path
-    database_url: str
-    definitions: Path
-    _sessions: list[sessionmaker[Session]] = field(default_factory=list)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
-
-    def sessions(self) -> sessionmaker[Session]:
-        if not self._sessions:
-            self._sessions.append(make_session_factory(make_engine(self.database_url)))
-        return self._sessions[0]
-
-    def token(self, agency: str) -> str:
-        with self.sessions().begin() as session:
-            return tokens.issue(session, agency, "tests", datetime.now(UTC)).token
-
-    def lienthong(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(LIENTHONG), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                              env=cli_env(self.database_url, self.definitions, self.address), check=False)
-
-    def stop(self) -> None:
-        for factory in self._sessions:
-            factory.kw["bind"].dispose()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+Stack = DevStack  # the gateway's tests use the one dev-stack harness
 
 
 def start_stack(folder: Path, database_url: str) -> Stack:
-    definitions = definitions_folder(folder / "definitions")
-    port, ui_port = free_port(), free_port()
-    log = folder / "dev.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", "0"],
-            stdout=sink, stderr=subprocess.STDOUT, env=cli_env(database_url, definitions), cwd=REPO)
-    stack = Stack(process, port, "", log, database_url, definitions)
-    try:
-        for _ in range(240):  # bounded: up within a few seconds
-            if process.poll() is not None:
-                raise RuntimeError(f"lienthong dev exited with {process.returncode}:\n{stack.output()}")
-            found = re.search(r"^gateway: +(http://\S+) ", log.read_text(errors="replace"), re.MULTILINE)
-            if found:
-                stack.url = found.group(1)
-                try:
-                    if httpx.get(f"{stack.url}/healthz", timeout=5).status_code == 200:
-                        return stack
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.25)
-        raise RuntimeError(f"the gateway never answered:\n{stack.output()}")
-    except BaseException:
-        stack.stop()
-        raise
+    """The dev stack with this module's definitions folder (test and load procedures)."""
+    return start_dev_stack(folder, definitions_folder(folder / "definitions"), database_url)
 
 
 # ----------------------------------------------------------------------------- async helpers

@@ -11,17 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.db import make_engine, make_session_factory
-from store.migrate import upgrade
 from tests.processes import free_port  # noqa: F401 (imported from here by the monitoring tests)
-from workers.commands_common import CliError
-from workers.commands_registry import deploy_paths
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
@@ -52,21 +47,7 @@ def prometheus_bin() -> str:
     return debian_binary("prometheus")
 
 
-def deploy_shipped(sessions: sessionmaker[Session]) -> None:
-    try:
-        deploy_paths(sessions, [DEFINITIONS], DEFINITIONS, "tests")
-    except CliError as err:  # pragma: no cover - the shipped definitions are valid
-        pytest.fail(f"deploying the shipped definitions failed: {err} {err.details}")
-
-
 @pytest.fixture
-def store(db_url: str) -> Iterator[sessionmaker[Session]]:
+def store(deployed_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     """A migrated database (SQLite and PostgreSQL) with the shipped definitions deployed."""
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    sessions = make_session_factory(engine)
-    deploy_shipped(sessions)
-    try:
-        yield sessions
-    finally:
-        engine.dispose()
+    return deployed_sessions

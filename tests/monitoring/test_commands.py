@@ -17,7 +17,8 @@ from temporalio.runtime import Runtime
 from config.settings import Settings
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from tests.monitoring.conftest import DEFINITIONS, LIENTHONG, REPO, deploy_shipped, free_port
+from tests.conftest import deploy_shipped
+from tests.monitoring.conftest import DEFINITIONS, LIENTHONG, REPO, free_port
 from workers.commands_monitoring import start_dev_metrics, start_worker_metrics
 
 

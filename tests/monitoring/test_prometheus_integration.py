@@ -34,7 +34,8 @@ from monitoring.exporter import MetricsServer, build_registry, serve
 from services.binaries import temporal_cli
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
-from tests.monitoring.conftest import GRAFANA, RULES, deploy_shipped, free_port
+from tests.conftest import deploy_shipped
+from tests.monitoring.conftest import GRAFANA, RULES, free_port
 from tests.monitoring.promql import (
     dashboard_queries,
     fill,

@@ -9,7 +9,6 @@ from the `db_url` fixture of tests/conftest.py.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -26,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from tests.processes import free_port, stop_process  # noqa: F401 (used by the tests here)
+from tests.support.dev_stack import DevStack, start_dev_stack  # noqa: F401 (used by the tests here)
+from tests.support.environment import lienthong_env
 from workers.cli import run
 
 LIENTHONG = Path(sys.executable).parent / "lienthong"
@@ -45,13 +46,7 @@ def port_in_use(port: int) -> bool:
 
 def cli_env(address: str | None = None, database_url: str | None = None,
             definitions: Path | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
-    env["LIENTHONG_DEFINITIONS"] = str(definitions or DEFINITIONS)
-    # Never the repository's own .lienthong/lienthong.db: an empty in-memory one unless given.
-    env["LIENTHONG_DATABASE_URL"] = database_url or "sqlite://"
-    if address:
-        env["TEMPORAL_ADDRESS"] = address
-    return env
+    return lienthong_env(database_url, definitions, address)
 
 
 def lienthong(*args: str, address: str | None = None, timeout: float = 60, database_url: str | None = None,
@@ -152,65 +147,13 @@ def sqlite_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
         runner.close()
 
 
-@dataclass
-class DevStack:
-    process: subprocess.Popen[bytes]
-    port: int
-    ui_port: int
-    log: Path
-    database_url: str
-    definitions: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def lienthong(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """The CLI against this stack: its Temporal, its database, its definitions."""
-        return lienthong(*args, address=self.address, timeout=timeout, database_url=self.database_url,
-                         definitions=self.definitions)
-
-    def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(make_engine(self.database_url))
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS) -> DevStack:
-    """`lienthong dev` on free ports with a database of its own in `folder`; it
-    migrates that database and deploys `definitions` before it starts the worker."""
-    port, ui_port = free_port(), free_port()
-    log = folder / "dev.log"
-    database_url = f"sqlite:///{folder / 'lienthong.db'}"
-    env = cli_env(database_url=database_url, definitions=definitions) | {"LIENTHONG_LOG_JSON": "false"}
-    with log.open("wb") as sink:
-        process = subprocess.Popen([str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port)],
-                                   stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    stack = DevStack(process, port, ui_port, log, database_url, definitions)
-    try:
-        for _ in range(120):  # bounded: the stack is usually up within a few seconds
-            if process.poll() is not None:
-                pytest.fail(f"lienthong dev exited with {process.returncode}:\n{stack.output()}")
-            probe = stack.lienthong("dossiers", "show", "nonexistent")
-            if "unknown dossier" in probe.stderr:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"lienthong dev never answered:\n{stack.output()}")
-    except BaseException:
-        stop_process(process)
-        raise
-    return stack
-
-
 @pytest.fixture(scope="module")
 def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     stack = start_dev_stack(tmp_path_factory.mktemp("dev"))
     try:
         yield stack
     finally:
-        stop_process(stack.process)
+        stack.stop()
 
 
 class StackCli:

@@ -259,3 +259,26 @@ def test_human_view_uses_vietnam_time() -> None:
     step_line = next(line for line in view.splitlines() if line.strip().startswith("tiep-nhan"))
     assert "bpmc-xa-xa-tan-lap" in step_line and "assigned" in step_line and step_line.endswith("OVERDUE")
     assert "note: thiếu bản sao" in view
+
+
+def test_every_command_runs_a_function() -> None:
+    """Each command module adds its own parsers: every leaf command's `run` is a
+    command function taking (args, settings), never a parser or anything else."""
+    import argparse
+    import inspect
+
+    from workers.cli import _parser
+
+    def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], object]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += leaves(sub, (*path, name))
+        return found or [(path, parser.get_default("run"))]
+
+    commands = leaves(_parser(), ())
+    assert len(commands) >= 24
+    for path, command in commands:
+        assert inspect.isfunction(command), (path, command)
+        assert list(inspect.signature(command).parameters)[:2] == ["args", "settings"], path
