@@ -76,7 +76,7 @@ def load_procedures(catalog: Catalog) -> list[ProcedureSnapshot]:
 
 def find_procedure(ref: str, catalog: Catalog, today: date) -> ProcedureSnapshot:
     """A procedure by file path, ``CODE`` (the version in effect ``today``) or ``CODE@VERSION``."""
-    if _looks_like_path(ref):
+    if looks_like_path(ref):
         path = Path(ref)
         if not path.is_file():
             raise LookupError(f"no procedure file {ref}")
@@ -116,5 +116,6 @@ def check_plan(plan: Plan) -> Checked:
     return Checked(len(checked), plan.missing + _unique(problems), catalog, passed)
 
 
-def _looks_like_path(ref: str) -> bool:
+def looks_like_path(ref: str) -> bool:
+    """A procedure reference that names a file (a draft), not CODE[@VERSION]."""
     return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref

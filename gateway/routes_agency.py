@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from definitions.loader import looks_like_path
 from gateway import dossiers
 from gateway.auth import Agency
 from gateway.context import GatewayContext, get_context
@@ -31,7 +32,6 @@ from services.submission import (
     StoreRegistry,
     SubmissionError,
     local_today,
-    looks_like_path,
     prepare_dossier,
 )
 from store import inbox

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from definitions.calendar import WorkingCalendar, available_calendars, load_calendar
 from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
-from definitions.loader import DefinitionError, load_catalog, load_procedure
+from definitions.loader import DefinitionError, load_catalog, load_procedure, looks_like_path
 from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
 from store import deliveries, registry
 from store.models import AgencyRow, SectorRow
@@ -210,10 +210,6 @@ def prepare_dossier(
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise SubmissionError(f"{where}: {first['msg']}") from err
-
-
-def looks_like_path(ref: str) -> bool:
-    return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
