@@ -12,7 +12,8 @@ import time
 import httpx
 
 from gateway.commands import dev_socket as dev_gateway_socket
-from tests.gateway.stack import DESK, LIENTHONG, REPO, Stack, cli_env, free_port
+from tests.gateway.stack import DESK, LIENTHONG, REPO, Stack, cli_env
+from tests.processes import free_port
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
