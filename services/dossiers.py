@@ -253,6 +253,18 @@ class DossierClient:
         replays its history)."""
         return (await self._from_workflow(dossier_id, describe=False)).state
 
+    async def state_of_run(self, dossier_id: str) -> tuple[DossierState, str]:
+        """The workflow's `state` and the id of the run that answered it (`dossiers
+        resync` compares it with the run the projection describes)."""
+        handle = self.handle(dossier_id)
+        try:
+            run_id = (await handle.describe(rpc_timeout=QUERY_TIMEOUT)).run_id
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {dossier_id}") from err
+            raise _unavailable(err) from err
+        return (await self._from_workflow(dossier_id, describe=False, run_id=run_id)).state, run_id
+
     async def load(self, dossier_id: str) -> Found:
         """The workflow's own state; the projection when Temporal has forgotten the
         dossier (retention), cannot be reached, or no worker answers a query."""
@@ -270,8 +282,8 @@ class DossierClient:
         with self.sessions() as session:
             return projection.get_dossier(session, dossier_id)
 
-    async def _from_workflow(self, dossier_id: str, *, describe: bool) -> Found:
-        handle = self.handle(dossier_id)
+    async def _from_workflow(self, dossier_id: str, *, describe: bool, run_id: str | None = None) -> Found:
+        handle: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id, run_id=run_id)
         received_by = None
         try:
             if describe:  # who received it, and whether it ended normally

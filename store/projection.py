@@ -25,6 +25,7 @@ until commit, so concurrent writers for one dossier take turns.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
@@ -158,6 +159,25 @@ def get_dossier(session: Session, dossier_id: str) -> DossierState | None:
 def last_seq(session: Session, dossier_id: str) -> int | None:
     """The seq the projection reflects (compare with the workflow's to resync)."""
     return session.scalar(select(DossierRow.last_seq).where(DossierRow.id == dossier_id))
+
+
+@dataclass(frozen=True)
+class Described:
+    """Which dossier the projection row describes: its run, what it was, how far it is."""
+
+    run_id: str | None  # None: written before runs were recorded
+    procedure: str  # code@version
+    received_at: datetime
+    last_seq: int
+
+
+def described(session: Session, dossier_id: str) -> Described | None:
+    row = session.execute(select(DossierRow.run_id, DossierRow.procedure_code, DossierRow.procedure_version,
+                                 DossierRow.received_at, DossierRow.last_seq)
+                          .where(DossierRow.id == dossier_id)).first()
+    if row is None:
+        return None
+    return Described(row.run_id, f"{row.procedure_code}@{row.procedure_version}", row.received_at, row.last_seq)
 
 
 def last_run(session: Session, dossier_id: str) -> str | None:
