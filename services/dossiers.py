@@ -128,9 +128,11 @@ class DossierClient:
                           f"dossier {dossier.dossier_id} already exists ({await self._taken(reservation)})")
         if reservation.run_id is not None or reservation.status is not None:
             # This request started it already (the projection has it): that run, never another.
+            # Temporal may have forgotten it since: the store's copy then answers.
             run: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier.dossier_id,
                                                               run_id=reservation.run_id)
-            return await wait_for_first_state(run, FIRST_STATE_WAIT)
+            state = await wait_for_first_state(run, FIRST_STATE_WAIT)
+            return state if state is not None else await asyncio.to_thread(self._stored, dossier.dossier_id)
         memo = {**(memo or {}), MEMO_RECEIVED_BY: dossier.received_by}
         if request is not None:
             memo[MEMO_REQUEST] = request
