@@ -37,7 +37,8 @@ class RecordingActivities:
 
     @activity.defn(name="write_changes")
     def write_changes(self, write: StoreWrite) -> None:
-        new = self.writer.submit((write, activity.info().workflow_run_id))
+        run_id = activity.info().workflow_run_id if activity.in_activity() else None  # None: called directly
+        new = self.writer.submit((write, run_id))
         state = write.state
         fresh = {event.seq for event in new}
         for event in write.events:
