@@ -29,12 +29,16 @@ class RecordingActivities:
         self._sessions = sessions
         # The worker's writes that wait at the same time share a transaction
         # (store/group_commit.py): one commit for many dossiers, no lock contention.
-        self.writer: GroupWriter[StoreWrite, list[DossierEvent]] = GroupWriter(
-            sessions, projection.write_changes, key=lambda write: write.state.dossier_id)
+        # Each write carries the workflow run it comes from: the projection records it,
+        # and refuses another run's writes for the same dossier id (store/projection.py).
+        self.writer: GroupWriter[tuple[StoreWrite, str | None], list[DossierEvent]] = GroupWriter(
+            sessions, lambda session, item: projection.write_changes(session, item[0], run_id=item[1]),
+            key=lambda item: item[0].state.dossier_id)
 
     @activity.defn(name="write_changes")
     def write_changes(self, write: StoreWrite) -> None:
-        new = self.writer.submit(write)
+        run_id = activity.info().workflow_run_id if activity.in_activity() else None  # None: called directly
+        new = self.writer.submit((write, run_id))
         state = write.state
         fresh = {event.seq for event in new}
         for event in write.events:

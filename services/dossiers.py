@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import (
     Client,
@@ -32,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
-from store import projection
+from store import identity, projection
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DossierInput, DossierState
@@ -114,9 +115,24 @@ class DossierClient:
 
     async def start(self, dossier: DossierInput, *, request: str | None = None,
                     memo: dict[str, Any] | None = None) -> DossierState | None:
-        """Start the dossier's workflow and wait (bounded) for its first due; None if no
-        worker computed it in time. With `request`, a start made by the same request is
-        reused, so a retry after a lost answer does not become "dossier exists"."""
+        """Reserve the dossier's id in the store, start its workflow and wait (bounded)
+        for its first due; None if no worker computed it in time.
+
+        The store decides whether the id is new (store/identity.py), whatever Temporal
+        remembers: an id once received is refused ever after. With `request`, a retry of
+        the same request after a lost answer is not "dossier exists": it gets the run it
+        started, or starts it when the first attempt reserved the id but could not."""
+        reservation = await asyncio.to_thread(self._reserve, dossier, request)
+        if not reservation.mine:
+            raise Refusal(RefusalKind.DOSSIER_EXISTS,
+                          f"dossier {dossier.dossier_id} already exists ({await self._taken(reservation)})")
+        if reservation.run_id is not None or reservation.status is not None:
+            # This request started it already (the projection has it): that run, never another.
+            # Temporal may have forgotten it since: the store's copy then answers.
+            run: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier.dossier_id,
+                                                              run_id=reservation.run_id)
+            state = await wait_for_first_state(run, FIRST_STATE_WAIT)
+            return state if state is not None else await asyncio.to_thread(self._stored, dossier.dossier_id)
         memo = {**(memo or {}), MEMO_RECEIVED_BY: dossier.received_by}
         if request is not None:
             memo[MEMO_REQUEST] = request
@@ -126,21 +142,55 @@ class DossierClient:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo=memo,
                 search_attributes=start_attributes(dossier),
             )
+            run_id = handle.first_execution_run_id or handle.result_run_id
         except WorkflowAlreadyStartedError as err:
+            # Temporal has a workflow the store did not record: this request's own start
+            # (its answer, or the recording of its run, was lost), or one started elsewhere.
             handle = self.handle(dossier.dossier_id)
-            if request is None or await self._memo(handle, MEMO_REQUEST) != request:
+            started_by, run_id = await self._started_by(handle)
+            if request is None or started_by != request:
                 raise Refusal(RefusalKind.DOSSIER_EXISTS, f"dossier {dossier.dossier_id} already exists "
                                                          f"(status {await self._status_of(handle)})") from err
-        except RPCError as err:
+        except RPCError as err:  # reserved, not started: a retry of this request may start it
             raise _unavailable(err) from err
+        if run_id:
+            await asyncio.to_thread(self._record_run, dossier.dossier_id, run_id)
         return await wait_for_first_state(handle, FIRST_STATE_WAIT)
 
-    async def _memo(self, handle: Handle, key: str) -> str | None:
+    def _reserve(self, dossier: DossierInput, request: str | None) -> identity.Reservation:
+        # A store that does not answer fails like any other store read before a start.
+        with self.sessions.begin() as session:
+            return identity.reserve(session, dossier.dossier_id, request=request, received_by=dossier.received_by)
+
+    def _record_run(self, dossier_id: str, run_id: str) -> None:
+        # Started: a failure here loses only the record (a retry of the request finds the
+        # run through Temporal and records it then).
         try:
-            value = await (await handle.describe(rpc_timeout=QUERY_TIMEOUT)).memo_value(key, None)
+            with self.sessions.begin() as session:
+                identity.record_run(session, dossier_id, run_id)
+        except SQLAlchemyError:
+            pass
+
+    async def _taken(self, reservation: identity.Reservation) -> str:
+        """Why a reserved id is another dossier's, in a few words."""
+        if reservation.status is not None:
+            return f"status {reservation.status}"
+        if reservation.run_id is None:
+            return "reserved by another request; its workflow has not started"
+        handle: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, reservation.dossier_id,
+                                                             run_id=reservation.run_id)
+        status = await self._status_of(handle)
+        return f"status {status}" if status != "unknown" else "received before; dossier ids are never reused"
+
+    @staticmethod
+    async def _started_by(handle: Handle) -> tuple[str | None, str]:
+        """The request that started the workflow (memo), and its run id."""
+        try:
+            description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+            value = await description.memo_value(MEMO_REQUEST, None)
         except RPCError as err:
             raise _unavailable(err) from err
-        return value if isinstance(value, str) else None
+        return (value if isinstance(value, str) else None), description.run_id
 
     @staticmethod
     async def _status_of(handle: Handle) -> str:
@@ -205,6 +255,18 @@ class DossierClient:
         replays its history)."""
         return (await self._from_workflow(dossier_id, describe=False)).state
 
+    async def state_of_run(self, dossier_id: str) -> tuple[DossierState, str]:
+        """The workflow's `state` and the id of the run that answered it (`dossiers
+        resync` compares it with the run the projection describes)."""
+        handle = self.handle(dossier_id)
+        try:
+            run_id = (await handle.describe(rpc_timeout=QUERY_TIMEOUT)).run_id
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {dossier_id}") from err
+            raise _unavailable(err) from err
+        return (await self._from_workflow(dossier_id, describe=False, run_id=run_id)).state, run_id
+
     async def load(self, dossier_id: str) -> Found:
         """The workflow's own state; the projection when Temporal has forgotten the
         dossier (retention), cannot be reached, or no worker answers a query."""
@@ -222,8 +284,8 @@ class DossierClient:
         with self.sessions() as session:
             return projection.get_dossier(session, dossier_id)
 
-    async def _from_workflow(self, dossier_id: str, *, describe: bool) -> Found:
-        handle = self.handle(dossier_id)
+    async def _from_workflow(self, dossier_id: str, *, describe: bool, run_id: str | None = None) -> Found:
+        handle: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id, run_id=run_id)
         received_by = None
         try:
             if describe:  # who received it, and whether it ended normally

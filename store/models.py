@@ -133,6 +133,9 @@ class DossierRow(Base):
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
+    # The workflow run the row and the audit log describe (migration 0004; NULL for rows
+    # written before): set by the first write that knows it, never changed after.
+    run_id: Mapped[str | None]
     procedure_code: Mapped[str]
     procedure_version: Mapped[int]
     procedure_name: Mapped[str]
@@ -154,6 +157,22 @@ class DossierRow(Base):
     last_seq: Mapped[int]  # seq of the event this row reflects; only ever grows
     state: Mapped[dict[str, Any]]  # DossierState.model_dump(mode="json")
     updated_at: Mapped[datetime]
+
+
+class DossierIdRow(Base):
+    """A dossier id, reserved once received and never released (migration 0004): the
+    store, not Temporal, decides whether an id is new (store/identity.py). Reserved
+    before the workflow starts, in a transaction of its own; the run it started is
+    recorded once it has."""
+
+    __tablename__ = "dossier_ids"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    request: Mapped[str | None]  # the idempotency identity that reserved it (a retry of it may start it)
+    received_by: Mapped[str | None]  # the receiving desk's agency code
+    reserved_at: Mapped[datetime]
+    run_id: Mapped[str | None]  # the workflow run started for it; NULL until started
+    started_at: Mapped[datetime | None]
 
 
 class DossierStepRow(Base):

@@ -25,6 +25,7 @@ until commit, so concurrent writers for one dossier take turns.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, cast
@@ -43,9 +44,12 @@ OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 # Built once (text statements: compiled once per database, then cached by SQLAlchemy).
 _DOSSIERS = cast(Table, DossierRow.__table__)
 _STEPS = cast(Table, DossierStepRow.__table__)
+# A row moves forward only, and only with writes of its own run (a write that names no
+# run, as tests' and old callers' do, is of any run). Its run, once known, stays.
 _UPSERT_DOSSIER = insert_on_conflict(
-    _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"],
-    where='"dossiers"."last_seq" <= excluded."last_seq"', returning='"id"')
+    _DOSSIERS, conflict=["id"], update=[c.name for c in _DOSSIERS.columns if c.name != "id"], keep=["run_id"],
+    where='"dossiers"."last_seq" <= excluded."last_seq" AND ("dossiers"."run_id" IS NULL OR '
+          'excluded."run_id" IS NULL OR "dossiers"."run_id" = excluded."run_id")', returning='"id"')
 _EVENTS = cast(Table, DossierEventRow.__table__)
 _REWRITTEN = ("kind", "at", "actor", "step_id", "note")
 _REWRITE_EVENT = (_EVENTS.update()
@@ -56,9 +60,16 @@ _UPSERT_STEP = insert_on_conflict(
     update=[c.name for c in _STEPS.columns if c.name not in ("dossier_id", "step_id")])
 
 
-def write_changes(session: Session, write: StoreWrite, *, now: datetime | None = None) -> list[DossierEvent]:
-    """Apply one store write; returns the events the audit log did not hold yet.
-    Safe to repeat and to call concurrently."""
+class ForeignRunError(ValueError):
+    """A write from a workflow run other than the one the projection and the audit log
+    describe: the dossier id was reused outside the store's reservation. Nothing of it
+    is written (`dossiers resync` reports the dossier)."""
+
+
+def write_changes(session: Session, write: StoreWrite, *, run_id: str | None = None,
+                  now: datetime | None = None) -> list[DossierEvent]:
+    """Apply one store write of workflow run `run_id`; returns the events the audit log
+    did not hold yet. Safe to repeat and to call concurrently."""
     state = write.state
     if any(event.dossier_id != state.dossier_id for event in write.events):
         raise ValueError(f"a write for {state.dossier_id!r} carries events of another dossier")
@@ -67,7 +78,12 @@ def write_changes(session: Session, write: StoreWrite, *, now: datetime | None =
     connection = session.connection()
     # Projection first: it creates the dossier row the events reference, and on
     # PostgreSQL takes the dossier's row lock before anything else.
-    moved = _upsert_dossier(connection, state, write.events[-1].seq, now)
+    moved = _upsert_dossier(connection, state, write.events[-1].seq, now, run_id)
+    if not moved and run_id is not None:  # an older write (a retry), or another run's
+        recorded = last_run(session, state.dossier_id)
+        if recorded is not None and recorded != run_id:
+            raise ForeignRunError(f"dossier {state.dossier_id}: a write of run {run_id}, but the store describes "
+                                  f"run {recorded}; nothing written")
     new = _append_events(connection, write.events, now)
     if moved and len(new) < len(write.events):
         # Seqs already written by a run whose workflow task was lost: the durable
@@ -95,11 +111,13 @@ def record_event(session: Session, write: StoreWrite, *, now: datetime | None = 
     return bool(write_changes(session, write, now=now))
 
 
-def apply_state(session: Session, state: DossierState, seq: int, *, now: datetime | None = None) -> bool:
-    """Write ``state`` (every step) as the projection of its dossier unless the
-    projection holds a newer seq (`dossiers resync`). Returns whether it was written."""
+def apply_state(session: Session, state: DossierState, seq: int, *, run_id: str | None = None,
+                now: datetime | None = None) -> bool:
+    """Write ``state`` (every step) of run `run_id` as the projection of its dossier unless
+    the projection holds a newer seq or another run (`dossiers resync`). Returns whether
+    it was written."""
     now = now or datetime.now(UTC)
-    if not _upsert_dossier(session.connection(), state, seq, now):
+    if not _upsert_dossier(session.connection(), state, seq, now, run_id):
         return False  # an older seq: the projection stays as it is
     # Every step row as the state has it (rare: not on the hot path).
     connection = session.connection()
@@ -109,8 +127,9 @@ def apply_state(session: Session, state: DossierState, seq: int, *, now: datetim
     return True
 
 
-def _upsert_dossier(connection: Connection, state: DossierState, seq: int, now: datetime) -> bool:
-    return connection.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now)).first() is not None
+def _upsert_dossier(connection: Connection, state: DossierState, seq: int, now: datetime,
+                    run_id: str | None) -> bool:
+    return connection.execute(_UPSERT_DOSSIER, _dossier_values(state, seq, now, run_id)).first() is not None
 
 
 MAX_EVENTS_PER_INSERT = 8  # a write's events go in one INSERT up to this many (usually 1 to 3)
@@ -142,6 +161,31 @@ def last_seq(session: Session, dossier_id: str) -> int | None:
     return session.scalar(select(DossierRow.last_seq).where(DossierRow.id == dossier_id))
 
 
+@dataclass(frozen=True)
+class Described:
+    """Which dossier the projection row describes: its run, what it was, how far it is."""
+
+    run_id: str | None  # None: written before runs were recorded
+    procedure: str  # code@version
+    received_at: datetime
+    last_seq: int
+
+
+def described(session: Session, dossier_id: str) -> Described | None:
+    row = session.execute(select(DossierRow.run_id, DossierRow.procedure_code, DossierRow.procedure_version,
+                                 DossierRow.received_at, DossierRow.last_seq)
+                          .where(DossierRow.id == dossier_id)).first()
+    if row is None:
+        return None
+    return Described(row.run_id, f"{row.procedure_code}@{row.procedure_version}", row.received_at, row.last_seq)
+
+
+def last_run(session: Session, dossier_id: str) -> str | None:
+    """The workflow run the projection row describes (None: no row, or written before
+    runs were recorded)."""
+    return session.scalar(select(DossierRow.run_id).where(DossierRow.id == dossier_id))
+
+
 def list_events(session: Session, dossier_id: str) -> Sequence[DossierEventRow]:
     query = select(DossierEventRow).where(DossierEventRow.dossier_id == dossier_id).order_by(DossierEventRow.seq)
     return session.scalars(query).all()
@@ -163,9 +207,10 @@ def _event_values(event: DossierEvent, now: datetime) -> dict[str, Any]:
             "actor": event.actor, "step_id": event.step_id, "note": event.note, "recorded_at": now}
 
 
-def _dossier_values(state: DossierState, seq: int, now: datetime) -> dict[str, Any]:
+def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | None = None) -> dict[str, Any]:
     return {
         "id": state.dossier_id,
+        "run_id": run_id,
         "procedure_code": state.procedure_code,
         "procedure_version": state.procedure_version,
         "procedure_name": state.procedure_name,

@@ -29,7 +29,7 @@ def touched(session: Session, statement: Any) -> int:
 
 
 def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[str] = (), where: str | None = None,
-                       returning: str = "1", rows: int = 1) -> TextClause:
+                       returning: str = "1", rows: int = 1, keep: Sequence[str] = ()) -> TextClause:
     """``INSERT … ON CONFLICT (conflict) DO NOTHING | DO UPDATE SET update … WHERE where
     RETURNING returning`` for every column of ``table``, as one text statement: the
     same SQL on SQLite and PostgreSQL, its parameters typed from the table's columns.
@@ -42,6 +42,9 @@ def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[
     ``rows`` > 1: one statement inserting that many rows, their parameters named
     ``{column}_{row}`` (`row_parameters` builds the parameters for any ``rows``); RETURNING gives one row per
     row inserted (in no promised order).
+
+    ``keep``: columns of ``update`` that keep their value once set (``COALESCE`` of the
+    row's and the new one).
     """
     columns = list(table.columns)
     names = ", ".join(_q(c.name) for c in columns)
@@ -50,7 +53,9 @@ def insert_on_conflict(table: Any, *, conflict: Sequence[str], update: Sequence[
     sql = (f"INSERT INTO {_q(table.name)} ({names}) VALUES {values} "
            f"ON CONFLICT ({', '.join(_q(name) for name in conflict)}) ")
     if update:
-        sql += "DO UPDATE SET " + ", ".join(f"{_q(name)} = excluded.{_q(name)}" for name in update)
+        sql += "DO UPDATE SET " + ", ".join(
+            f"{_q(name)} = COALESCE({_q(table.name)}.{_q(name)}, excluded.{_q(name)})" if name in keep
+            else f"{_q(name)} = excluded.{_q(name)}" for name in update)
         if where:
             sql += f" WHERE {where}"
     else:

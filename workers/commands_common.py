@@ -100,7 +100,8 @@ def refused(refusal: Refusal, *, request_id: str | None = None) -> CliError:
         retry = f"; retry with --request-id {request_id} so it applies at most once" if request_id else ""
         return CliError(f"{refusal.message} (is `lienthong worker` running?){retry}")
     if refusal.kind is RefusalKind.ENGINE_UNAVAILABLE:
-        return CliError(f"Temporal refused: {refusal.message}")
+        retry = f"; retry with --request-id {request_id} so it applies at most once" if request_id else ""
+        return CliError(f"Temporal refused: {refusal.message}{retry}")
     return CliError(f"refused: {refusal.message}" if refusal.by_workflow else refusal.message)
 
 

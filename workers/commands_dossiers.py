@@ -40,6 +40,8 @@ def _submit_parser(action: Any) -> None:
     submit.add_argument("--channel", choices=CHANNELS, default="in_person")
     submit.add_argument("--received-at", metavar="ISO", help="with a UTC offset; default: now")
     submit.add_argument("--received-by", metavar="AGENCY", help="the one-stop desk that received it")
+    submit.add_argument("--request-id", metavar="KEY", help="idempotency key: a retried submission with the same "
+                        "key starts the dossier once (any other is refused: an id is never reused)")
     submit.set_defaults(run=_submit)
 
 
@@ -82,12 +84,14 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     except SubmissionError as err:
         raise CliError(str(err)) from err
 
+    request_id = args.request_id or str(uuid.uuid4())
+
     async def run() -> DossierState | None:
         async with dossier_client(settings) as dossiers:
             try:
-                return await dossiers.start(dossier)
+                return await dossiers.start(dossier, request=request_id)
             except Refusal as refusal:
-                raise refused(refusal) from refusal
+                raise refused(refusal, request_id=request_id) from refusal
 
     state = asyncio.run(run())
     print(f"dossier {dossier.dossier_id} submitted: {dossier.snapshot.ref} {dossier.snapshot.procedure.name}")

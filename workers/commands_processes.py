@@ -16,13 +16,18 @@ from services.store import StoreNotReadyError
 from services.temporal import connect_or_refuse
 from workers import commands_monitoring
 from workers.commands_common import CliError
-from workers.dev import DevOptions, DevServerError, run_dev
+from workers.dev import DevOptions, DevServerError, dev_server_file, run_dev
 from workers.worker import ensure_search_attributes, run_worker
 
 
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     dev = commands.add_parser("dev", help="local Temporal dev server + worker (what `make run` starts)")
-    dev.add_argument("--db-file", type=Path, help="keep dossiers in this SQLite file (default: in memory)")
+    kept = dev.add_mutually_exclusive_group()
+    kept.add_argument("--db-file", type=Path, help="keep the dev server's state (its dossiers) in this SQLite file "
+                      "(default: beside the projection when that is a SQLite file: .lienthong/lienthong.temporal.db "
+                      "for the default one; in memory for PostgreSQL)")
+    kept.add_argument("--in-memory", action="store_true", help="keep the dev server's state in memory only (refused "
+                      "over a projection with open dossiers)")
     dev.add_argument("--port", type=int, default=7233, help="gRPC port (default 7233)")
     dev.add_argument("--ui-port", type=int, help="web UI port (default: --port + 1000)")
     dev.add_argument("--ip", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -43,7 +48,8 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_json)
     _quiet_migrations()
     ui_port = args.ui_port if args.ui_port is not None else args.port + 1000
-    options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=args.db_file,
+    db_file = None if args.in_memory else args.db_file or dev_server_file(settings)
+    options = DevOptions(ip=args.ip, port=args.port, ui_port=ui_port, db_file=db_file,
                          gateway_port=args.gateway_port)
 
     async def run() -> None:

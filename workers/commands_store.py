@@ -18,7 +18,7 @@ from config.settings import Settings
 from services.dossiers import DossierClient, Refusal
 from services.sheet import build_sheet, render_sheet
 from services.temporal import connect_or_refuse
-from store import inbox, projection
+from store import identity, inbox, projection
 from store.models import AgencyRow
 from workers.arguments import not_negative, positive
 from workers.commands_common import (
@@ -29,6 +29,7 @@ from workers.commands_common import (
     store_sessions,
     when,
 )
+from workflows.payloads import DossierState
 
 DOSSIER_WORKFLOWS = 'WorkflowType="DossierWorkflow"'
 
@@ -51,7 +52,8 @@ def add_dossier_parsers(action: Any) -> None:
     sheet.add_argument("--json", action="store_true", help="print the sheet as JSON, nothing else")
     sheet.set_defaults(run=show_sheet)
     resync_parser = action.add_parser("resync", help="rewrite the projection from the workflows' state where it "
-                                                     "is behind")
+                                                     "is behind; report dossiers whose stored record describes "
+                                                     "another workflow run (a reused id)")
     resync_parser.add_argument("dossier_ids", nargs="*", metavar="ID")
     resync_parser.add_argument("--all", action="store_true", help="every DossierWorkflow Temporal knows")
     resync_parser.set_defaults(run=resync)
@@ -133,44 +135,83 @@ def resync(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError("give dossier IDs or --all (not both)")
     with store_sessions(settings) as sessions:
         counts = asyncio.run(_resync(settings, sessions, args.dossier_ids, args.all))
-    resynced, current, failed = counts
-    total = resynced + current + failed
-    print(f"{total} dossier{'s' if total != 1 else ''}: {resynced} resynced, {current} up to date"
-          + (f", {failed} failed" if failed else ""))
-    if failed:
-        raise CliError(f"{failed} dossier{'s' if failed != 1 else ''} could not be read from Temporal (see above)")
+    total = sum(counts.values())
+    print(f"{total} dossier{'s' if total != 1 else ''}: {counts['resynced']} resynced, {counts['current']} up to date"
+          + (f", {counts['other']} of another run" if counts["other"] else "")
+          + (f", {counts['failed']} failed" if counts["failed"] else ""))
+    problems = []
+    if counts["other"]:
+        n = counts["other"]
+        problems.append(f"{n} dossier{'s' if n != 1 else ''} in the store describe{'s' if n == 1 else ''} another "
+                        f"workflow run than Temporal's (see above)")
+    if counts["failed"]:
+        n = counts["failed"]
+        problems.append(f"{n} dossier{'s' if n != 1 else ''} could not be read from Temporal (see above)")
+    if problems:
+        raise CliError("; ".join(problems))
     return 0
 
 
 async def _resync(settings: Settings, sessions: sessionmaker[Session], ids: list[str],
-                  every: bool) -> tuple[int, int, int]:
+                  every: bool) -> dict[str, int]:
     client = await connect_or_refuse(settings)
     dossiers = DossierClient(client, sessions, settings.task_queue)
     if every:
         ids = await _all_dossier_ids(client)
-    resynced = current = failed = 0
+    counts = dict.fromkeys(("resynced", "current", "other", "failed"), 0)
     for dossier_id in dict.fromkeys(ids):
         try:
-            state = await dossiers.state(dossier_id)
+            state, run_id = await dossiers.state_of_run(dossier_id)
         except Refusal as refusal:
             if not every and len(ids) == 1:
                 raise refused(refusal) from refusal
             print(f"failed {dossier_id}: {refused(refusal)}")
-            failed += 1
+            counts["failed"] += 1
             continue
         target = state.last_event_seq
         with sessions.begin() as session:
-            before = projection.last_seq(session, dossier_id)
-            behind = before is None or before < target
-            if behind:
-                projection.apply_state(session, state, target)
-        if behind:
-            print(f"resynced {dossier_id} (seq {'none' if before is None else before} → {target})")
-            resynced += 1
+            stored = projection.described(session, dossier_id)
+            reserved = identity.get(session, dossier_id)
+            other = _another_run(stored, reserved.run_id if reserved else None, state, run_id)
+            if other is None:
+                behind = stored is None or stored.last_seq < target
+                if behind:
+                    projection.apply_state(session, state, target, run_id=run_id)
+                # The store owns the id from now on (a workflow started by another path).
+                identity.reserve(session, dossier_id, request=None, received_by=None)
+                identity.record_run(session, dossier_id, run_id)
+        if other is not None:
+            print(f"another run {dossier_id}: {other}; not rewritten. The id was reused: the store keeps the first "
+                  f"dossier and its audit log. Terminate Temporal's run (temporal workflow terminate --workflow-id "
+                  f"{dossier_id} --run-id {run_id}) and submit that dossier again under a new id")
+            counts["other"] += 1
+        elif behind:
+            before = "none" if stored is None else stored.last_seq
+            print(f"resynced {dossier_id} (seq {before} → {target})")
+            counts["resynced"] += 1
         else:
-            print(f"up to date {dossier_id} (seq {before})")
-            current += 1
-    return resynced, current, failed
+            print(f"up to date {dossier_id} (seq {stored.last_seq if stored else target})")
+            counts["current"] += 1
+    return counts
+
+
+def _another_run(stored: projection.Described | None, reserved_run: str | None, state: DossierState,
+                 run_id: str) -> str | None:
+    """Why the store describes another workflow run than Temporal's `run_id`, or None."""
+    theirs = f"Temporal has run {run_id} ({state.procedure_code}@{state.procedure_version}, received " \
+             f"{when(state.received_at)}, seq {state.last_event_seq})"
+    if stored is not None and stored.run_id is not None and stored.run_id != run_id:
+        return f"the projection describes run {stored.run_id} ({stored.procedure}, received " \
+               f"{when(stored.received_at)}, seq {stored.last_seq}); {theirs}"
+    if reserved_run is not None and reserved_run != run_id:
+        return f"the store reserved the id for run {reserved_run}; {theirs}"
+    if stored is not None and stored.run_id is None and (
+            stored.received_at != state.received_at
+            or stored.procedure != f"{state.procedure_code}@{state.procedure_version}"):
+        # Written before runs were recorded: what the dossier is tells them apart.
+        return f"the projection describes a dossier {stored.procedure} received {when(stored.received_at)} " \
+               f"(seq {stored.last_seq}); {theirs}"
+    return None
 
 
 async def _all_dossier_ids(client: Client) -> list[str]:

@@ -25,15 +25,19 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType as Kind
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from services.binaries import temporal_cli
 from services.deploy import prepare_store
 from services.processes import StartError
 from services.temporal import connect
+from store import projection
+from store.db import database_url, make_engine, make_session_factory
 from workers.commands_common import shown_url
 from workers.commands_monitoring import start_dev_metrics
 from workers.worker import run_worker
@@ -55,7 +59,7 @@ class DevOptions:
     ip: str = "127.0.0.1"
     port: int = 7233
     ui_port: int = 8233
-    db_file: Path | None = None  # None: in memory, gone when the server stops
+    db_file: Path | None = None  # None: in memory, gone when the server stops (dev_server_file: the default)
     gateway_port: int | None = None  # None: 8080, or a free port when 8080 is taken
 
     @property
@@ -68,6 +72,14 @@ class DevOptions:
     def ui_url(self) -> str:
         host = self.address.rsplit(":", 1)[0]
         return f"http://{host}:{self.ui_port}"
+
+
+def dev_server_file(settings: Settings) -> Path | None:
+    """Where `dev` keeps the server's state by default: beside the projection when that
+    is a SQLite file (`.lienthong/lienthong.db` → `.lienthong/lienthong.temporal.db`), so
+    the two are kept, and reset, together. None (in memory) for another database."""
+    store = _store_file(settings)
+    return None if store is None else store.with_name(f"{store.stem}.temporal.db")
 
 
 def server_command(options: DevOptions, namespace: str) -> list[str]:
@@ -210,6 +222,7 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
         client = await _until_ready_or_stopped(server, settings, stop)
         if client is None:
             return  # Ctrl-C while the server was starting
+        await refuse_unknown_dossiers(client, settings, options)  # before anything writes
         worker_run = run_worker(client, settings.task_queue, stop, settings.database_url,
                                 sandboxed=settings.workflow_sandbox)
         gateway = _gateway()
@@ -234,6 +247,53 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
         metrics.stop()
 
 
+async def refuse_unknown_dossiers(client: Client, settings: Settings, options: DevOptions) -> None:
+    """Refuse to run over a projection whose open dossiers the server does not know (a
+    server started in memory, or its file removed): they could never move again. A
+    sample suffices: a server that lost its state knows none of them."""
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            open_ids = projection.open_dossier_ids(session)
+    finally:
+        engine.dispose()
+    if not open_ids:
+        return
+    sample = open_ids[:UNKNOWN_SAMPLE]
+    known = await asyncio.gather(*(_known(client, dossier_id) for dossier_id in sample))
+    unknown = [dossier_id for dossier_id, is_known in zip(sample, known) if not is_known]
+    if not unknown:
+        return
+    store_file = _store_file(settings)
+    server = f"the server's state in {options.db_file}" if options.db_file else "the server's state (in memory)"
+    reset = (f"rm {store_file} {options.db_file or ''}".rstrip() if store_file
+             else "drop the database's tables (`lienthong db upgrade` recreates them)")
+    raise DevServerError(
+        f"the projection {shown_url(settings)} holds {len(open_ids)} open dossier{'s' if len(open_ids) != 1 else ''} "
+        f"that {server} does not know (e.g. {unknown[0]}): start with the server file that knows them "
+        f"(--db-file FILE), or reset both: {reset}")
+
+
+UNKNOWN_SAMPLE = 50  # open dossiers of the projection checked against the server at start
+
+
+async def _known(client: Client, dossier_id: str) -> bool:
+    try:
+        await client.get_workflow_handle(dossier_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+def _store_file(settings: Settings) -> Path | None:
+    url = make_url(database_url(settings.database_url))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
 def _gateway() -> Any:
     """The gateway's commands module (gateway/commands.py), found as the CLI finds it:
     through the `lienthong.commands` entry point; None if it is not installed."""
@@ -255,7 +315,7 @@ async def _until_ready_or_stopped(server: DevServer, settings: Settings, stop: a
 
 
 def _announce(options: DevOptions, settings: Settings) -> None:
-    stored = f"stored in {options.db_file}" if options.db_file else "in memory (use --db-file to keep dossiers)"
+    stored = f"stored in {options.db_file}" if options.db_file else "in memory: gone when it stops"
     print(f"Temporal UI:      {options.ui_url}", flush=True)
     print(f"TEMPORAL_ADDRESS={options.address} (namespace {settings.temporal_namespace}, "
           f"task queue {settings.task_queue}, {stored})", flush=True)

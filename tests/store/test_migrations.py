@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import CheckConstraint, func, inspect, select, text
+from sqlalchemy import CheckConstraint, Table, func, insert, inspect, select, text
+from sqlalchemy.orm import Session
 
+from store import identity, projection
 from store.db import make_engine, make_session_factory
 from store.migrate import current, downgrade, head, main, upgrade
-from store.models import DossierRow, DossierStepRow, SectorRow, metadata
-from store.projection import apply_state
+from store.models import DossierIdRow, DossierRow, DossierStepRow, SectorRow, metadata
 from tests.conftest import REPO
 from tests.store.builders import make_state
+from workflows.payloads import DossierState
 
 TABLES = {
     "definitions", "agencies", "sectors", "dossiers", "dossier_steps",
-    "dossier_events", "inbox_items", "webhook_deliveries",
+    "dossier_events", "inbox_items", "webhook_deliveries", "dossier_ids",
 }
 
 
@@ -145,12 +149,20 @@ def _projection(url: str) -> tuple[int, int, int]:
         engine.dispose()
 
 
+def _apply_before_0004(session: Session, state: DossierState, seq: int) -> None:
+    """`apply_state` as the projection wrote a new dossier before 0004 (no run_id column)."""
+    now = datetime.now(UTC)
+    values = {k: v for k, v in projection._dossier_values(state, seq, now).items() if k != "run_id"}
+    session.execute(insert(cast(Table, DossierRow.__table__)).values(values))
+    session.execute(insert(cast(Table, DossierStepRow.__table__)), projection._step_values(state))
+
+
 def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_url: str) -> None:
     assert upgrade(db_url, "0002") == "0002"
     engine = make_engine(db_url)
     with make_session_factory(engine).begin() as session:
         for n, progress in enumerate([0, 1, 1, 2, 3]):  # the last one is completed
-            apply_state(session, make_state(f"HS-{n}", progress=progress), 1)
+            _apply_before_0004(session, make_state(f"HS-{n}", progress=progress), 1)
     engine.dispose()
     before = _projection(db_url)
     assert before == (5, 15, 4)
@@ -180,3 +192,41 @@ def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_ur
     assert _projection(db_url) == before
     assert upgrade(db_url) == head()
     assert set(_indexes(db_url)) == set(new)
+
+
+def test_0004_reserves_every_projected_id_and_downgrade_drops_the_reservations(db_url: str) -> None:
+    assert upgrade(db_url, "0003") == "0003"
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        for n, progress in enumerate([0, 1, 3]):
+            _apply_before_0004(session, make_state(f"HS-{n}", progress=progress), 1)
+    before = _projection(db_url)
+
+    assert upgrade(db_url, "0004") == "0004"
+    assert "dossier_ids" in _tables(db_url)
+    with sessions() as session:
+        reserved = session.execute(select(DossierIdRow.id, DossierIdRow.request, DossierIdRow.run_id,
+                                          DossierIdRow.reserved_at).order_by(DossierIdRow.id)).all()
+        received = dict(session.execute(select(DossierRow.id, DossierRow.received_at)).tuples().all())
+        assert set(session.scalars(select(DossierRow.run_id))) == {None}
+    # Ids received before 0004 are taken (nobody's request, no known run), as of their receipt.
+    assert [(i, r, run) for i, r, run, _ in reserved] == [(f"HS-{n}", None, None) for n in range(3)]
+    assert {i: at for i, _, _, at in reserved} == received
+    with sessions.begin() as session:
+        assert not identity.reserve(session, "HS-1", request="r-1", received_by=None).mine
+        assert identity.reserve(session, "HS-9", request="r-9", received_by=None).mine
+    assert _projection(db_url) == before
+
+    assert downgrade(db_url, "0003") == "0003"
+    assert "dossier_ids" not in _tables(db_url)
+    inspector_engine = make_engine(db_url)
+    try:
+        assert "run_id" not in {c["name"] for c in inspect(inspector_engine).get_columns("dossiers")}
+    finally:
+        inspector_engine.dispose()
+    assert _projection(db_url) == before
+    assert upgrade(db_url) == head()
+    with sessions() as session:  # reserved again from the projection
+        assert set(session.scalars(select(DossierIdRow.id))) == {"HS-0", "HS-1", "HS-2"}
+    engine.dispose()

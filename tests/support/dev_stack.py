@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,17 +76,19 @@ class DevStack:
                 self.process.wait(10)
 
 
-def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS, database_url: str | None = None) -> DevStack:
-    """`lienthong dev` with a database of its own (default a SQLite file in `folder`);
-    it migrates it and deploys `definitions` before it starts. Returns once the
-    gateway it printed answers /healthz (store and Temporal reachable)."""
+def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS, database_url: str | None = None,
+                    args: Sequence[str] = ()) -> DevStack:
+    """`lienthong dev` with a database of its own (default a SQLite file in `folder`, the
+    dev server's state beside it); it migrates it and deploys `definitions` before it
+    starts. Returns once the gateway it printed answers /healthz (store and Temporal
+    reachable). `args`: more `lienthong dev` options."""
     port, ui_port = free_port(), free_port()
     log = folder / "dev.log"
     database_url = database_url or f"sqlite:///{folder / 'lienthong.db'}"
     env = lienthong_env(database_url, definitions, log_json="false")
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", "0"],
+            [str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", "0", *args],
             stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     stack = DevStack(process, port, ui_port, log, database_url, definitions)
     try:
