@@ -12,8 +12,10 @@ history) replaces what the lost run wrote for those seqs (store/projection.py).
 from __future__ import annotations
 
 import structlog
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from activities.routing import log_routing
@@ -22,6 +24,17 @@ from store.group_commit import GroupWriter
 from workflows.payloads import DossierEvent, StoreWrite
 
 log = structlog.get_logger("lienthong.events")
+# What a database refuses for the values themselves, not for its state (down, locked,
+# busy: those raise OperationalError/InterfaceError and are retried).
+PERMANENT = (DataError, IntegrityError, OverflowError, ValueError, TypeError)
+
+
+def refused_for_good(err: BaseException) -> bool:
+    """The value is the problem (also when SQLAlchemy wraps a Python error raised while
+    binding a parameter); not a database that is down or busy."""
+    if isinstance(err, (OperationalError, InterfaceError)):
+        return False
+    return isinstance(err, PERMANENT) or isinstance(getattr(err, "orig", None), PERMANENT)
 
 
 class RecordingActivities:
@@ -38,7 +51,15 @@ class RecordingActivities:
     @activity.defn(name="write_changes")
     def write_changes(self, write: StoreWrite) -> None:
         run_id = activity.info().workflow_run_id if activity.in_activity() else None  # None: called directly
-        new = self.writer.submit((write, run_id))
+        try:
+            new = self.writer.submit((write, run_id))
+        except Exception as err:
+            if not refused_for_good(err):
+                raise  # Temporal retries (the store is down, busy, restarting)
+            # Retrying cannot help: say so, so Temporal stops retrying.
+            log.error("store_write_refused", dossier_id=write.state.dossier_id, error=" ".join(str(err).split())[:500])
+            raise ApplicationError(f"the store refused this write: {type(err).__name__}: {err}",
+                                   type="StoreRefused", non_retryable=True) from err
         state = write.state
         fresh = {event.seq for event in new}
         for event in write.events:

@@ -8,6 +8,7 @@ start and pass them down."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
     debug: bool = Field(default=False, description="CLI: tracebacks instead of one-line errors")
     workflow_sandbox: bool = Field(
         default=False, description="run workflow code in Temporal's sandbox (tests and replays always do)")
+    # How long ago a desk may say a dossier was received (paper receipts entered later,
+    # dossiers migrated from an old system); no rule says, so a setting.
+    receipt_max_age_days: int = Field(default=400, ge=0, le=3650)
     # Metrics endpoints; None (`off`) is not served.
     metrics_address: str = "0.0.0.0"
     worker_metrics_port: Port = 9465
@@ -83,6 +87,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _AgencySecrets(settings_cls), dotenv_settings, file_secret_settings
+
+    @property
+    def receipt_max_age(self) -> timedelta:
+        return timedelta(days=self.receipt_max_age_days)
 
     def webhook_secret_for(self, agency: str) -> bytes | None:
         """The agency's own secret, else the shared one, else None."""

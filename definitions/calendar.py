@@ -198,6 +198,12 @@ class WorkingCalendar(ABC):
         completed_at, due_at = _aware(completed_at, "completed_at"), _aware(due_at, "due_at")
         return judge(completed_at, due_at, self.day_start(due_at))
 
+    def appointment(self, at: datetime) -> datetime:
+        """An instant a person names as a new appointment, in working time: itself when it
+        is, else the end of that day's last working period (the next working day's when
+        that day is off)."""
+        return _aware(at, "at")
+
     def day_start(self, at: datetime) -> datetime:
         """Local midnight of ``at``'s day."""
         return datetime.combine(self._local(at).date(), time.min, tzinfo=self.timezone)
@@ -443,6 +449,14 @@ class PeriodCalendar(WorkingCalendar):
         """Inside a working period (start included, end excluded)."""
         at = _aware(at, "at")
         return any(start <= at < end for start, end in self.periods_on(at))
+
+    def appointment(self, at: datetime) -> datetime:
+        at = _aware(at, "at")
+        if self.is_working_time(at):
+            return at
+        local = self._local(at)
+        day = local.date() if self.is_working_day(local.date()) else self.next_working_day(local.date())
+        return self.periods_on(day)[-1][1]
 
     def next_working_day(self, day: date) -> date:
         day = self._day(day) + timedelta(days=1)

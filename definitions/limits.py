@@ -14,6 +14,11 @@ MAX_NESTING = 4  # parallel/sequence depth
 # A dossier's data (the applicant's form) at submission.
 MAX_DATA_BYTES = 64 * 1024  # its JSON encoding, UTF-8
 MAX_DATA_DEPTH = 16  # nested objects/arrays
+MAX_DATA_INTEGER = 2**53 - 1  # |whole numbers|: what every JSON reader keeps exact (RFC 8259 §6)
+
+# A procedure's validated snapshot travels in every dossier's workflow input.
+MAX_PROCEDURE_JSON_BYTES = 128 * 1024  # the snapshot as JSON, UTF-8
+
 
 # Free text an agency, a desk or an operator attaches to a change.
 MAX_NOTE_CHARS = 2000

@@ -178,6 +178,11 @@ class Procedure(_Strict):
         description="new appointments (extend) one step may get; Decree 61/2018 allows one, "
                     "Decree 118/2025 is unconfirmed, so each procedure sets it",
     )
+    max_extension: Duration | None = Field(
+        default=None,
+        description="how far past the current due a new appointment may be, in working time "
+                    "(default: the procedure's own deadline); no rule confirmed, so a setting",
+    )
     max_supplement_requests: StrictInt = Field(
         default=DEFAULT_SUPPLEMENT_REQUESTS, ge=1, le=MAX_SUPPLEMENT_REQUESTS,
         description="supplement requests one dossier may get (Decree 118 Art. 16-17: guide once; "

@@ -28,6 +28,7 @@ _EXPECTED: dict[str, str] = {
     "calendar": "a calendar name, e.g. vn-gov",
     "deadline": DURATION_EXPECTED,
     "supplement_deadline": DURATION_EXPECTED,
+    "max_extension": DURATION_EXPECTED,
     "on_supplement": "pause or restart",
     "max_extensions_per_step": f"a whole number from 0 to {MAX_EXTENSIONS_PER_STEP} (MAX_EXTENSIONS_PER_STEP)",
     "max_supplement_requests": f"a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS} (MAX_SUPPLEMENT_REQUESTS)",
@@ -45,7 +46,7 @@ _EXPECTED: dict[str, str] = {
     "agencies": "a list of agencies",
     "sectors": "a list of sectors",
 }
-_DURATION_KEYS = {"deadline", "supplement_deadline"}
+_DURATION_KEYS = {"deadline", "supplement_deadline", "max_extension"}
 # Tags pydantic puts into `loc` for the members of a discriminated union.
 _UNION_TAGS = {"step", "parallel", "sequence"}
 _NODE_LISTS = {"steps", "parallel", "sequence"}

@@ -116,6 +116,7 @@ KINDS: dict[RefusalKind, str] = {
     RefusalKind.DOSSIER_EXISTS: "dossier-exists",
     RefusalKind.NO_WORKER: "no-worker",
     RefusalKind.ENGINE_UNAVAILABLE: "temporal-unavailable",
+    RefusalKind.INPUT_REFUSED: "submission-refused",
 }
 
 

@@ -152,6 +152,9 @@ class DossierClient:
                 raise Refusal(RefusalKind.DOSSIER_EXISTS, f"dossier {dossier.dossier_id} already exists "
                                                          f"(status {await self._status_of(handle)})") from err
         except RPCError as err:  # reserved, not started: a retry of this request may start it
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:  # e.g. "Blob data size exceeds limit": for good
+                raise Refusal(RefusalKind.INPUT_REFUSED, f"Temporal refused dossier {dossier.dossier_id}'s input: "
+                                                         f"{' '.join(err.message.split())}") from err
             raise _unavailable(err) from err
         if run_id:
             await asyncio.to_thread(self._record_run, dossier.dossier_id, run_id)

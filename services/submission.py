@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -28,8 +28,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.settings import get_settings
 from definitions.calendar import WorkingCalendar, available_calendars, load_calendar
-from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH
+from definitions.limits import (
+    MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
+    MAX_DATA_INTEGER,
+    MAX_PROCEDURE_JSON_BYTES,
+)
 from definitions.loader import DefinitionError, load_catalog, load_procedure, looks_like_path
 from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
 from store import deliveries, registry
@@ -180,6 +186,7 @@ def prepare_dossier(
     received_by: str | None = None,
     *,
     now: datetime | None = None,
+    max_receipt_age: timedelta | None = None,
 ) -> DossierInput:
     """The start input for a dossier, or `SubmissionError` naming what is wrong.
 
@@ -187,16 +194,22 @@ def prepare_dossier(
     ``CODE@VERSION`` (exactly that deployed version) or a procedure file path (a draft)."""
     if not DOSSIER_ID.match(dossier_id):
         raise SubmissionError(f"dossier id {dossier_id!r}: expected {DOSSIER_ID_RULE}")
+    now = now or datetime.now(LOCAL_TZ)
+    # Received now unless the desk says when: the due is then known before the workflow
+    # starts (its search attributes carry it from the start).
+    received = _received_at(received_at, now, max_receipt_age or get_settings().receipt_max_age) or now
+    if received_at is not None:  # the version in effect on the day it was received
+        today = received.astimezone(LOCAL_TZ).date()
     snapshot = _procedure(ref, lookup, today)
+    size = len(snapshot.model_dump_json().encode())
+    if size > MAX_PROCEDURE_JSON_BYTES:
+        raise SubmissionError(f"procedure {snapshot.ref} is {size} bytes as JSON; a dossier's workflow input holds "
+                              f"at most {MAX_PROCEDURE_JSON_BYTES} (MAX_PROCEDURE_JSON_BYTES): shorten its names")
     fields = _data_object(data)
     _check_registries(snapshot, lookup)
     _check_agencies(snapshot, fields, lookup)
     if channel not in CHANNELS:
         raise SubmissionError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
-    now = now or datetime.now(LOCAL_TZ)
-    # Received now unless the desk says when: the due is then known before the workflow
-    # starts (its search attributes carry it from the start).
-    received = _received_at(received_at, now) or now
     _check_receiving_desk(received_by, lookup)
     # The calendar travels resolved (the workflow computes dues without I/O), and so
     # does which of the dossier's agencies have a webhook (no lookup per hand-over).
@@ -240,6 +253,8 @@ def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
         except RecursionError as err:  # hundreds of levels: too deep for the parser itself
             raise SubmissionError(f"dossier data nests too deep to read; at most {MAX_DATA_DEPTH} levels of "
                                   "objects/arrays (MAX_DATA_DEPTH)") from err
+        except ValueError as err:  # e.g. a number of thousands of digits (Python refuses to convert it)
+            raise SubmissionError(f"--data cannot be read: {err}") from err
     if not isinstance(data, Mapping):
         raise SubmissionError(
             f"--data must be a JSON object such as '{{\"commune\": \"xa-tan-lap\"}}', got {type(data).__name__}"
@@ -250,6 +265,14 @@ def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
         raise SubmissionError(f"--data {where} contains a NUL character (\\u0000); remove it")
     _check_data_size(data)
     return dict(data)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_data_shape(data: Mapping[str, Any]) -> None:
@@ -269,6 +292,14 @@ def _check_data_shape(data: Mapping[str, Any]) -> None:
                 shown = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
                 raise SubmissionError(f"dossier data field {_field(here)} is {shown}; expected a finite number "
                                       "(JSON has no NaN or Infinity)")
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_DATA_INTEGER:
+                raise SubmissionError(f"dossier data field {_field(here)} is a whole number beyond "
+                                      f"±{MAX_DATA_INTEGER} (MAX_DATA_INTEGER); send longer numbers, e.g. "
+                                      "identity numbers, as text")
+            for text in (key, item):
+                if isinstance(text, str) and not _utf8(text):
+                    raise SubmissionError(f"dossier data field {_field(here)} holds text that is not valid Unicode "
+                                          "(a lone surrogate such as \\ud800); send it as UTF-8")
             if isinstance(item, (Mapping, list, tuple)):
                 inner.append((item, here, depth + 1))
         pending += reversed(inner)  # the first field written is looked at first
@@ -375,7 +406,7 @@ def _close(value: str, known: Collection[str]) -> str:
     return f"; close codes: {', '.join(close)}" if close else ""
 
 
-def _received_at(value: datetime | str | None, now: datetime) -> datetime | None:
+def _received_at(value: datetime | str | None, now: datetime, max_age: timedelta) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -390,6 +421,9 @@ def _received_at(value: datetime | str | None, now: datetime) -> datetime | None
     if value > now:
         raise SubmissionError(f"--received-at {value.isoformat()} is in the future "
                               f"(now is {now.astimezone(LOCAL_TZ).isoformat(timespec='seconds')})")
+    if value < now - max_age:
+        raise SubmissionError(f"--received-at {value.isoformat()} is more than {max_age.days} days ago "
+                              "(LIENTHONG_RECEIPT_MAX_AGE_DAYS)")
     return value
 
 

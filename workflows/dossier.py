@@ -405,17 +405,19 @@ class DossierWorkflow:
         state = self._state
         now = workflow.now()
         steps = self._extendable_steps(request)
+        new_due = self._calendar.appointment(request.new_due)
+        moved = "" if new_due == request.new_due else f" (asked {request.new_due.isoformat()}: moved into working time)"
         for st in steps:
-            st.due_at = request.new_due
+            st.due_at = new_due
             st.due_basis = None  # an appointment given by a person, not computed
             st.extensions += 1
-        if state.due_at is None or state.due_at < request.new_due:
-            state.due_at = request.new_due  # the new appointment for the applicant
+        if state.due_at is None or state.due_at < new_due:
+            state.due_at = new_due  # the new appointment for the applicant
             state.due_basis = None
         state.notes.append(Note(at=now, kind="extended", agency=request.agency, step_id=request.step_id,
-                                text=f"new appointment {request.new_due.isoformat()}: {request.reason}"))
+                                text=f"new appointment {new_due.isoformat()}{moved}: {request.reason}"))
         self._record("extended", step_id=request.step_id, actor=request.agency,
-                     note=f"until {request.new_due.isoformat()}: {request.reason}")
+                     note=f"until {new_due.isoformat()}{moved}: {request.reason}")
         return await self._answer(steps[0] if len(steps) == 1 else None)
 
     @extend.validator
@@ -427,6 +429,7 @@ class DossierWorkflow:
         if request.new_due <= workflow.now():
             raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is in the past")
         allowed = self._procedure.max_extensions_per_step
+        span = self._procedure.max_extension or self._procedure.deadline
         for st in steps:
             assert st.due_at is not None
             if st.extensions >= allowed:
@@ -435,6 +438,11 @@ class DossierWorkflow:
             if request.new_due <= st.due_at:
                 raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is not after step "
                              f"{st.id!r}'s current due {st.due_at.isoformat()}")
+            latest = self._calendar.add(st.due_at, span)
+            if request.new_due > latest:  # also keeps absurd instants (year 9999) out of every later write
+                raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is more than {span} of working "
+                             f"time after step {st.id!r}'s current due; at most {latest.isoformat()} "
+                             f"(procedure max_extension)")
 
     def _extendable_steps(self, request: Extend) -> list[StepState]:
         """The agency's current steps that are late or have less than a working day left."""
@@ -608,7 +616,14 @@ class DossierWorkflow:
                 if routing.agency in self._webhooks:
                     st = self._step_state(routing.step_id)
                     self._notify(self._notification(NOTIFICATION_KINDS[routing.reason], st, recipient=routing.agency))
-            await writing
+            try:
+                await writing
+            except ActivityError as err:
+                # The store refused this write for good (a value it cannot hold; the
+                # activity says so, non-retryable). The dossier goes on: its history keeps
+                # every event, the next write carries the whole state forward, and the
+                # failure is logged and counted (`lienthong dossiers resync` rewrites it).
+                workflow.logger.error("store write refused for good: %s", err.cause or err)
             self._written = write.events[-1].seq
 
     async def _settle(self) -> None:

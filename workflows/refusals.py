@@ -31,12 +31,13 @@ class RefusalKind(StrEnum):
     DOSSIER_EXISTS = "DossierExists"
     NO_WORKER = "NoWorker"  # nothing answered in time: retry with the same idempotency key
     ENGINE_UNAVAILABLE = "EngineUnavailable"  # Temporal did not answer: retry with the same key
+    INPUT_REFUSED = "InputRefused"  # Temporal refused the input for good (e.g. too large): do not retry
 
     @property
     def the_clients(self) -> bool:
         """One of the client's kinds (what it learns from Temporal, not a dossier's word)."""
         return self in (RefusalKind.UNKNOWN_DOSSIER, RefusalKind.DOSSIER_EXISTS, RefusalKind.NO_WORKER,
-                        RefusalKind.ENGINE_UNAVAILABLE)
+                        RefusalKind.ENGINE_UNAVAILABLE, RefusalKind.INPUT_REFUSED)
 
     @classmethod
     def of(cls, kind: str | None) -> RefusalKind:

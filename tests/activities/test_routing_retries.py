@@ -80,3 +80,16 @@ def test_a_routing_for_a_dossier_the_projection_does_not_know_is_applied(session
     RecordingActivities(sessions).write_changes(make_write(make_state("HS-UNKNOWN", progress=1), 2, "step_assigned",
                                                            [make_routing("HS-UNKNOWN", "tham-dinh", "vpdk-tinh")]))
     assert items(sessions) == [("HS-UNKNOWN", "tham-dinh")]
+
+
+def test_a_store_refusing_the_value_is_not_retried_a_store_that_is_down_is() -> None:
+    """write_changes stops Temporal's retries only for what retrying cannot fix."""
+    from sqlalchemy.exc import DataError, OperationalError, StatementError
+
+    from activities.recording import refused_for_good
+
+    assert refused_for_good(DataError("INSERT", {}, Exception("value too long")))
+    assert refused_for_good(StatementError("bind", "INSERT", {}, OverflowError("date value out of range")))
+    assert refused_for_good(OverflowError("date value out of range"))
+    assert not refused_for_good(OperationalError("INSERT", {}, Exception("connection refused")))
+    assert not refused_for_good(ConnectionError("reset"))

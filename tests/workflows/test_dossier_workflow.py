@@ -7,7 +7,7 @@ about working time, so expected instants are plain arithmetic on the receipt.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from definitions.calendar import calendar_from_snapshot, load_calendar
 from tests.workflows.harness import (
     assigned,
     complete,
@@ -279,6 +280,38 @@ async def test_extension_by_the_late_agency_moves_the_appointment(env):
         done = await complete(handle, "tham-dinh", "vpdk-tinh")
         assert done.step("tham-dinh").verdict == "late"  # judged against the original due
         assert done.step("tham-dinh").extensions == 2
+
+
+async def test_an_extension_is_bounded_and_kept_in_working_time(env):
+    """A new appointment is at most `max_extension` of working time past the current due
+    (a year-9999 instant is refused before it reaches any write), and one asked outside
+    working time moves to the end of that working day, saying so."""
+    snap = snapshot(calendar="vn-gov", deadline="3d", max_extension="2d", steps=[
+        {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"},
+    ])
+    # The calendar the workflow computes on: the snapshot its input carries (made now).
+    gov = calendar_from_snapshot(load_calendar("vn-gov").snapshot(datetime.now(UTC)))
+    async with running_worker(env.client) as tq:
+        handle = await start_dossier(env.client, tq, snap)
+        step = (await until(handle, assigned("tham-dinh"))).step("tham-dinh")
+        due = step.due_at
+        assert due is not None and step.extendable_from is not None
+        await env.sleep(max(timedelta(0), step.extendable_from - await env.get_current_time()))
+        latest = gov.add(due, "2d")
+        message = await refused(extend(handle, "vpdk-tinh", latest + timedelta(minutes=1), "lý do"), "BadExtension")
+        assert "max_extension" in message and latest.isoformat() in message
+        await refused(extend(handle, "vpdk-tinh", datetime.fromisoformat("9999-12-31T23:59:59-23:59"), "lý do"),
+                      "BadExtension")
+        unchanged = await state(handle)
+        assert unchanged.step("tham-dinh").due_at == due and unchanged.step("tham-dinh").extensions == 0
+
+        day = gov.next_working_day(due.astimezone(gov.timezone).date())
+        asked = datetime.combine(day, time(20, 0), tzinfo=gov.timezone)  # after office hours
+        assert not gov.is_working_time(asked)
+        s = await extend(handle, "vpdk-tinh", asked, "chờ ý kiến sở")
+        moved = s.step("tham-dinh").due_at
+        assert moved == gov.periods_on(day)[-1][1] and due < moved < asked
+        assert "moved into working time" in s.notes[-1].text
 
 
 async def test_rejection_ends_the_dossier_with_the_note(env):

@@ -482,6 +482,9 @@ CASES: list[Case] = [
          sub("on_supplement: pause\n", "on_supplement: pause\nmax_supplement_requests:\n"),
          "max_supplement_requests:", "max_supplement_requests",
          f"is empty; expected a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS}"),
+    Case("max-extension-in-vietnamese", "bad-duration", "max_extension written as `5 ngày`",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extension: 5 ngày\n"), "max_extension:",
+         "max_extension", "'5 ngày' is not a duration"),
 ]
 
 
