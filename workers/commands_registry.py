@@ -45,22 +45,22 @@ def _definitions_parsers(commands: Any, parser_class: type[argparse.ArgumentPars
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                           help="files or folders (default: LIENTHONG_DEFINITIONS)")
     validate.set_defaults(run=_validate)
-    deploy = which.add_parser("deploy", help="validate, then store code@version immutably (all or nothing)")
-    deploy.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                        help="files or a definitions folder (default: LIENTHONG_DEFINITIONS)")
-    deploy.add_argument("--by", metavar="NAME", help="who deploys (default: $USER)")
-    deploy.set_defaults(run=deploy)
+    deploy_parser = which.add_parser("deploy", help="validate, then store code@version immutably (all or nothing)")
+    deploy_parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                               help="files or a definitions folder (default: LIENTHONG_DEFINITIONS)")
+    deploy_parser.add_argument("--by", metavar="NAME", help="who deploys (default: $USER)")
+    deploy_parser.set_defaults(run=deploy)
     listing = which.add_parser("list", help="the deployed definitions (--files: the definitions folder)")
     listing.add_argument("--files", action="store_true", help="list the procedure files instead")
     listing.set_defaults(run=list_deployed)
-    show = which.add_parser("show", help="a deployed definition: metadata and its YAML")
-    show.add_argument("ref", metavar="CODE[@VERSION]", help="newest deployed version without @VERSION")
-    show.set_defaults(run=show)
-    diff = which.add_parser("diff", help="unified diff of two deployed versions")
-    diff.add_argument("code", metavar="CODE")
-    diff.add_argument("v1", type=positive, metavar="V1")
-    diff.add_argument("v2", type=positive, metavar="V2")
-    diff.set_defaults(run=diff)
+    show_parser = which.add_parser("show", help="a deployed definition: metadata and its YAML")
+    show_parser.add_argument("ref", metavar="CODE[@VERSION]", help="newest deployed version without @VERSION")
+    show_parser.set_defaults(run=show)
+    diff_parser = which.add_parser("diff", help="unified diff of two deployed versions")
+    diff_parser.add_argument("code", metavar="CODE")
+    diff_parser.add_argument("v1", type=positive, metavar="V1")
+    diff_parser.add_argument("v2", type=positive, metavar="V2")
+    diff_parser.set_defaults(run=diff)
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
