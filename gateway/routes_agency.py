@@ -19,22 +19,20 @@ from gateway.schemas import (
     AgencyInfo,
     CompleteStepBody,
     ExtendBody,
-    InboxEntry,
-    InboxPage,
     Receipt,
     ResubmitBody,
-    Sheet,
     SubmitDossier,
 )
 from services.dossiers import DossierUpdate
-from services.sheet import build_sheet
+from services.inbox import InboxPage, read_page
+from services.instants import in_utc
+from services.sheet import Sheet, build_sheet
 from services.submission import (
     StoreRegistry,
     SubmissionError,
     local_today,
     prepare_dossier,
 )
-from store import inbox
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import (
     CompleteStep,
@@ -90,14 +88,7 @@ async def read_inbox(caller: Agency, context: Context,
     """Steps routed to your agency and not yet done or taken back, most urgent first.
     Page with `offset`; `next_offset` is null on the last page."""
     now = datetime.now(UTC)
-    # One more than asked: whether a next page exists without counting the whole inbox.
-    items = await context.read(lambda s: inbox.list_items(s, caller.agency, limit + 1, offset, now=now))
-    entries = [InboxEntry(dossier_id=i.dossier_id, procedure=f"{i.procedure_code}@{i.procedure_version}",
-                          procedure_code=i.procedure_code, sector=i.sector, step_id=i.step_id,
-                          step_name=i.step_name, assigned_at=i.assigned_at, due_at=i.due_at, overdue=i.overdue)
-               for i in items[:limit]]
-    return InboxPage(agency=caller.agency, at=now, limit=limit, offset=offset,
-                     next_offset=offset + limit if len(items) > limit else None, items=entries)
+    return await context.read(lambda s: read_page(s, caller.agency, limit, offset, now))
 
 
 async def _visible(context: GatewayContext, dossier_id: str, agency: str) -> dossiers.Found:
@@ -116,7 +107,7 @@ async def read_dossier(dossier_id: DossierId, caller: Agency, context: Context, 
     (header `Lienthong-Source`)."""
     found = await _visible(context, dossier_id, caller.agency)
     response.headers[SOURCE_HEADER] = found.source
-    return found.state
+    return in_utc(found.state)
 
 
 @router.get("/dossiers/{dossier_id}/sheet", operation_id="readSheet", response_model=Sheet, tags=["dossiers"],
@@ -124,7 +115,7 @@ async def read_dossier(dossier_id: DossierId, caller: Agency, context: Context, 
 async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) -> Sheet:
     """Phiếu kiểm soát quá trình giải quyết hồ sơ: one row per handover, with dues and verdicts."""
     found = await _visible(context, dossier_id, caller.agency)
-    return Sheet.model_validate(build_sheet(found.state, found.source).to_json())
+    return build_sheet(found.state, found.source)
 
 
 # ----------------------------------------------------------------------------- changing
@@ -210,6 +201,6 @@ async def _apply(context: GatewayContext, agency: str, key: str, request: Reques
 
     async def operation() -> Answer:
         state = await dossiers.change(context, dossier_id, update, change, update_id(agency, key))
-        return Answer(200, state.model_dump(mode="json"))
+        return Answer(200, in_utc(state).model_dump(mode="json"))
 
     return await run_once(context, agency, key, "POST", request.url.path, body, operation)

@@ -1,4 +1,7 @@
-"""The documented request and response bodies (what /openapi.json publishes).
+"""The documented request and response bodies (what /openapi.json publishes). The
+inbox page and the process-control sheet are the services' own models
+(services/inbox.py, services/sheet.py), the same documents the CLI prints; every
+instant in an answer is in UTC (services/instants.py).
 
 Text that reaches a dossier is refused when it carries a NUL character: PostgreSQL
 cannot store one, and the projection would retry writing it forever.
@@ -6,7 +9,6 @@ cannot store one, and the projection would retry writing it forever.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +21,7 @@ from pydantic import (
 )
 
 from definitions.limits import MAX_NOTE_CHARS
+from services.instants import UtcInstant
 from workflows.payloads import DOSSIER_ID_PATTERN, Channel, DossierStatus, Outcome
 
 
@@ -110,42 +113,14 @@ class ExtendBody(_Body):
 # ----------------------------------------------------------------------------- responses
 
 
-class InboxEntry(BaseModel):
-    dossier_id: str
-    procedure: str = Field(description="code@version")
-    procedure_code: str
-    sector: str
-    step_id: str
-    step_name: str
-    assigned_at: datetime
-    due_at: datetime
-    overdue: bool = Field(description="the due had passed when the page was read")
-
-
-class InboxPage(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "agency": "vpdk-tinh", "at": "2026-05-27T02:00:00Z", "limit": 50, "offset": 0, "next_offset": None,
-        "items": [{"dossier_id": "HS-2026-000123", "procedure": "1.012756@1", "procedure_code": "1.012756",
-                   "sector": "G13-TN01", "step_id": "tham-dinh", "step_name": "Thẩm định hồ sơ",
-                   "assigned_at": "2026-05-26T02:00:00Z", "due_at": "2026-06-02T02:00:00Z", "overdue": False}],
-    }]})
-
-    agency: str
-    at: datetime
-    limit: int
-    offset: int
-    next_offset: int | None = Field(description="the offset of the next page; null on the last page")
-    items: list[InboxEntry] = Field(description="open steps, most urgent (earliest due) first")
-
-
 class Receipt(BaseModel):
     """What the desk prints on the receipt (giấy tiếp nhận và hẹn trả kết quả)."""
 
     dossier_id: str
     procedure: str = Field(description="code@version the dossier lives by")
     procedure_name: str
-    received_at: datetime | None
-    due_at: datetime | None = Field(description="the appointment; null if no worker computed it within 10 s "
+    received_at: UtcInstant | None
+    due_at: UtcInstant | None = Field(description="the appointment; null if no worker computed it within 10 s "
                                     "(read the dossier later)")
     status: DossierStatus
 
@@ -170,63 +145,11 @@ class PublicStatus(BaseModel):
     procedure_name: str
     status: DossierStatus
     portal_status: int = Field(description="status code of the national public-service portal")
-    received_at: datetime
-    appointment_at: datetime | None = Field(description="when the result is due to the applicant")
-    completed_at: datetime | None
+    received_at: UtcInstant
+    appointment_at: UtcInstant | None = Field(description="when the result is due to the applicant")
+    completed_at: UtcInstant | None
     held_by: list[Holder] = Field(description="the agencies working on it now; empty while the applicant "
                                   "supplements documents or once it is finished")
-
-
-class SheetHandover(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    step_id: str
-    step_name: str
-    from_: str = Field(alias="from", description="the agency handing over, or `applicant`")
-    to: str
-    at: datetime | None
-    due_at: datetime | None
-    original_due_at: datetime | None
-    completed_at: datetime | None
-    status: str
-    verdict: str | None
-    overdue: bool
-    extensions: int
-
-
-class SheetNote(BaseModel):
-    at: datetime | None
-    kind: str
-    agency: str | None
-    step_id: str | None
-    text: str
-
-
-class SheetResult(BaseModel):
-    status: str
-    portal_status: int
-    due_at: datetime | None
-    original_due_at: datetime | None
-    completed_at: datetime | None
-    verdict: str | None
-    overdue: bool
-    note: str | None
-
-
-class Sheet(BaseModel):
-    """The process-control sheet (phiếu kiểm soát quá trình giải quyết hồ sơ)."""
-
-    dossier_id: str
-    procedure: str
-    procedure_name: str
-    sector: str
-    level: str
-    channel: str
-    received_at: datetime | None
-    handovers: list[SheetHandover]
-    notes: list[SheetNote]
-    result: SheetResult
-    source: str = Field(description="workflow (live) or projection (stored copy)")
 
 
 class ProblemTypeDoc(BaseModel):

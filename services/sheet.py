@@ -17,99 +17,76 @@ query), so it is a pure function and easy to test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.instants import UtcInstant
 from workflows.payloads import DossierState, StepState, StepStatus
 
 APPLICANT = "applicant"
 Source = Literal["projection", "workflow"]
 
 
-@dataclass(frozen=True)
-class Handover:
+class _Part(BaseModel):
+    # Built by field name in code; "from" and "to" are the JSON names.
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+
+class Handover(_Part):
     step_id: str
     step_name: str
-    from_agency: str  # APPLICANT for the first handover
-    to_agency: str
-    at: datetime  # when the receiving agency got it (the step's assigned_at)
-    due_at: datetime | None  # current due (an extension moves it)
-    original_due_at: datetime | None  # the legal due the verdict is judged against
-    completed_at: datetime | None
-    status: str
-    verdict: str | None
+    from_agency: str = Field(alias="from", description="the agency handing over, or `applicant`")
+    to_agency: str = Field(alias="to", description="the agency receiving the dossier")
+    at: UtcInstant = Field(description="when the receiving agency got it (the step's assigned_at)")
+    due_at: UtcInstant | None = Field(description="the current due (an extension moves it)")
+    original_due_at: UtcInstant | None = Field(description="the legal due the verdict is judged against")
+    completed_at: UtcInstant | None
+    status: str = Field(description="the step's status; `withdrawn` when the dossier ended before it was done")
+    verdict: str | None = Field(description="early | on_time | late (Decision 766/QĐ-TTg), once done")
     overdue: bool
-    extensions: int
+    extensions: int = Field(description="new appointments given for this step")
 
 
-@dataclass(frozen=True)
-class SheetNote:
-    at: datetime
+class SheetNote(_Part):
+    at: UtcInstant
     kind: str
     agency: str | None
     step_id: str | None
     text: str
 
 
-@dataclass(frozen=True)
-class Sheet:
+class SheetResult(_Part):
+    status: str
+    portal_status: int
+    due_at: UtcInstant | None
+    original_due_at: UtcInstant | None
+    completed_at: UtcInstant | None
+    verdict: str | None
+    overdue: bool
+    note: str | None
+
+
+class Sheet(_Part):
+    """The process-control sheet (phiếu kiểm soát quá trình giải quyết hồ sơ): the same
+    document for `lienthong dossiers sheet` (`--json` and the printed table) and
+    `GET /v1/dossiers/{id}/sheet`; instants in UTC (services/instants.py)."""
+
     dossier_id: str
-    procedure: str  # code@version
+    procedure: str = Field(description="code@version")
     procedure_name: str
     sector: str
     level: str
     channel: str
-    received_at: datetime
+    received_at: UtcInstant
     handovers: list[Handover]
     notes: list[SheetNote]
-    state: DossierState
-    source: Source
+    result: SheetResult
+    source: Source = Field(description="workflow (live) or projection (stored copy)")
 
     def to_json(self) -> dict[str, Any]:
-        """A stable object: the same keys every time, instants as UTC ISO 8601."""
-        s = self.state
-        return {
-            "dossier_id": self.dossier_id,
-            "procedure": self.procedure,
-            "procedure_name": self.procedure_name,
-            "sector": self.sector,
-            "level": self.level,
-            "channel": self.channel,
-            "received_at": _iso(self.received_at),
-            "handovers": [
-                {
-                    "step_id": h.step_id,
-                    "step_name": h.step_name,
-                    "from": h.from_agency,
-                    "to": h.to_agency,
-                    "at": _iso(h.at),
-                    "due_at": _iso(h.due_at),
-                    "original_due_at": _iso(h.original_due_at),
-                    "completed_at": _iso(h.completed_at),
-                    "status": h.status,
-                    "verdict": h.verdict,
-                    "overdue": h.overdue,
-                    "extensions": h.extensions,
-                }
-                for h in self.handovers
-            ],
-            "notes": [
-                {"at": _iso(n.at), "kind": n.kind, "agency": n.agency, "step_id": n.step_id, "text": n.text}
-                for n in self.notes
-            ],
-            "result": {
-                "status": s.status.value,
-                "portal_status": s.portal_status,
-                "due_at": _iso(s.due_at),
-                "original_due_at": _iso(s.original_due_at),
-                "completed_at": _iso(s.completed_at),
-                "verdict": s.verdict,
-                "overdue": s.overdue,
-                "note": s.result_note,
-            },
-            "source": self.source,
-        }
+        """A stable object: the same keys every time, instants as UTC ISO 8601 with a Z."""
+        return self.model_dump(mode="json", by_alias=True)
 
 
 def build_sheet(state: DossierState, source: Source = "projection") -> Sheet:
@@ -131,10 +108,13 @@ def build_sheet(state: DossierState, source: Source = "projection") -> Sheet:
         ))
     notes = [SheetNote(at=n.at, kind=n.kind, agency=n.agency, step_id=n.step_id, text=n.text)
              for n in sorted(state.notes, key=lambda n: n.at)]
+    result = SheetResult(status=state.status.value, portal_status=state.portal_status, due_at=state.due_at,
+                         original_due_at=state.original_due_at, completed_at=state.completed_at,
+                         verdict=state.verdict, overdue=state.overdue, note=state.result_note)
     return Sheet(
         dossier_id=state.dossier_id, procedure=f"{state.procedure_code}@{state.procedure_version}",
         procedure_name=state.procedure_name, sector=state.sector, level=state.level, channel=state.channel,
-        received_at=state.received_at, handovers=handovers, notes=notes, state=state, source=source,
+        received_at=state.received_at, handovers=handovers, notes=notes, result=result, source=source,
     )
 
 
@@ -143,29 +123,24 @@ def _step_status(st: StepState) -> str:
     return "withdrawn" if st.status == StepStatus.SKIPPED else st.status.value
 
 
-def _iso(at: datetime | None) -> str | None:
-    return at.astimezone(UTC).isoformat() if at else None
-
-
 # ----------------------------------------------------------------------------- human view
 
 
 def render_sheet(sheet: Sheet, when: Any) -> str:
     """`when` formats an instant in Vietnam time (the CLI's `when`)."""
-    s = sheet.state
+    s = sheet.result
     lines = [
         "PHIẾU KIỂM SOÁT QUÁ TRÌNH GIẢI QUYẾT HỒ SƠ (process-control sheet; times in Asia/Ho_Chi_Minh)",
         f"dossier {sheet.dossier_id}: {sheet.procedure} {sheet.procedure_name}",
         f"  sector {sheet.sector}, level {sheet.level}, received {when(sheet.received_at)} ({sheet.channel})",
         "handovers:",
     ]
-    rows = [("#", "STEP", "FROM", "TO", "HANDED OVER", "DUE", "COMPLETED", "VERDICT")]
+    rows = [("#", "STEP", "FROM", "TO", "HANDED OVER", "DUE", "COMPLETED", "STATUS", "VERDICT")]
     for number, handover in enumerate(sheet.handovers, 1):
         sender = f"{APPLICANT} ({sheet.channel})" if handover.from_agency == APPLICANT else handover.from_agency
         due = when(handover.due_at) + (" (extended)" if handover.extensions else "")
         rows.append((str(number), handover.step_id, sender, handover.to_agency, when(handover.at), due,
-                     when(handover.completed_at) if handover.completed_at else handover.status,
-                     handover.verdict or "-"))
+                     when(handover.completed_at), handover.status, handover.verdict or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     handovers: list[Handover | None] = [None, *sheet.handovers]
     for row, h in zip(rows, handovers):
@@ -182,12 +157,12 @@ def render_sheet(sheet: Sheet, when: Any) -> str:
             lines.append(f"  {when(n.at)}  {n.kind.replace('_', ' ')}{f' ({who})' if who else ''}"
                          f"{f': {n.text}' if n.text else ''}")
     lines.append("result:")
-    lines.append(f"  status {s.status.value} (portal status {s.portal_status}), verdict {s.verdict or '-'}"
+    lines.append(f"  status {s.status} (portal status {s.portal_status}), verdict {s.verdict or '-'}"
                  f"{', OVERDUE' if s.overdue else ''}")
     due = f"  due {when(s.due_at)}"
     if s.original_due_at != s.due_at:
         due += f" (legal due {when(s.original_due_at)})"
     lines.append(due + (f", finished {when(s.completed_at)}" if s.completed_at else ""))
-    if s.result_note:
-        lines.append(f"  note: {s.result_note}")
+    if s.note:
+        lines.append(f"  note: {s.note}")
     return "\n".join(lines)

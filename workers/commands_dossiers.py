@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from config.settings import Settings
+from definitions.calendar import CalendarFileError, UnknownCalendarError, load_calendar
 from services.dossiers import DossierUpdate, Refusal
+from services.instants import in_utc
 from services.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
 from workers import commands_store
 from workers.arguments import note
-from workers.commands_common import CliError, dossier_client, fetch_state, refused, store_sessions, when
+from workers.commands_common import CliError, dossier_client, fetch_state, one_line, refused, store_sessions, when
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import CompleteStep, DossierState, Extend, Outcome, Resubmit, StepState
 
+RELATIVE_UNTIL = re.compile(r"\+([1-9][0-9]?)d")  # `extend --until +2d`: working days from now
 
 def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     dossiers = commands.add_parser("dossiers", help="submit, complete, extend, show and resync dossiers")
@@ -26,7 +30,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     _change_parsers(action)
     show = action.add_parser("show", help="a dossier's state")
     show.add_argument("dossier_id", metavar="ID")
-    show.add_argument("--json", action="store_true", help="print the state as JSON, nothing else")
+    show.add_argument("--json", action="store_true", help="print the state as JSON (instants in UTC), nothing else")
     show.set_defaults(run=_show)
     commands_store.add_dossier_parsers(action)
 
@@ -65,7 +69,8 @@ def _change_parsers(action: Any) -> None:
     extend = action.add_parser("extend", help="a new appointment, with an apology")
     extend.add_argument("dossier_id", metavar="ID")
     extend.add_argument("--agency", required=True, metavar="CODE")
-    extend.add_argument("--until", required=True, metavar="ISO", help="new due; without an offset: Vietnam time")
+    extend.add_argument("--until", required=True, metavar="ISO|+Nd",
+                        help="new due: a date-time (without an offset: Vietnam time), or +N working days from now")
     extend.add_argument("--reason", type=note, required=True, metavar="TEXT")
     extend.add_argument("--step", dest="step_id", metavar="STEP")
     extend.add_argument("--request-id", **request_id)
@@ -106,6 +111,11 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
 def _complete(args: argparse.Namespace, settings: Settings) -> int:
     request = CompleteStep(step_id=args.step_id, agency=args.agency, outcome=args.outcome, note=args.note)
     state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.complete_step, request, args.request_id))
+    if args.outcome == Outcome.SUPPLEMENT.value:
+        print(f"dossier {state.dossier_id}: supplement requested at step {args.step_id}; dossier "
+              f"{state.status.value}: every clock stops until the applicant resubmits"
+              + (f" (by {when(state.supplement_due_at)})" if state.supplement_due_at else ""))
+        return 0
     step = state.step(args.step_id)
     print(f"dossier {state.dossier_id}: step {args.step_id} {step.status.value if step else args.outcome}"
           f"{f' ({step.verdict})' if step and step.verdict else ''}; dossier {state.status.value}")
@@ -120,16 +130,31 @@ def _resubmit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _extend(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        until = datetime.fromisoformat(args.until)
-    except ValueError as err:
-        raise CliError(f"--until {args.until!r} is not an ISO date-time (e.g. 2026-03-02T17:00)") from err
-    if until.tzinfo is None:
-        until = until.replace(tzinfo=LOCAL_TZ)  # operators write Vietnam time
+    until = _until(args.until, args.dossier_id, settings)
     request = Extend(agency=args.agency, new_due=until, reason=args.reason, step_id=args.step_id)
     state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.extend, request, args.request_id))
     print(f"dossier {state.dossier_id}: extended until {when(until)}; dossier due {when(state.due_at)}")
     return 0
+
+
+def _until(value: str, dossier_id: str, settings: Settings) -> datetime:
+    """`--until`: an ISO date-time (Vietnam time without an offset), or `+Nd`: N working
+    days from now on the dossier's calendar."""
+    relative = RELATIVE_UNTIL.fullmatch(value.strip())
+    if relative is None:
+        try:
+            until = datetime.fromisoformat(value)
+        except ValueError as err:
+            raise CliError(f"--until {value!r} is not an ISO date-time (e.g. 2026-03-02T17:00) "
+                           "or +N working days (e.g. +2d)") from err
+        return until if until.tzinfo is not None else until.replace(tzinfo=LOCAL_TZ)  # operators write Vietnam time
+    state = asyncio.run(fetch_state(settings, dossier_id))
+    try:
+        calendar = load_calendar(state.calendar, settings.definitions)
+    except (UnknownCalendarError, CalendarFileError) as err:
+        raise CliError(f"--until {value}: calendar {state.calendar!r} of dossier {dossier_id} cannot be read: "
+                       f"{one_line(err)}") from err
+    return calendar.add(datetime.now(UTC), f"{relative.group(1)}d")
 
 
 async def _change(settings: Settings, dossier_id: str, update: DossierUpdate, arg: Any,
@@ -147,7 +172,7 @@ async def _change(settings: Settings, dossier_id: str, update: DossierUpdate, ar
 def _show(args: argparse.Namespace, settings: Settings) -> int:
     state = asyncio.run(fetch_state(settings, args.dossier_id))
     if args.json:
-        print(state.model_dump_json())
+        print(in_utc(state).model_dump_json())  # every instant in UTC, as the gateway answers
     else:
         print(render_state(state))
     return 0

@@ -1,12 +1,13 @@
 """Commands that read (or repair) the projection database: `lienthong inbox`,
-`lienthong dossiers sheet` and `lienthong dossiers resync`."""
+`lienthong dossiers sheet` and `lienthong dossiers resync`. Their `--json` documents
+are the services' models (services/inbox.py, services/sheet.py), the ones the gateway
+answers with: instants in UTC there, in Vietnam time in the printed tables."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import difflib
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +17,10 @@ from temporalio.client import Client
 
 from config.settings import Settings
 from services.dossiers import DossierClient, Refusal
+from services.inbox import read_page
 from services.sheet import build_sheet, render_sheet
 from services.temporal import connect_or_refuse
-from store import identity, inbox, projection
+from store import identity, projection
 from store.models import AgencyRow
 from workers.arguments import not_negative, positive
 from workers.commands_common import (
@@ -70,42 +72,24 @@ def show_inbox(args: argparse.Namespace, settings: Settings) -> int:
             if not codes:
                 hint = " (no agencies are registered: run `lienthong definitions deploy`)"
             raise CliError(f"unknown agency {args.agency}{hint}")
-        items = inbox.list_items(session, args.agency, args.limit, args.offset, now=now)
+        page = read_page(session, args.agency, args.limit, args.offset, now)
     if args.json:
-        print(json.dumps({
-            "agency": agency.code,
-            "at": now.isoformat(),
-            "offset": args.offset,
-            "limit": args.limit,
-            "items": [
-                {
-                    "dossier_id": item.dossier_id,
-                    "procedure": f"{item.procedure_code}@{item.procedure_version}",
-                    "sector": item.sector,
-                    "step_id": item.step_id,
-                    "step_name": item.step_name,
-                    "assigned_at": item.assigned_at.astimezone(UTC).isoformat(),
-                    "due_at": item.due_at.astimezone(UTC).isoformat(),
-                    "overdue": item.overdue,
-                }
-                for item in items
-            ],
-        }, ensure_ascii=False))
+        print(page.model_dump_json())
         return 0
+    items = page.items
     if not items:
         more = f" past the first {args.offset}" if args.offset else ""
         print(f"inbox of {agency.code} ({agency.name}): no open items{more}")
         return 0
     print(f"inbox of {agency.code} ({agency.name}), most urgent first (Vietnam time):")
     rows = [("DOSSIER", "PROCEDURE", "STEP", "ASSIGNED", "DUE")]
-    rows += [(i.dossier_id, f"{i.procedure_code}@{i.procedure_version}", i.step_id, when(i.assigned_at),
-              when(i.due_at)) for i in items]
+    rows += [(i.dossier_id, i.procedure, i.step_id, when(i.assigned_at), when(i.due_at)) for i in items]
     print_table(rows, markers=["OVERDUE" if i.overdue else "" for i in items])
     first = args.offset + 1
     plural = "s" if len(items) != 1 else ""
     shown = f"items {first}–{args.offset + len(items)}" if args.offset else f"{len(items)} item{plural}"
     overdue = sum(1 for i in items if i.overdue)
-    more = f" (more with --offset {args.offset + len(items)})" if len(items) == args.limit else ""
+    more = f" (more with --offset {page.next_offset})" if page.next_offset is not None else ""
     print(f"{shown}, {overdue} overdue{more}")
     return 0
 
@@ -121,7 +105,7 @@ def show_sheet(args: argparse.Namespace, settings: Settings) -> int:
     else:  # not recorded (yet): ask the workflow itself
         sheet = build_sheet(asyncio.run(fetch_state(settings, args.dossier_id)), "workflow")
     if args.json:
-        print(json.dumps(sheet.to_json(), ensure_ascii=False))
+        print(sheet.model_dump_json())
     else:
         print(render_sheet(sheet, when))
     return 0

@@ -61,10 +61,11 @@ def test_inbox_lists_open_items_by_due(cli: Cli) -> None:
     assert page[-1] == "items 2–2, 0 overdue (more with --offset 2)"
 
     data = json.loads(cli.ok("inbox", "vpdk-tinh", "--json"))
-    assert set(data) == {"agency", "at", "offset", "limit", "items"}
+    # The gateway's inbox document (services/inbox.py): next_offset and procedure_code too.
+    assert set(data) == {"agency", "at", "offset", "limit", "next_offset", "items"}
     assert [item["dossier_id"] for item in data["items"]] == ["HS-LATE", "HS-SOON", "HS-LATER"]
-    assert set(data["items"][0]) == {"dossier_id", "procedure", "sector", "step_id", "step_name", "assigned_at",
-                                     "due_at", "overdue"}
+    assert set(data["items"][0]) == {"dossier_id", "procedure", "procedure_code", "sector", "step_id", "step_name",
+                                     "assigned_at", "due_at", "overdue"}
     assert data["items"][0]["overdue"] is True and data["items"][0]["procedure"] == "1.012756@1"
 
     assert cli.ok("inbox", "vpdk-tinh", "--offset", "5") == \
@@ -135,12 +136,12 @@ def test_sheet_rows_from_a_hand_made_state() -> None:
                           "received_at", "handovers", "notes", "result", "source"]
     assert list(data["handovers"][0]) == ["step_id", "step_name", "from", "to", "at", "due_at", "original_due_at",
                                           "completed_at", "status", "verdict", "overdue", "extensions"]
-    assert data["handovers"][0]["at"] == "2026-03-02T01:00:00+00:00"  # UTC in JSON
-    assert data["notes"][0] == {"at": "2026-03-03T01:00:00+00:00", "kind": "supplement_requested",
+    assert data["handovers"][0]["at"] == "2026-03-02T01:00:00Z"  # UTC in JSON, with a Z
+    assert data["notes"][0] == {"at": "2026-03-03T01:00:00Z", "kind": "supplement_requested",
                                 "agency": "vpdk-tinh", "step_id": "tham-dinh", "text": "Thiếu bản sao"}
-    assert data["result"] == {"status": "completed", "portal_status": 10, "due_at": "2026-03-11T01:00:00+00:00",
-                              "original_due_at": "2026-03-09T01:00:00+00:00",
-                              "completed_at": "2026-03-10T01:00:00+00:00", "verdict": "late", "overdue": True,
+    assert data["result"] == {"status": "completed", "portal_status": 10, "due_at": "2026-03-11T01:00:00Z",
+                              "original_due_at": "2026-03-09T01:00:00Z",
+                              "completed_at": "2026-03-10T01:00:00Z", "verdict": "late", "overdue": True,
                               "note": None}
     json.dumps(data)  # serialisable as it is
 
