@@ -37,7 +37,7 @@ from tests.conftest import fresh_postgres_database
 from tests.deploy.compose import REPO, env_file, resolved
 from tests.deploy.test_compose import bind_mounts, environment
 from tests.processes import free_port, stop_process
-from tests.support.codec import TEST_CONVERTER
+from tests.support.codec import TEST_CONVERTER, TEST_KEYS
 
 BIN = Path(sys.executable).parent
 CONTAINER_PORTS = ("8080", "9464", "9465", "9466")
@@ -65,6 +65,8 @@ class Rehearsal:
         env["LIENTHONG_DATABASE_URL"] = self.database_url
         mounts = {target: source for source, target in bind_mounts(service)}
         env["LIENTHONG_DEFINITIONS"] = str(REPO / mounts[env["LIENTHONG_DEFINITIONS"]])
+        if "LIENTHONG_CODEC_KEYS" in env:  # .env.example's placeholder is refused until replaced (as it should be)
+            env["LIENTHONG_CODEC_KEYS"] = TEST_KEYS
         base = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
         return {**base, **env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
