@@ -9,6 +9,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY config ./config
 COPY definitions ./definitions
 COPY workflows ./workflows
 COPY activities ./activities
@@ -16,6 +17,8 @@ COPY workers ./workers
 COPY monitoring ./monitoring
 COPY store ./store
 COPY gateway ./gateway
+COPY services ./services
+COPY bench ./bench
 # A virtual environment copied whole into the runtime stage; `pip install .`
 # (not -e) so the image needs no source tree, and no extras: no dev server, no tests.
 RUN python -m venv /opt/lienthong \
