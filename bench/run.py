@@ -725,9 +725,19 @@ async def run_phase(kind: str, options: BenchOptions, client: Any, address: str,
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
     if kind == "lienthong":
-        # Exactly `lienthong worker` (same module), without its metrics ports.
+        # Exactly `lienthong worker` (same module), without its metrics ports, and
+        # encrypting as production does: a fresh key for this run, shared with the
+        # bench's own client (the raw baseline stays plain, as bare Temporal is).
+        from temporalio.client import Client
+
+        from services.codec import data_converter, keyring_from, new_key_line
+
+        keys = new_key_line("bench")
+        client = await Client.connect(address, namespace="default", data_converter=data_converter(keyring_from(keys)))
+        env.pop("LIENTHONG_CODEC_KEY_ID", None)
         env.update({"LIENTHONG_DATABASE_URL": db_url, "LIENTHONG_TASK_QUEUE": task_queue,
-                    "LIENTHONG_WORKER_METRICS_PORT": "off", "LIENTHONG_SDK_METRICS_PORT": "off"})
+                    "LIENTHONG_WORKER_METRICS_PORT": "off", "LIENTHONG_SDK_METRICS_PORT": "off",
+                    "LIENTHONG_CODEC_KEYS": keys})
         if options.sandbox is not None:
             env[SANDBOX_ENV] = "1" if options.sandbox else "0"
         sandbox = env.get(SANDBOX_ENV)  # None: unset, the worker's own default

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     exporter_port: Port = 9464
     # HMAC keys of the webhooks to agencies: one for all, or one per agency.
     webhook_secret: SecretStr | None = None
+    # Applicants' data encrypted in Temporal (services/codec.py, README "Applicants' data").
+    codec_keys: SecretStr | None = Field(
+        default=None, description="AES-256 keys `ID:BASE64,ID:BASE64` (32 bytes each); all decrypt, one encrypts")
+    codec_key_id: str | None = Field(default=None, description="the key that encrypts (default: the first listed)")
+    codec_operators: SecretStr | None = Field(
+        default=None, description="who may use the gateway's /codec endpoint: `NAME:SHA256_OF_TOKEN,...`")
+    codec_ui_origins: str = Field(default="", description="origins of the Temporal UI allowed to call /codec (CORS)")
     agency_webhook_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="from LIENTHONG_WEBHOOK_SECRET_<AGENCY> variables",
         json_schema_extra={"environment": "LIENTHONG_WEBHOOK_SECRET_<AGENCY_CODE>"})

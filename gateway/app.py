@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import problems, routes_agency, routes_public
+from gateway import problems, routes_agency, routes_codec, routes_public
 from gateway.context import GatewayContext
 from gateway.docs_assets import offline_fastapi
 
@@ -55,6 +55,7 @@ def create_app(context: GatewayContext) -> FastAPI:
     problems.install(app)
     app.include_router(routes_agency.router)
     app.include_router(routes_public.router)
+    app.include_router(routes_codec.router)  # operators' codec endpoint for the Temporal UI
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(_AccessLog)
     return app

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from config.logging import configure_logging
 from config.settings import Settings
+from services.codec import CodecAccess
 from services.processes import StartError, stop_on_signals
 from services.store import StoreNotReadyError, wait_for_store
 from services.temporal import connect_or_refuse
@@ -54,7 +55,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
         except GatewayBindError as err:
             raise StartError(f"{err}; choose another with --port") from err
         context = GatewayContext(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
-                                 settings.definitions)
+                                 settings.definitions, CodecAccess.from_settings(settings))
         try:
             print(f"gateway listening on {url_of(sock)} (OpenAPI {url_of(sock)}/openapi.json, docs /docs); "
                   "Ctrl-C stops it", flush=True)
@@ -88,7 +89,7 @@ async def serve_beside(worker: Awaitable[None], sock: socket.socket, client: Cli
     from gateway.server import serve, url_of
 
     context = GatewayContext(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
-                             settings.definitions)
+                             settings.definitions, CodecAccess.from_settings(settings))
     url = url_of(sock)
     print(f"gateway:          {url} (OpenAPI {url}/openapi.json, docs {url}/docs)", flush=True)
     serving = asyncio.create_task(serve(create_app(context), sock, stop))

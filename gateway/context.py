@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from services.codec import CodecAccess
 from services.dossiers import DossierClient
 from store.db import make_engine, make_session_factory
 
@@ -39,6 +40,7 @@ class GatewayContext:
     sessions: sessionmaker[Session]
     task_queue: str
     definitions: Path
+    codec_access: CodecAccess = field(default_factory=CodecAccess)  # the /codec endpoint's operators
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store"))
 

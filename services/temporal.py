@@ -1,5 +1,6 @@
-"""Talking to Temporal as a client: one data converter, the search attributes a dossier
-starts with, and changes retried while a dossier catches up."""
+"""Talking to Temporal as a client: one data converter (pydantic's, with the payload
+encryption codec of services/codec.py), the search attributes a dossier starts with,
+and changes retried while a dossier catches up."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from config.settings import Settings
 from definitions.calendar import calendar_from_snapshot
+from services.codec import converter_for
 from services.processes import StartError
 from store import inbox
 from workflows import search_attributes as sa
@@ -33,18 +35,21 @@ from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
 from workflows.payloads import DossierInput, DossierState
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, converter: DataConverter | None = None) -> Client:
+    """A client whose payloads are encrypted with the configured keys (a missing or
+    malformed key is a CodecConfigError, before any connection)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=converter or converter_for(settings),
     )
 
 
 async def connect_or_refuse(settings: Settings) -> Client:
     """`connect`, with an unreachable server as one line (StartError)."""
+    converter = converter_for(settings)  # a key problem is said as itself, not as "cannot reach"
     try:
-        return await connect(settings)
+        return await connect(settings, converter)
     except Exception as err:  # the SDK raises RuntimeError with the transport's story
         raise StartError(f"cannot reach Temporal at {settings.temporal_address}: {transport_reason(err)}") from err
 

@@ -21,7 +21,6 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from services.binaries import temporal_test_server
@@ -29,11 +28,17 @@ from services.deploy import deploy_paths
 from services.temporal import register_search_attributes
 from store.db import database_url, make_engine, make_session_factory
 from store.migrate import upgrade
+from tests.support.codec import TEST_CONVERTER, TEST_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 ENSURE_POSTGRES = REPO / "scripts" / "ensure-postgres.sh"
 URL_VAR = "LIENTHONG_TEST_POSTGRES_URL"
 DEFINITIONS = REPO / "definitions"
+
+# Every client, worker and in-process `lienthong` command of the tests encrypts
+# payloads with the test key (a machine's own keys never leak in).
+os.environ["LIENTHONG_CODEC_KEYS"] = TEST_KEYS
+os.environ.pop("LIENTHONG_CODEC_KEY_ID", None)
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +123,7 @@ def deploy_shipped(sessions: sessionmaker[Session]) -> None:
 @asynccontextmanager
 async def _time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_CONVERTER,
         test_server_existing_path=temporal_test_server(),
     )
     try:

@@ -30,6 +30,7 @@ from store.db import DatabaseURLError
 from workers import (
     commands_bench,
     commands_calendars,
+    commands_codec,
     commands_dossiers,
     commands_monitoring,
     commands_processes,
@@ -109,7 +110,7 @@ class _Parser(argparse.ArgumentParser):
 
 # Each module adds its commands (add_parsers), in the order `lienthong --help` lists them.
 COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_store,
-                   commands_calendars, commands_tokens)
+                   commands_calendars, commands_tokens, commands_codec)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from services.binaries import temporal_cli
+from services.codec import converter_for
 from services.deploy import prepare_store
 from services.processes import StartError
 from services.temporal import connect
@@ -157,13 +158,14 @@ class DevServer:
         """A client once the frontend answers and the namespace exists (bounded)."""
         assert self._process is not None
         last_error = "no answer yet"
+        converter = converter_for(settings)  # a key problem stops here, said as itself
         for _ in range(READY_ATTEMPTS):
             if self._process.returncode is not None:
                 await asyncio.gather(*self._readers, return_exceptions=True)
                 raise DevServerError(f"the temporal dev server exited with code {self._process.returncode}: "
                                      f"{self.last_output() or 'no output'}")
             try:
-                client = await connect(settings)
+                client = await connect(settings, converter)
                 await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=self.namespace))
                 return client
             except Exception as err:  # any failure here means "not up yet"; retried

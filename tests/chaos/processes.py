@@ -24,9 +24,9 @@ from pathlib import Path
 import httpx
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.processes import free_port, stop_process
+from tests.support.codec import TEST_CONVERTER
 from tests.support.environment import lienthong_env
 from workers.dev import DevOptions, _die_with_parent, server_command
 
@@ -160,7 +160,7 @@ class TemporalServer:
                 raise RuntimeError(f"the Temporal dev server exited with {self.process.returncode}:\n"
                                    f"{tail(self.log)}")
             try:
-                client = await Client.connect(self.address, data_converter=pydantic_data_converter)
+                client = await Client.connect(self.address, data_converter=TEST_CONVERTER)
                 await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace="default"))
                 return client
             except Exception as err:  # noqa: BLE001 (not up yet)

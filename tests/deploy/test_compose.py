@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -322,8 +323,10 @@ def docker_compose() -> str:
 
 
 def compose_config(binary: str, env_path: Path) -> subprocess.CompletedProcess[str]:
+    # Only the env file: a variable of this process (the test suite's codec keys) would win over it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
     return subprocess.run([binary, "--project-directory", str(REPO), "--env-file", str(env_path),
-                           "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, cwd=REPO)
+                           "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, cwd=REPO, env=env)
 
 
 def test_docker_compose_accepts_the_file_and_resolves_it_as_these_tests_do(

@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from services.binaries import temporal_cli
@@ -38,6 +37,7 @@ from tests.conftest import fresh_postgres_database
 from tests.deploy.compose import REPO, env_file, resolved
 from tests.deploy.test_compose import bind_mounts, environment
 from tests.processes import free_port, stop_process
+from tests.support.codec import TEST_CONVERTER, TEST_KEYS
 
 BIN = Path(sys.executable).parent
 CONTAINER_PORTS = ("8080", "9464", "9465", "9466")
@@ -65,6 +65,8 @@ class Rehearsal:
         env["LIENTHONG_DATABASE_URL"] = self.database_url
         mounts = {target: source for source, target in bind_mounts(service)}
         env["LIENTHONG_DEFINITIONS"] = str(REPO / mounts[env["LIENTHONG_DEFINITIONS"]])
+        if "LIENTHONG_CODEC_KEYS" in env:  # .env.example's placeholder is refused until replaced (as it should be)
+            env["LIENTHONG_CODEC_KEYS"] = TEST_KEYS
         base = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
         return {**base, **env, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
@@ -119,7 +121,7 @@ def database(postgres_server_url: str) -> Iterator[str]:
 async def test_the_compose_services_run_as_written(database: str, tmp_path: Path) -> None:
     services = resolved(env_file())["services"]
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(), data_converter=TEST_CONVERTER,
         ui=False, dev_server_log_level="error",
     ) as env:
         # What the temporal-namespace job does (its list equals the workflow's: test_compose).

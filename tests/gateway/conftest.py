@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tests.conftest import fresh_postgres_database
 from tests.gateway.stack import Api, Stack, start_stack
+from tests.support.codec import TEST_CONVERTER
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def any_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 async def _api(running: Stack) -> AsyncIterator[Api]:
-    temporal = await Client.connect(running.address, data_converter=pydantic_data_converter)
+    temporal = await Client.connect(running.address, data_converter=TEST_CONVERTER)
     async with httpx.AsyncClient(base_url=running.url, timeout=60) as http:
         yield Api(running, http, temporal)
 

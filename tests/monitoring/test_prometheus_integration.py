@@ -26,7 +26,6 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import metrics
@@ -43,6 +42,7 @@ from tests.monitoring.promql import (
     metric_names,
     prometheus_rule_queries,
 )
+from tests.support.codec import TEST_CONVERTER
 from tests.workflows.harness import (
     assigned,
     complete,
@@ -179,7 +179,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, prometheus_bin: str) -
     sdk_port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(), search_attributes=SEARCH_ATTRIBUTES,
-        data_converter=pydantic_data_converter, runtime=sdk_runtime(f"127.0.0.1:{sdk_port}"),
+        data_converter=TEST_CONVERTER, runtime=sdk_runtime(f"127.0.0.1:{sdk_port}"),
         dev_server_log_level="error")
     servers: list[MetricsServer] = []
     process = None

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.support.codec import TEST_KEYS
+
 REPO = Path(__file__).resolve().parents[2]
 DEFINITIONS = REPO / "definitions"
 
@@ -19,6 +21,7 @@ def lienthong_env(database_url: str | None = None, definitions: Path | None = No
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "TEMPORAL_"))}
     env["LIENTHONG_DEFINITIONS"] = str(definitions or DEFINITIONS)
     env["LIENTHONG_DATABASE_URL"] = database_url or "sqlite://"
+    env["LIENTHONG_CODEC_KEYS"] = TEST_KEYS  # the tests' own clients use the same (tests/support/codec.py)
     if address:
         env["TEMPORAL_ADDRESS"] = address
     env |= {f"LIENTHONG_{name.upper()}": value for name, value in settings.items()}

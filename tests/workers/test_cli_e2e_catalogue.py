@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from definitions.loader import load_catalog
 from store import inbox
+from tests.support.codec import TEST_CONVERTER
 from tests.workers.conftest import DevStack, StackCli
 from tests.workers.test_cli_e2e import until_projected
 from tests.workflows.catalogue import expected_agencies, journey_data, shipped_files, shipped_snapshot
@@ -53,7 +53,7 @@ def test_every_shipped_procedure_runs_on_the_dev_stack(dev_stack: DevStack) -> N
     # Agencies act through the CLI (a process per completion); the test watches the
     # workflows and the inboxes in-process, so polling costs no process start-ups.
     loop = asyncio.new_event_loop()
-    client = loop.run_until_complete(Client.connect(dev_stack.address, data_converter=pydantic_data_converter))
+    client = loop.run_until_complete(Client.connect(dev_stack.address, data_converter=TEST_CONVERTER))
     sessions = dev_stack.sessions()
 
     def current(dossier: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from services.binaries import temporal_cli
@@ -28,6 +27,7 @@ from store import deliveries, inbox, projection
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import AgencyRow
+from tests.support.codec import TEST_CONVERTER
 from tests.workflows.harness import assigned, complete, finished, snapshot, start_dossier, until
 from workflows.search_attributes import ALL
 
@@ -88,7 +88,7 @@ async def test_sigkilled_worker_restarts_and_the_dossier_completes_once(tmp_path
                               webhook_url=webhook.url, receives_dossiers=False, updated_at=datetime.now(UTC)))
 
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, dev_server_existing_path=temporal_cli(),
+        data_converter=TEST_CONVERTER, dev_server_existing_path=temporal_cli(),
         search_attributes=ALL,
     )
     workers: list[subprocess.Popen[bytes]] = []

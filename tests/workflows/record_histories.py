@@ -54,7 +54,6 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from definitions.schema import ProcedureSnapshot
@@ -63,6 +62,7 @@ from services.temporal import register_search_attributes
 from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from store.models import AgencyRow
+from tests.support.codec import TEST_CONVERTER
 from tests.workflows.catalogue import (
     Handle,
     complete_steps,
@@ -325,7 +325,7 @@ def scenarios() -> dict[str, Scenario]:
 async def record(name: str, scenario: Scenario) -> Path:
     # One server per scenario: a scenario's leftover timers cannot move another's clock.
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+        data_converter=TEST_CONVERTER, test_server_existing_path=temporal_test_server()
     )
     try:
         await register_search_attributes(env.client)

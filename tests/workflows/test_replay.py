@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
+from tests.support.codec import TEST_CONVERTER
 from tests.workflows.catalogue import shipped_files
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import StepState
@@ -42,8 +42,8 @@ def load(path: Path) -> WorkflowHistory:
 
 def replayer(sandboxed: bool) -> Replayer:
     if sandboxed:  # the default runner
-        return Replayer(workflows=[DossierWorkflow], data_converter=pydantic_data_converter)
-    return Replayer(workflows=[DossierWorkflow], data_converter=pydantic_data_converter,
+        return Replayer(workflows=[DossierWorkflow], data_converter=TEST_CONVERTER)
+    return Replayer(workflows=[DossierWorkflow], data_converter=TEST_CONVERTER,
                     workflow_runner=UnsandboxedWorkflowRunner())
 
 
