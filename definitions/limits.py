@@ -31,3 +31,14 @@ MAX_WORKING_PERIODS = 8  # periods in one working day
 MAX_SNAPSHOT_YEARS = 10  # calendar years a snapshot's horizon may cover
 MAX_SNAPSHOT_EXCEPTIONS = 400  # dated exceptions (days off + worked weekend days) in one snapshot
 MAX_SNAPSHOT_JSON_BYTES = 8 * 1024  # a snapshot at every bound above, as JSON, stays under this
+
+# A JSON request body at the gateway (gateway/guard.py), checked before it is parsed
+# into a request model. Its size is a setting (LIENTHONG_GATEWAY_MAX_BODY_BYTES).
+MAX_BODY_DEPTH = 2 * MAX_DATA_DEPTH  # objects/arrays: room for data nested past its bound, so that
+# check names the field, while the nesting that breaks serialisers (hundreds deep) never gets in
+MAX_JSON_INTEGER = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers every JSON reader represents exactly
+MAX_JSON_NUMBER_CHARS = 32  # a number as written: a double needs at most 24 (-1.2345678901234567e-308)
+
+# A YAML file of definitions (definitions/yaml_source.py), checked before it is read or parsed.
+MAX_YAML_FILE_BYTES = 1024 * 1024  # the largest shipped file is a few kilobytes
+MAX_YAML_ALIASES = 20  # aliases (*name) in one file: a few for shared lists, never a bomb
