@@ -75,14 +75,16 @@ class DevStack:
                 self.process.wait(10)
 
 
-def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS, database_url: str | None = None) -> DevStack:
+def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS, database_url: str | None = None,
+                    **settings: str) -> DevStack:
     """`lienthong dev` with a database of its own (default a SQLite file in `folder`);
     it migrates it and deploys `definitions` before it starts. Returns once the
-    gateway it printed answers /healthz (store and Temporal reachable)."""
+    gateway it printed answers /healthz (store and Temporal reachable). `settings`
+    are LIENTHONG_<NAME> values, e.g. `public_burst="3"`."""
     port, ui_port = free_port(), free_port()
     log = folder / "dev.log"
     database_url = database_url or f"sqlite:///{folder / 'lienthong.db'}"
-    env = lienthong_env(database_url, definitions, log_json="false")
+    env = lienthong_env(database_url, definitions, **({"log_json": "false"} | settings))
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", "0"],
