@@ -14,8 +14,10 @@ In this order, each refusal an RFC 9457 problem:
    surrogate (`"\\ud800"`, which no UTF-8 text can carry) or a number beyond
    MAX_JSON_INTEGER / MAX_JSON_NUMBER_CHARS → 422 `invalid-request` naming where.
 
-A refusal given before the whole body was read closes the connection (`Connection:
-close`), so the server never reads the rest. The rate limit is per gateway process, in
+A refusal given before the body was read does not wait for it: a body declared
+(Content-Length) within the limit is then skipped by the server unbuffered, keeping
+the connection usable; a larger or chunked one is never read: the answer says
+`Connection: close` and the connection is closed. The rate limit is per gateway process, in
 memory (no extra service): with N gateway processes a client gets up to N times the
 rate. Buckets are kept for at most MAX_TRACKED_CLIENTS clients; beyond that the least
 recently seen is forgotten (it starts again with a full bucket).
@@ -213,11 +215,16 @@ class RequestGuard:
             return
         headers: list[tuple[bytes, bytes]] = list(scope["headers"])
         path: str = scope["path"]
+        limit = self.limits.max_body_bytes
         length_text = _header(headers, b"content-length")
-        has_body = _header(headers, b"transfer-encoding") is not None or length_text not in (None, "0")
+        declared = int(length_text) if length_text is not None and length_text.isdigit() else None
+        # A refusal before the body is read: a body declared within the limit is left for
+        # the server to skip (it discards it unbuffered; the connection stays usable), a
+        # larger or chunked one (of unknown size) is never read: the connection is closed.
+        unbounded = _header(headers, b"transfer-encoding") is not None or (declared or 0) > limit
 
-        async def refuse(problem: GatewayProblem, unread: bool = has_body) -> None:
-            extra = {"Connection": "close"} if unread else {}
+        async def refuse(problem: GatewayProblem, close: bool = unbounded) -> None:
+            extra = {"Connection": "close"} if close else {}
             response = problem_response(problem.status, problem.body(path), problem.headers | extra)
             await response(scope, _nothing, send)
 
@@ -235,10 +242,9 @@ class RequestGuard:
                     f"more than {self.limits.public_burst} requests at once or {self.limits.public_rate_per_minute} a "
                     f"minute from your address; retry after {seconds} s"), headers={"Retry-After": str(seconds)}))
                 return
-        limit = self.limits.max_body_bytes
-        if length_text is not None and length_text.isdigit() and int(length_text) > limit:
+        if declared is not None and declared > limit:
             await refuse(GatewayProblem("payload-too-large", (
-                f"the body is {int(length_text)} bytes (Content-Length); at most {limit} bytes")))
+                f"the body is {declared} bytes (Content-Length); at most {limit} bytes")))
             return
         if path.startswith(AGENCY_PREFIX):
             try:
@@ -255,7 +261,7 @@ class RequestGuard:
             body += message.get("body", b"")
             if len(body) > limit:
                 await refuse(GatewayProblem("payload-too-large", (
-                    f"the body is more than {limit} bytes; at most {limit} bytes")), unread=True)
+                    f"the body is more than {limit} bytes; at most {limit} bytes")), close=True)
                 return
             if not message.get("more_body", False):
                 break
@@ -263,7 +269,7 @@ class RequestGuard:
             faults = json_faults(bytes(body))
             if faults:
                 detail = "; ".join(f"{f.location}: {f.message}" for f in faults)
-                await refuse(GatewayProblem("invalid-request", detail, errors=faults), unread=False)
+                await refuse(GatewayProblem("invalid-request", detail, errors=faults), close=False)
                 return
         await self.app(scope, _replay(bytes(body), receive), send)
 
