@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     worker_metrics_port: Port = 9465
     sdk_metrics_port: Port = 9466
     exporter_port: Port = 9464
+    # The gateway's limits, enforced before any work (gateway/guard.py). A body is
+    # refused (413) above this many bytes before it is read; the largest a route takes
+    # is a submission with MAX_DATA_BYTES of data, which JSON escaping can triple.
+    gateway_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # /public answers each client (IP address; an IPv6 /64) at most this many times a
+    # minute on average, and at most `public_burst` at once (429 with Retry-After).
+    public_rate_per_minute: int = Field(default=60, ge=1, le=100_000)
+    public_burst: int = Field(default=20, ge=1, le=100_000)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or
+    # networks, `*` for any): the rate limit counts per client, not per proxy.
+    gateway_trusted_proxies: str = "127.0.0.1,::1"
     # HMAC keys of the webhooks to agencies: one for all, or one per agency.
     webhook_secret: SecretStr | None = None
     # Applicants' data encrypted in Temporal (services/codec.py, README "Applicants' data").

@@ -68,6 +68,7 @@ from definitions.limits import (
     MAX_WORKING_PERIODS,
 )
 from definitions.yaml_positions import line_of
+from definitions.yaml_source import read_bounded, yaml_too_big
 
 __all__ = [
     "CONTINUOUS",
@@ -148,7 +149,7 @@ def load_calendar(name: str, root: Path | None = None) -> WorkingCalendar:
         return ContinuousCalendar()
     root = root or definitions_root()
     path = root / "calendars" / f"{name}.yaml"
-    if not (isinstance(name, str) and _NAME_RE.match(name)) or not path.is_file():
+    if not (isinstance(name, str) and _NAME_RE.match(name)) or not path.exists():  # a device: the reader says so
         known = ", ".join(available_calendars(root))
         raise UnknownCalendarError(f"unknown calendar {name!r}; known calendars: {known}")
     stat = path.stat()
@@ -687,10 +688,15 @@ _TextDates.add_constructor("tag:yaml.org,2002:timestamp", RoundTripConstructor.c
 
 
 def _read_calendar_file(path: Path) -> CalendarSpec:
+    source = read_bounded(path)
+    if not isinstance(source, tuple):
+        raise CalendarFileError(str(source))
+    if too_big := yaml_too_big(path, source[1]):
+        raise CalendarFileError(str(too_big))
     yaml = YAML(typ="rt")
     yaml.Constructor = _TextDates
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(source[1])
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

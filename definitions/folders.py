@@ -52,7 +52,7 @@ def plan_paths(paths: Iterable[Path], default_root: Path | None = None) -> Plan:
         elif path.is_file() and path.name in REGISTRY_FILES:
             registries.append(path)
             roots.append(path.parent)
-        elif path.is_file():
+        elif path.is_file() or path.exists():  # a device or FIFO: the reader says it is no regular file
             procedures.append(path)
         else:
             missing.append(Problem(str(path), 1, "no such file or folder"))

@@ -14,7 +14,6 @@ MAX_NESTING = 4  # parallel/sequence depth
 # A dossier's data (the applicant's form) at submission.
 MAX_DATA_BYTES = 64 * 1024  # its JSON encoding, UTF-8
 MAX_DATA_DEPTH = 16  # nested objects/arrays
-MAX_DATA_INTEGER = 2**53 - 1  # |whole numbers|: what every JSON reader keeps exact (RFC 8259 §6)
 
 # A procedure's validated snapshot travels in every dossier's workflow input.
 MAX_PROCEDURE_JSON_BYTES = 128 * 1024  # the snapshot as JSON, UTF-8
@@ -36,3 +35,15 @@ MAX_WORKING_PERIODS = 8  # periods in one working day
 MAX_SNAPSHOT_YEARS = 10  # calendar years a snapshot's horizon may cover
 MAX_SNAPSHOT_EXCEPTIONS = 400  # dated exceptions (days off + worked weekend days) in one snapshot
 MAX_SNAPSHOT_JSON_BYTES = 8 * 1024  # a snapshot at every bound above, as JSON, stays under this
+
+# A JSON request body at the gateway (gateway/guard.py), checked before it is parsed
+# into a request model. Its size is a setting (LIENTHONG_GATEWAY_MAX_BODY_BYTES).
+MAX_BODY_DEPTH = 2 * MAX_DATA_DEPTH  # objects/arrays: room for data nested past its bound, so that
+# check names the field, while the nesting that breaks serialisers (hundreds deep) never gets in
+MAX_JSON_INTEGER = 2**53 - 1  # I-JSON (RFC 7493 §2.2): integers every JSON reader represents exactly
+# (dossier data is held to it at submission too, from the CLI and from the gateway)
+MAX_JSON_NUMBER_CHARS = 32  # a number as written: a double needs at most 24 (-1.2345678901234567e-308)
+
+# A YAML file of definitions (definitions/yaml_source.py), checked before it is read or parsed.
+MAX_YAML_FILE_BYTES = 1024 * 1024  # the largest shipped file is a few kilobytes
+MAX_YAML_ALIASES = 20  # aliases (*name) in one file: a few for shared lists, never a bomb

@@ -1,5 +1,9 @@
 """Reading a YAML file so that every value keeps its file and line.
 
+Before anything is read, the file must be a regular file (not a device, FIFO or
+socket, nor a symlink to one) of at most MAX_YAML_FILE_BYTES; before it is parsed,
+it may hold at most MAX_YAML_ALIASES aliases.
+
 A :class:`Document` is one file read once: its bytes, their sha256, the text and the
 round-trip tree (ruamel keeps each node's line and column), so a problem can be
 reported on the line it comes from and the caller can keep what was read (deploy
@@ -13,6 +17,8 @@ Everything that cannot be read (not UTF-8, YAML syntax, impossible dates) become
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -30,7 +36,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from definitions.limits import MAX_NESTING, MAX_STEPS
+from definitions.limits import MAX_NESTING, MAX_STEPS, MAX_YAML_ALIASES, MAX_YAML_FILE_BYTES
 from definitions.problems import Loc, Problem, _dotted, _one_line
 from definitions.yaml_positions import line_of
 
@@ -83,17 +89,58 @@ class Document:
         return Problem(str(self.path), self.line_of(loc), message)
 
 
-def _read_yaml(path: Path) -> Document | Problem:
+def read_bounded(path: Path) -> tuple[bytes, str] | Problem:
+    """The bytes of a regular file of at most MAX_YAML_FILE_BYTES, and their UTF-8 text.
+    A device, FIFO or socket (or a symlink to one) is refused before it is read, and so
+    is a file over the bound (a FIFO is opened without waiting for a writer)."""
     try:
-        content = path.read_bytes()
+        found = path.stat()
     except OSError as exc:
         return Problem(str(path), 1, f"cannot read the file: {exc.strerror or exc}")
+    if refused := _not_readable(path, found):
+        return refused
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return Problem(str(path), 1, f"cannot read the file: {exc.strerror or exc}")
+    with os.fdopen(descriptor, "rb") as file:
+        if refused := _not_readable(path, os.fstat(file.fileno())):  # what was opened, not what was looked at
+            return refused
+        content = file.read(MAX_YAML_FILE_BYTES + 1)
+    if len(content) > MAX_YAML_FILE_BYTES:  # it grew since
+        return Problem(str(path), 1, _too_large(len(content)))
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         message = f"the file is not UTF-8 text (byte 0x{content[exc.start]:02x} cannot be decoded); save it as UTF-8"
         return Problem(str(path), _line_at_byte(content, exc.start), message)
-    if too_big := _yaml_too_big(path, text):
+    return content, text
+
+
+def _not_readable(path: Path, found: os.stat_result) -> Problem | None:
+    if not stat.S_ISREG(found.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(found.st_mode) else "a FIFO" if stat.S_ISFIFO(found.st_mode)
+                else "a device" if stat.S_ISCHR(found.st_mode) or stat.S_ISBLK(found.st_mode)
+                else "a socket" if stat.S_ISSOCK(found.st_mode) else "not a file")
+        via = f" (a symlink to {os.path.realpath(path)})" if path.is_symlink() else ""
+        return Problem(str(path), 1, f"this is {kind}{via}, not a regular file; definitions are read from "
+                                     "regular files only")
+    if found.st_size > MAX_YAML_FILE_BYTES:
+        return Problem(str(path), 1, _too_large(found.st_size))
+    return None
+
+
+def _too_large(size: int) -> str:
+    return (f"the file is {size} bytes, more than {MAX_YAML_FILE_BYTES} (MAX_YAML_FILE_BYTES); "
+            "a definitions file is a few kilobytes: expected a smaller file")
+
+
+def _read_yaml(path: Path) -> Document | Problem:
+    source = read_bounded(path)
+    if isinstance(source, Problem):
+        return source
+    content, text = source
+    if too_big := yaml_too_big(path, text):
         return too_big
     try:
         data = YAML(typ="rt").load(text)
@@ -108,17 +155,25 @@ def _read_yaml(path: Path) -> Document | Problem:
     return Document(path, content, text, data)
 
 
-def _yaml_too_big(path: Path, text: str) -> Problem | None:
-    """A file nesting deeper than YAML_MAX_DEPTH or expanding to more than
-    YAML_MAX_VALUES values, found from the parser's events (which do not recurse).
-    Syntax errors are left to the loader, which reports them with their reason."""
+def yaml_too_big(path: Path, text: str) -> Problem | None:
+    """A file with more than MAX_YAML_ALIASES aliases, nesting deeper than YAML_MAX_DEPTH
+    or expanding to more than YAML_MAX_VALUES values, found from the parser's events
+    (which neither recurse nor expand aliases). Syntax errors are left to the loader,
+    which reports them with their reason."""
     open_sizes: list[int] = []  # values inside each open mapping / list so far
     anchored: dict[str, int] = {}  # what an alias to each anchor expands to
     anchors: list[str | None] = []
     total = 0
+    aliases = 0
     try:
         for event in YAML(typ="rt").parse(text):
             line = event.start_mark.line + 1 if event.start_mark is not None else 1
+            if isinstance(event, AliasEvent):
+                aliases += 1
+                if aliases > MAX_YAML_ALIASES:
+                    return Problem(str(path), line, (
+                        f"the file has more than {MAX_YAML_ALIASES} aliases (*name, repeating what &name marks) "
+                        f"(MAX_YAML_ALIASES); write the values out instead"))
             if isinstance(event, CollectionStartEvent):
                 open_sizes.append(1)
                 anchors.append(event.anchor)

@@ -11,9 +11,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from config.settings import Settings, get_settings
 from gateway import problems, routes_agency, routes_codec, routes_public
 from gateway.context import GatewayContext
 from gateway.docs_assets import offline_fastapi
+from gateway.guard import AGENCY_PREFIX, PUBLIC_PREFIX, GatewayLimits, RequestGuard
+from gateway.responses import problems as documented
 
 log = structlog.get_logger("lienthong.gateway")
 
@@ -39,6 +42,14 @@ different body is refused with 422. The key is also the Temporal Update id
 or step, 409 the step is not current or the dossier finished, 422 invalid body.
 A refused call changes nothing. 503/504 mean the engine or its worker did not
 answer: retry with the same key.
+
+**Limits.** Checked before any work: a body above the gateway's limit is refused
+with 413 before it is read (and the connection closed); a `/v1` call's token is
+checked before its body is read; `Authorization`, `Idempotency-Key` and
+`Content-Type` sent twice are refused with 400; a JSON body that is not UTF-8, nests
+too deep, carries a lone surrogate or a number beyond I-JSON's range gets 422;
+`/public` answers each client address a bounded number of times a minute (429 with
+`Retry-After`).
 """
 TAGS = [
     {"name": "inbox", "description": "What is waiting for your agency."},
@@ -49,14 +60,18 @@ TAGS = [
 ]
 
 
-def create_app(context: GatewayContext) -> FastAPI:
+def create_app(context: GatewayContext, settings: Settings | None = None) -> FastAPI:
+    """The app; its limits come from `settings` (read once here when not given)."""
+    limits = GatewayLimits.of(settings or get_settings())
     app = offline_fastapi(title=TITLE, version=VERSION, description=DESCRIPTION, openapi_tags=TAGS)
     app.state.context = context
+    app.state.limits = limits
     problems.install(app)
     app.include_router(routes_agency.router)
     app.include_router(routes_public.router)
     app.include_router(routes_codec.router)  # operators' codec endpoint for the Temporal UI
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(RequestGuard, context=context, limits=limits)  # inside the access log: refusals are logged
     app.add_middleware(_AccessLog)
     return app
 
@@ -69,8 +84,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
                          tags=app.openapi_tags)
     problem = {"$ref": "#/components/schemas/Problem"}
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
+            # The request guard's refusals (gateway/guard.py), on the operations it gives them.
+            guarded = [400, 413] + ([429] if path.startswith(PUBLIC_PREFIX) else [])
+            guarded += [401, 422] if path.startswith(AGENCY_PREFIX) or "requestBody" in operation else []
+            for status, response in documented(*guarded).items():
+                operation.setdefault("responses", {}).setdefault(str(status), {"description": response["description"]})
             for status, response in operation.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = {problems.MEDIA_TYPE: {"schema": problem}}

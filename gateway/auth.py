@@ -1,10 +1,14 @@
-"""The calling agency, from `Authorization: Bearer <token>` (one agency per token)."""
+"""The calling agency, from `Authorization: Bearer <token>` (one agency per token).
+
+The request guard (gateway/guard.py) authenticates every /v1 request before its body
+is read and leaves the caller in the request's state; the dependency below returns it
+(and authenticates itself when the app runs without the guard)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.context import GatewayContext, get_context
@@ -14,20 +18,31 @@ from services import tokens
 # auto_error=False: a missing header is our 401 problem, not FastAPI's plain 403.
 bearer = HTTPBearer(auto_error=False, scheme_name="agencyToken",
                     description="An agency's token from `lienthong agencies issue-token CODE`.")
+CALLER = "caller"  # the key of the authenticated caller in the ASGI scope's state
 
 
-async def current_agency(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    context: Annotated[GatewayContext, Depends(get_context)],
-) -> tokens.Caller:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+async def authenticate(context: GatewayContext, authorization: str | None) -> tokens.Caller:
+    """The agency holding the bearer token of this `Authorization` value, else a 401 problem."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise GatewayProblem("unauthorized", "no bearer token: send Authorization: Bearer <token>")
-    token = credentials.credentials
     caller = await context.read(lambda session: tokens.authenticate(session, token))
     if caller is None:
         why = await context.read(lambda session: tokens.refusal(session, token))
         raise GatewayProblem("unauthorized", why)
     return caller
+
+
+async def current_agency(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],  # documents the scheme
+    context: Annotated[GatewayContext, Depends(get_context)],
+) -> tokens.Caller:
+    known = request.scope.get("state", {}).get(CALLER)
+    if isinstance(known, tokens.Caller):
+        return known
+    return await authenticate(context, request.headers.get("authorization"))
 
 
 Agency = Annotated[tokens.Caller, Depends(current_agency)]

@@ -21,6 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from config.settings import Settings
+from definitions.limits import MAX_BODY_DEPTH, MAX_DATA_BYTES, MAX_JSON_INTEGER, MAX_JSON_NUMBER_CHARS
 from services.dossiers import Refusal
 from workflows.payloads import DOSSIER_ID_RULE
 from workflows.refusals import RefusalKind
@@ -43,6 +45,7 @@ class ProblemType:
         return BASE + self.slug
 
 
+_DEFAULT = {name: field.default for name, field in Settings.model_fields.items()}
 _TYPES = [
     ProblemType("unauthorized", 401, "Missing or invalid bearer token",
                 "Send `Authorization: Bearer <token>` with a token issued by "
@@ -77,8 +80,24 @@ _TYPES = [
                 "a retry with the same key and body is answered with the first answer."),
     ProblemType("idempotency-key-reused", 422, "Idempotency-Key reused with a different request",
                 "This key was first used with another body or path; use a new key for a new request."),
+    ProblemType("duplicate-header", 400, "A header is sent more than once",
+                "`Authorization`, `Idempotency-Key` and `Content-Type` each appear once in a request: the gateway "
+                "never chooses between two values."),
+    ProblemType("payload-too-large", 413, "The request body is too large",
+                "A body above the gateway's limit (`LIENTHONG_GATEWAY_MAX_BODY_BYTES`, "
+                f"{_DEFAULT['gateway_max_body_bytes']} bytes by default; `detail` gives it) is refused before it "
+                "is read, and the connection is closed. "
+                f"A dossier's data is at most {MAX_DATA_BYTES} bytes as JSON (MAX_DATA_BYTES)."),
+    ProblemType("too-many-requests", 429, "Too many requests",
+                "The public lookup answers each client address `LIENTHONG_PUBLIC_RATE_PER_MINUTE` times a minute "
+                f"on average ({_DEFAULT['public_rate_per_minute']} by default) and `LIENTHONG_PUBLIC_BURST` at once "
+                f"({_DEFAULT['public_burst']}): wait the `Retry-After` seconds."),
     ProblemType("invalid-request", 422, "Invalid request",
-                "The body, a header or a parameter does not match the schema; see `errors`."),
+                "The body, a header or a parameter does not match the schema; see `errors`. A JSON body is "
+                f"UTF-8, nests at most {MAX_BODY_DEPTH} objects/arrays deep (MAX_BODY_DEPTH), carries no lone "
+                "surrogate (`\\ud800` without its pair), no number written longer than "
+                f"{MAX_JSON_NUMBER_CHARS} characters (MAX_JSON_NUMBER_CHARS) and no integer beyond "
+                f"±{MAX_JSON_INTEGER} (MAX_JSON_INTEGER, I-JSON RFC 7493)."),
     ProblemType("unknown-outcome", 422, "Unknown outcome", "`outcome` is approved, supplement or rejected."),
     ProblemType("note-required", 422, "A note is required", "Outcomes supplement and rejected need a note saying why."),
     ProblemType("reason-required", 422, "A reason is required",

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from gateway.guard import trusted_proxies
+
 GRACE = 10  # seconds for requests in flight when stopping
 
 
@@ -52,8 +54,11 @@ def url_of(sock: socket.socket) -> str:
 
 async def serve(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
     """Serve on `sock` until `stop` is set; requests in flight get GRACE seconds."""
+    # X-Forwarded-For is believed from the trusted proxies only (a setting; never uvicorn's
+    # own environment variable): the rate limit counts the client it names.
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=GRACE, server_header=False)
+                            timeout_graceful_shutdown=GRACE, server_header=False,
+                            forwarded_allow_ips=trusted_proxies(getattr(app.state, "limits", None)))
     server = _Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())

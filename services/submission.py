@@ -33,7 +33,7 @@ from definitions.calendar import WorkingCalendar, available_calendars, load_cale
 from definitions.limits import (
     MAX_DATA_BYTES,
     MAX_DATA_DEPTH,
-    MAX_DATA_INTEGER,
+    MAX_JSON_INTEGER,
     MAX_PROCEDURE_JSON_BYTES,
 )
 from definitions.loader import DefinitionError, load_catalog, load_procedure, looks_like_path
@@ -292,9 +292,9 @@ def _check_data_shape(data: Mapping[str, Any]) -> None:
                 shown = "NaN" if math.isnan(item) else "Infinity" if item > 0 else "-Infinity"
                 raise SubmissionError(f"dossier data field {_field(here)} is {shown}; expected a finite number "
                                       "(JSON has no NaN or Infinity)")
-            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_DATA_INTEGER:
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_JSON_INTEGER:
                 raise SubmissionError(f"dossier data field {_field(here)} is a whole number beyond "
-                                      f"±{MAX_DATA_INTEGER} (MAX_DATA_INTEGER); send longer numbers, e.g. "
+                                      f"±{MAX_JSON_INTEGER} (MAX_JSON_INTEGER); send longer numbers, e.g. "
                                       "identity numbers, as text")
             for text in (key, item):
                 if isinstance(text, str) and not _utf8(text):

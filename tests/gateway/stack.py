@@ -84,9 +84,10 @@ def cli_env(database_url: str, definitions: Path, address: str | None = None) ->
 Stack = DevStack  # the gateway's tests use the one dev-stack harness
 
 
-def start_stack(folder: Path, database_url: str) -> Stack:
-    """The dev stack with this module's definitions folder (test and load procedures)."""
-    return start_dev_stack(folder, definitions_folder(folder / "definitions"), database_url)
+def start_stack(folder: Path, database_url: str, **settings: str) -> Stack:
+    """The dev stack with this module's definitions folder (test and load procedures);
+    `settings` are LIENTHONG_<NAME> values for it."""
+    return start_dev_stack(folder, definitions_folder(folder / "definitions"), database_url, **settings)
 
 
 # ----------------------------------------------------------------------------- async helpers

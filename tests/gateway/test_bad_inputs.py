@@ -21,7 +21,15 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
-from definitions.limits import MAX_DATA_BYTES, MAX_DATA_DEPTH, MAX_NOTE_CHARS
+from config.settings import Settings
+from definitions.limits import (
+    MAX_BODY_DEPTH,
+    MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
+    MAX_JSON_INTEGER,
+    MAX_JSON_NUMBER_CHARS,
+    MAX_NOTE_CHARS,
+)
 from services import tokens as gateway_tokens
 from store.models import Base, GatewayRequestRow
 from tests.gateway.stack import COMMUNE, DESK, LAND_OFFICE, TEST_PROCEDURE, Api
@@ -86,6 +94,7 @@ def raw_submission(data: str) -> bytes:
 
 
 JSON = {"Content-Type": "application/json"}
+DEFAULT_MAX_BODY = Settings.model_fields["gateway_max_body_bytes"].default  # the stack runs with the defaults
 BIG_DATA = DATA | {"ghi_chu": "x" * MAX_DATA_BYTES}
 
 
@@ -192,6 +201,49 @@ CASES = [
     Bad("submit-data-infinity", "POST", SUBMIT, "desk", 422, "submission-refused",
         ("dossier data field 'thua.0.dien_tich' is Infinity",),
         raw=raw_submission('{"commune": "xa-tan-lap", "thua": [{"dien_tich": Infinity}]}'), headers=JSON),
+    # ---- JSON no route should see (gateway/guard.py, before the body is parsed into a model)
+    Bad("json-lone-surrogate", "POST", SUBMIT, "desk", 422, "invalid-request",
+        ("body.data.ho_ten: holds a lone surrogate",), raw=raw_submission('{"commune": "xa-tan-lap", '
+                                                                          '"ho_ten": "Nguy\\ud800n"}'),
+        headers=JSON, location="body.data.ho_ten"),
+    Bad("json-lone-surrogate-in-a-key", "POST", SUBMIT, "desk", 422, "invalid-request",
+        ("body.data: the key '\\udc00x' holds a lone surrogate",),
+        raw=raw_submission('{"commune": "xa-tan-lap", "\\udc00x": 1}'), headers=JSON, location="body.data"),
+    Bad("json-lone-surrogate-in-a-note", "POST", COMPLETE, "desk", 422, "invalid-request",
+        ("body.note: holds a lone surrogate",), raw=b'{"outcome": "rejected", "note": "\\udfff"}', headers=JSON,
+        location="body.note"),
+    Bad("json-400-digit-number", "POST", SUBMIT, "desk", 422, "invalid-request",
+        ("body.data.dien_tich: the number 99999999999999999999…(400 characters)", f"±{MAX_JSON_INTEGER}",
+         "(MAX_JSON_INTEGER"), raw=raw_submission('{"commune": "xa-tan-lap", "dien_tich": ' + "9" * 400 + "}"),
+        headers=JSON, location="body.data.dien_tich"),
+    Bad("json-integer-past-i-json", "POST", SUBMIT, "desk", 422, "invalid-request",
+        (f"the number {MAX_JSON_INTEGER + 1} is beyond",),
+        raw=raw_submission('{"commune": "xa-tan-lap", "so": ' + str(MAX_JSON_INTEGER + 1) + "}"), headers=JSON,
+        location="body.data.so"),
+    Bad("json-long-fraction", "POST", SUBMIT, "desk", 422, "invalid-request",
+        (f"at most {MAX_JSON_NUMBER_CHARS} characters (MAX_JSON_NUMBER_CHARS)",),
+        raw=raw_submission('{"commune": "xa-tan-lap", "ty_le": 0.' + "1" * 40 + "}"), headers=JSON,
+        location="body.data.ty_le"),
+    Bad("json-260-deep", "POST", SUBMIT, "desk", 422, "invalid-request",
+        (f"nests more than {MAX_BODY_DEPTH} levels of objects/arrays (MAX_BODY_DEPTH)",),
+        body=submission(data=DATA | {"ho_so": nested(260)})),
+    Bad("json-100000-deep", "POST", COMPLETE, "desk", 422, "invalid-request",
+        (f"the body nests objects/arrays hundreds of levels deep; at most {MAX_BODY_DEPTH} (MAX_BODY_DEPTH)",),
+        raw=b'{"outcome": "approved", "note": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", headers=JSON,
+        location="body"),
+    Bad("json-not-utf8", "POST", SUBMIT, "desk", 422, "invalid-request",
+        ("body: the body is not UTF-8 (byte 0xff at offset",),
+        raw=raw_submission('{"commune": "xa-tan-lap", "ho_ten": "Q"}').replace(b"Q", b"\xff"), headers=JSON,
+        location="body"),
+    Bad("json-latin1", "POST", COMPLETE, "desk", 422, "invalid-request", ("byte 0xea",),
+        raw='{"outcome": "rejected", "note": "thiếu giấy tờ"}'.encode().replace("ế".encode(), b"\xea"),
+        headers=JSON, location="body"),
+    # ---- size
+    Bad("body-too-large", "POST", SUBMIT, "desk", 413, "payload-too-large",
+        (f"the body is {DEFAULT_MAX_BODY + 1} bytes (Content-Length); at most {DEFAULT_MAX_BODY} bytes",),
+        raw=b" " * (DEFAULT_MAX_BODY + 1), headers=JSON),
+    Bad("body-too-large-unauthenticated", "POST", SUBMIT, "none", 413, "payload-too-large", ("at most",),
+        raw=b" " * (DEFAULT_MAX_BODY + 1), headers=JSON),
     Bad("resubmit-note-too-long", "POST", "/v1/dossiers/{dossier}/resubmit", "desk", 422, "invalid-request",
         ("body.note", f"at most {MAX_NOTE_CHARS} characters"), body={"note": "n" * (MAX_NOTE_CHARS + 1)},
         location="body.note"),

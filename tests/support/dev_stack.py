@@ -77,15 +77,16 @@ class DevStack:
 
 
 def start_dev_stack(folder: Path, definitions: Path = DEFINITIONS, database_url: str | None = None,
-                    args: Sequence[str] = ()) -> DevStack:
+                    args: Sequence[str] = (), **settings: str) -> DevStack:
     """`lienthong dev` with a database of its own (default a SQLite file in `folder`, the
     dev server's state beside it); it migrates it and deploys `definitions` before it
     starts. Returns once the gateway it printed answers /healthz (store and Temporal
-    reachable). `args`: more `lienthong dev` options."""
+    reachable). `args`: more `lienthong dev` options; `settings`: LIENTHONG_<NAME>
+    values, e.g. `public_burst="3"`."""
     port, ui_port = free_port(), free_port()
     log = folder / "dev.log"
     database_url = database_url or f"sqlite:///{folder / 'lienthong.db'}"
-    env = lienthong_env(database_url, definitions, log_json="false")
+    env = lienthong_env(database_url, definitions, **({"log_json": "false"} | settings))
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port), "--gateway-port", "0", *args],

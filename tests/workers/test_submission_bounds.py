@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from definitions.limits import MAX_DATA_INTEGER, MAX_PROCEDURE_JSON_BYTES
+from definitions.limits import MAX_JSON_INTEGER, MAX_PROCEDURE_JSON_BYTES
 from services.submission import LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
 from tests.workers.conftest import Cli
 from tests.workers.test_submission_registry import DATA, LAND, add_version
@@ -30,9 +30,9 @@ def refusal(lookup: StoreRegistry, data: object = DATA, **kwargs: object) -> str
 
 
 def test_numbers_beyond_exact_json_are_refused(lookup: StoreRegistry) -> None:
-    assert prepare_dossier(LAND, "HS-1", {**DATA, "n": MAX_DATA_INTEGER}, lookup, local_today())
-    message = refusal(lookup, {**DATA, "so_can_cuoc": MAX_DATA_INTEGER + 1})
-    assert "so_can_cuoc" in message and "MAX_DATA_INTEGER" in message and "as text" in message
+    assert prepare_dossier(LAND, "HS-1", {**DATA, "n": MAX_JSON_INTEGER}, lookup, local_today())
+    message = refusal(lookup, {**DATA, "so_can_cuoc": MAX_JSON_INTEGER + 1})
+    assert "so_can_cuoc" in message and "MAX_JSON_INTEGER" in message and "as text" in message
     assert "cannot be read" in refusal(lookup, '{"commune": "xa-tan-lap", "n": ' + "9" * 5000 + "}")
 
 

@@ -24,7 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from definitions.limits import MAX_EXTENSIONS_PER_STEP, MAX_NESTING, MAX_STEPS, MAX_SUPPLEMENT_REQUESTS
+from definitions.limits import (
+    MAX_EXTENSIONS_PER_STEP,
+    MAX_NESTING,
+    MAX_STEPS,
+    MAX_SUPPLEMENT_REQUESTS,
+    MAX_YAML_ALIASES,
+)
 from definitions.yaml_source import YAML_MAX_DEPTH, YAML_MAX_VALUES
 
 HERE = Path(__file__).resolve().parent
@@ -189,10 +195,18 @@ NESTED_FIELD = "steps[1].parallel[1].sequence" + "".join(f"[0].{key}" for key in
 DEEP_LEVELS = max(300, YAML_MAX_DEPTH)
 DEEP_STEPS = ("steps: " + "[{sequence: " * DEEP_LEVELS + "[{id: tiep-nhan, agency: vpdk-tinh, deadline: 1d}]"
               + "}]" * DEEP_LEVELS + "\n")
-# A `when: in:` list whose aliases expand to more values than the reader accepts.
-BOMB_LEVELS = len(str(YAML_MAX_VALUES)) + 1  # 10 ** BOMB_LEVELS > YAML_MAX_VALUES
-BOMB = ("              in: [&l0 [" + ", ".join(["a"] * 10) + "], "
-        + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, BOMB_LEVELS)) + "]\n")
+# A `when: in:` list whose aliases (no more than MAX_YAML_ALIASES) expand to more
+# values than the reader accepts: BOMB_LEVELS lists of 3 aliases to the one before,
+# the first holding BOMB_BASE values.
+BOMB_LEVELS = MAX_YAML_ALIASES // 3
+BOMB_BASE = YAML_MAX_VALUES // 3**BOMB_LEVELS + 1  # BOMB_BASE * 3 ** BOMB_LEVELS > YAML_MAX_VALUES
+BOMB = ("              in: [&l0 [" + ", ".join(["a"] * BOMB_BASE) + "], "
+        + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 3) + "]" for i in range(1, BOMB_LEVELS + 1))
+        + "]\n")
+# The classic "billion laughs", under 1 KB: 9 lists of 9 aliases to the one before
+# (9^9 values); refused at alias MAX_YAML_ALIASES + 1, before anything is expanded.
+LAUGHS = ("              in: [&l0 [" + ", ".join(["lol"] * 9) + "], "
+          + ", ".join(f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)) + "]\n")
 
 
 CASES: list[Case] = [
@@ -453,7 +467,8 @@ CASES: list[Case] = [
          steps_only(DEEP_STEPS), "steps: [", None,
          f"the YAML nests more than {YAML_MAX_DEPTH} levels deep here; a procedure nests parallel: and sequence: "
          f"at most {MAX_NESTING} deep (MAX_NESTING)"),
-    Case("yaml-alias-bomb", "yaml-too-large", f"a `when: in:` list of aliases expanding to 10^{BOMB_LEVELS} values",
+    Case("yaml-alias-bomb", "yaml-too-large", f"a `when: in:` list of {3 * BOMB_LEVELS} aliases expanding to "
+         f"{BOMB_BASE} × 3^{BOMB_LEVELS} values",
          sub("              gt: 500\n", BOMB), "in: [&l0", None,
          f"the file expands to more than {YAML_MAX_VALUES} values here (aliases *name repeat what &name marks)"),
     Case("max-extensions-too-many", "bad-max-extensions", "max_extensions_per_step above MAX_EXTENSIONS_PER_STEP",
@@ -485,6 +500,9 @@ CASES: list[Case] = [
     Case("max-extension-in-vietnamese", "bad-duration", "max_extension written as `5 ngày`",
          sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extension: 5 ngày\n"), "max_extension:",
          "max_extension", "'5 ngày' is not a duration"),
+    Case("yaml-billion-laughs", "yaml-too-many-aliases", "the classic alias bomb: 9 lists of 9 aliases (9^9 values)",
+         sub("              gt: 500\n", LAUGHS), "in: [&l0", None,
+         f"the file has more than {MAX_YAML_ALIASES} aliases (*name, repeating what &name marks) (MAX_YAML_ALIASES)"),
 ]
 
 
