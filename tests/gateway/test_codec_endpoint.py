@@ -97,8 +97,11 @@ async def test_nobody_else_decodes(env, gateway) -> None:
         "an agency's token as Basic": basic("vpdk-tinh", agency_token),
         "another operator's name": basic("someone", TOKEN),
         "a guess": bearer("not-a-token"),
-        "two headers": {"Authorization": f"Bearer {TOKEN}", "authorization": f"Bearer {TOKEN}"},
     }
+    for action in ("decode", "encode"):  # two Authorization headers: the request guard's 400, before any check
+        twice = await http.post(f"/codec/{action}", json=body,
+                                headers=[("Authorization", f"Bearer {TOKEN}"), ("authorization", f"Bearer {TOKEN}")])
+        assert twice.status_code == 400 and twice.json()["type"] == "/problems/duplicate-header", twice.text
     for why, headers in refusals.items():
         for action in ("decode", "encode"):
             answer = await http.post(f"/codec/{action}", json=body, headers=headers)

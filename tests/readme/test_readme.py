@@ -39,6 +39,7 @@ from store import projection
 from store.db import make_engine, make_session_factory
 from store.models import DefinitionRow
 from tests.processes import free_port, stop_process
+from tests.support.codec import TEST_KEYS
 from workflows.dossier import DossierWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,6 +104,7 @@ def base_env(database_url: str, address: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LIENTHONG_", "TEMPORAL_", "VIRTUAL_ENV"))}
     env["LIENTHONG_DATABASE_URL"] = database_url  # never the repository's own .lienthong/lienthong.db
+    env["LIENTHONG_CODEC_KEYS"] = TEST_KEYS  # with a database URL, dev does not make a key of its own
     if address:
         env["TEMPORAL_ADDRESS"] = address
     return env

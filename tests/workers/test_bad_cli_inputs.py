@@ -31,6 +31,7 @@ from store.migrate import upgrade
 from store.models import Base
 from tests.definitions.bad_corpus.generate import CATALOG
 from tests.definitions.bad_corpus.generate import HERE as CORPUS
+from tests.support.codec import TEST_KEYS
 from tests.workers.conftest import LIENTHONG, REPO, DevStack, StackCli, cli_env, free_port, stop_process
 from workers.cli import run
 
@@ -94,6 +95,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
             env: dict[str, str]) -> Outcome:
     for name in [k for k in os.environ if k.startswith(("LIENTHONG_", "TEMPORAL_"))]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("LIENTHONG_CODEC_KEYS", TEST_KEYS)  # a case may still drop it (env)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     capsys.readouterr()
