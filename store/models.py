@@ -137,8 +137,8 @@ class DossierRow(Base):
                  "original_due_at", where=OPEN_DOSSIER),
         _partial("ix_dossiers_open_by_id", "id", "sector", "status", where=OPEN_DOSSIER),
         # Stuck dossiers (migration 0005): abandoned ones, and open ones without a due.
-        _partial("ix_dossiers_abandoned", "sector", where=ABANDONED_DOSSIER),
-        _partial("ix_dossiers_without_due", "sector", "updated_at", where=OPEN_WITHOUT_DUE),
+        _partial("ix_dossiers_abandoned", "sector", "status", where=ABANDONED_DOSSIER),
+        _partial("ix_dossiers_without_due", "sector", "status", "due_at", "updated_at", where=OPEN_WITHOUT_DUE),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id

@@ -185,8 +185,8 @@ def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_ur
 
 # The stuck-dossier indexes of 0005 (monitoring/collector.py).
 INDEXES_0005 = {
-    "ix_dossiers_abandoned": ("dossiers", ["sector"], ("'abandoned'",)),
-    "ix_dossiers_without_due": ("dossiers", ["sector", "updated_at"],
+    "ix_dossiers_abandoned": ("dossiers", ["sector", "status"], ("'abandoned'",)),
+    "ix_dossiers_without_due": ("dossiers", ["sector", "status", "due_at", "updated_at"],
                                 ("'processing'", "'awaiting_supplement'", "due_at IS NULL")),
 }
 

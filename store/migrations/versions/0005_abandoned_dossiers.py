@@ -17,9 +17,9 @@ Create Date: 2026-12-10
   CHECK (https://sqlite.org/lang_altertable.html, "simpler procedure"); the downgrade
   first gives abandoned rows back their last known status (from ``state``), then
   tightens it the same way.
-* ``ix_dossiers_abandoned`` (sector) over abandoned dossiers:
+* ``ix_dossiers_abandoned`` (sector, status) over abandoned dossiers:
   ``lienthong_dossiers_abandoned{sector}`` without reading the finished dossiers.
-* ``ix_dossiers_without_due`` (sector, updated_at) over open dossiers without a due:
+* ``ix_dossiers_without_due`` (sector, status, due_at, updated_at) over open dossiers without a due:
   ``lienthong_dossiers_without_due{sector}``. Normally empty (the workflow computes
   the due before its first store write).
 
@@ -43,8 +43,8 @@ BEFORE = "status IN ('processing', 'awaiting_supplement', 'rejected', 'completed
 AFTER = "status IN ('processing', 'awaiting_supplement', 'rejected', 'completed', 'abandoned')"
 
 ADDED = [
-    ("ix_dossiers_abandoned", ["sector"], "status = 'abandoned'"),
-    ("ix_dossiers_without_due", ["sector", "updated_at"],
+    ("ix_dossiers_abandoned", ["sector", "status"], "status = 'abandoned'"),
+    ("ix_dossiers_without_due", ["sector", "status", "due_at", "updated_at"],
      "status IN ('processing', 'awaiting_supplement') AND due_at IS NULL"),
 ]
 
