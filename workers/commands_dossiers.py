@@ -12,7 +12,7 @@ from typing import Any
 from config.settings import Settings
 from services.dossiers import DossierUpdate, Refusal
 from services.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
-from workers import commands_store
+from workers import commands_orphans, commands_store
 from workers.arguments import note
 from workers.commands_common import CliError, dossier_client, fetch_state, refused, store_sessions, when
 from workflows.dossier import DossierWorkflow
@@ -29,6 +29,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     show.add_argument("--json", action="store_true", help="print the state as JSON, nothing else")
     show.set_defaults(run=_show)
     commands_store.add_dossier_parsers(action)
+    commands_orphans.add_dossier_parsers(action)
 
 
 def _submit_parser(action: Any) -> None:
