@@ -44,7 +44,7 @@ def open_ids(session: Session) -> set[str]:
 
 def known_ids(session: Session, ids: Iterable[str]) -> set[str]:
     """Which of ``ids`` the projection has, whatever their status."""
-    wanted, found = sorted(set(ids)), set()
+    wanted, found = sorted(set(ids)), set[str]()
     for start in range(0, len(wanted), CHUNK):
         found.update(session.scalars(select(DossierRow.id).where(DossierRow.id.in_(wanted[start:start + CHUNK]))))
     return found
@@ -58,7 +58,8 @@ def without_due(session: Session, now: datetime, after: timedelta) -> set[str]:
 
 
 def details(session: Session, ids: Iterable[str]) -> list[StoredDossier]:
-    wanted, rows = sorted(set(ids)), []
+    wanted: list[str] = sorted(set(ids))
+    rows: list[tuple[str, str, str, str, datetime, datetime | None, int, datetime]] = []
     for start in range(0, len(wanted), CHUNK):
         rows += session.execute(select(
             DossierRow.id, DossierRow.sector, DossierRow.procedure_code, DossierRow.status, DossierRow.received_at,
