@@ -1,4 +1,4 @@
-"""`lienthong dossiers submit|complete|resubmit|extend|show|sheet|resync`: dossiers
+"""`lienthong dossiers submit|complete|resubmit|extend|show|sheet|resync|orphans`: dossiers
 through the dossier client (services/dossiers.py), as the gateway does."""
 
 from __future__ import annotations
