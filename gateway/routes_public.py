@@ -9,7 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, GetSystemInfoRequest
 
 from gateway.context import GatewayContext, get_context
 from gateway.dossiers import plausible_id
@@ -73,9 +75,17 @@ async def problem_type(slug: str) -> ProblemTypeDoc:
     return ProblemTypeDoc(type=found.uri, status=found.status, title=found.title, description=found.description)
 
 
-@router.get("/healthz", operation_id="health", tags=["meta"], summary="Store and engine reachable",
+@router.get("/healthz", operation_id="health", tags=["meta"],
+            summary="Store and engine reachable; whether a worker polls the dossiers' task queue",
             responses=problems(503))
 async def health(context: Context) -> dict[str, Any]:
+    """``503`` when the store or Temporal cannot be reached: this gateway cannot serve.
+    Otherwise ``200`` with ``workers``: ``polling`` when Temporal has seen a worker poll
+    the dossiers' task queue (in its last minutes: Temporal forgets a poller a few
+    minutes after it stops), else ``none`` and ``status: degraded``: dossiers are
+    accepted and read, but do not move until a worker runs. That is not this gateway's
+    fault and another instance would not do better, so a load balancer keeps it in
+    rotation; the LienthongNoWorkers alert is the page."""
     checks: dict[str, Callable[[], Awaitable[Any]]] = {
         "store": lambda: context.read(lambda s: s.execute(text("SELECT 1")).scalar()),
         "temporal": lambda: context.client.workflow_service.get_system_info(GetSystemInfoRequest()),
@@ -85,4 +95,18 @@ async def health(context: Context) -> dict[str, Any]:
             await asyncio.wait_for(check(), HEALTH_TIMEOUT)
         except Exception as err:  # anything here means "not healthy"; say which part
             raise GatewayProblem(f"{name}-unavailable", f"{name} not reachable: {type(err).__name__}") from err
-    return {"status": "ok"}
+    workers = await _workers(context)
+    return {"status": "ok" if workers == "polling" else "degraded", "store": "ok", "temporal": "ok",
+            "workers": workers}
+
+
+async def _workers(context: GatewayContext) -> str:
+    """``polling``, ``none``, or ``unknown`` (Temporal did not answer the question)."""
+    request = DescribeTaskQueueRequest(namespace=context.client.namespace,
+                                       task_queue=TaskQueue(name=context.task_queue),
+                                       task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    try:
+        answer = await asyncio.wait_for(context.client.workflow_service.describe_task_queue(request), HEALTH_TIMEOUT)
+    except Exception:  # reachable a moment ago: say what is known, not 503
+        return "unknown"
+    return "polling" if answer.pollers else "none"

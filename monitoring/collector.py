@@ -1,7 +1,7 @@
 """The exporter's custom collector: current-state gauges computed from the projection
 database, so they are right across restarts and however many workers run.
 
-A read of the store is three grouped queries (never a loop over dossiers), plus two over
+A read of the store is five grouped queries (never a loop over dossiers), plus two over
 the small registries to report zeros for every known sector and level:
 
 ========  ==========================================================  ============================================
@@ -17,7 +17,18 @@ steps     ``lienthong_steps_open{sector,agency}``,                     ``ix_doss
           ``lienthong_steps_overdue{sector,agency}``                   steps) joined to ``ix_dossiers_open_by_id``
                                                                        (partial over open dossiers), by dossier
 finished  the same two, for held steps of finished dossiers            ``ix_dossier_steps_held``, ``pk_dossiers``
+stuck     ``lienthong_dossiers_abandoned{sector}``,                    ``ix_dossiers_abandoned``,
+          ``lienthong_dossiers_without_due{sector}``                   ``ix_dossiers_without_due`` (migration 0005:
+                                                                       partial, covering; normally empty)
 ========  ==========================================================  ============================================
+
+**Stuck** (issue 13): a dossier is *abandoned* when the projection had it open but
+Temporal reports its workflow terminated, timed out, failed, cancelled or unknown
+(``lienthong dossiers orphans --mark`` sets the status; it is not open, so the other
+families leave it out). A dossier is *without a due* when it is open, its ``due_at``
+is NULL and its row was last written more than ``NO_DUE_AFTER`` (5 minutes) before
+*now*: the workflow computes the due before its first store write, so such a row
+means the workflow never got that far.
 
 The steps query joins each held step to its dossier only if that dossier is open (the
 small index). Held steps of finished dossiers (the workflow withdraws them when a
@@ -62,7 +73,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -73,7 +84,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from store.models import DefinitionRow, DossierRow, DossierStepRow, SectorRow
+from store.models import ABANDONED, DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from workflows import payloads
 from workflows.payloads import DossierStatus, StepStatus
 
@@ -84,6 +95,7 @@ AWAITING = DossierStatus.AWAITING_SUPPLEMENT.value
 ASSIGNED = StepStatus.ASSIGNED.value
 OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 READ_BUDGET_SECONDS = 0.25  # a read that took longer: later scrapes serve the last read (module docstring)
+NO_DUE_AFTER = timedelta(minutes=5)  # an open dossier without a due, written longer ago than this, is stuck
 
 
 def _constant(name: str, value: object) -> BindParameter[object]:
@@ -132,6 +144,8 @@ class StoreGauges:
     procedure_overdue: dict[tuple[str, str], int] = field(default_factory=dict)
     steps_open: dict[tuple[str, str], int] = field(default_factory=dict)  # (sector, agency)
     steps_overdue: dict[tuple[str, str], int] = field(default_factory=dict)
+    abandoned: dict[str, int] = field(default_factory=dict)  # sector
+    without_due: dict[str, int] = field(default_factory=dict)  # sector
 
 
 def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
@@ -150,6 +164,8 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
     for sector in sectors:
         g.awaiting_supplement[sector] = 0
         g.oldest_overdue_age[sector] = 0.0
+        g.abandoned[sector] = 0
+        g.without_due[sector] = 0
 
     # One pass over the open dossiers, in the order of ix_dossiers_open, for six families:
     # open by (sector, level, status), awaiting by sector, overdue by (sector, level), the
@@ -189,7 +205,28 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
     for sector, agency, count, overdue in session.execute(_held_steps_of_finished(now, elsewhere)).tuples():
         g.steps_open[(sector, agency)] = g.steps_open.get((sector, agency), 0) + count
         g.steps_overdue[(sector, agency)] = g.steps_overdue.get((sector, agency), 0) + int(overdue or 0)
+
+    # Stuck dossiers, each from its own small partial index (migration 0005).
+    for sector, count in session.execute(_abandoned()).tuples():
+        g.abandoned[sector] = count
+    for sector, count in session.execute(_without_due(now)).tuples():
+        g.without_due[sector] = count
     return g
+
+
+def _abandoned() -> Select[Any]:
+    """Abandoned dossiers by sector (ix_dossiers_abandoned)."""
+    return (select(DossierRow.sector, func.count())
+            .where(DossierRow.status == _constant("abandoned", ABANDONED))
+            .group_by(DossierRow.sector))
+
+
+def _without_due(now: datetime) -> Select[Any]:
+    """Open dossiers without a due, last written before ``now - NO_DUE_AFTER``, by sector
+    (ix_dossiers_without_due: its condition is in the WHERE word for word)."""
+    return (select(DossierRow.sector, func.count())
+            .where(_open(), DossierRow.due_at.is_(None), DossierRow.updated_at < now - NO_DUE_AFTER)
+            .group_by(DossierRow.sector))
 
 
 def _held_steps(now: datetime) -> Select[Any]:
@@ -241,6 +278,13 @@ def gauge_families(g: StoreGauges) -> Iterator[Metric]:
     yield _gauge("lienthong_steps_overdue",
                  "Steps held by an agency past their due (flagged, or due_at before now while processing).",
                  ["sector", "agency"], g.steps_overdue)
+    yield _gauge("lienthong_dossiers_abandoned",
+                 "Dossiers the projection had open whose workflow Temporal reports terminated, timed out, failed, "
+                 "cancelled or unknown (marked by `lienthong dossiers orphans --mark`); not in the open families.",
+                 ["sector"], g.abandoned)
+    yield _gauge("lienthong_dossiers_without_due",
+                 "Open dossiers without a computed due whose row was last written more than 5 minutes ago.",
+                 ["sector"], g.without_due)
 
 
 def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> GaugeMetricFamily:  # type: ignore[type-arg]

@@ -38,7 +38,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-DOSSIER_STATUSES = tuple(s.value for s in DossierStatus)
+# `abandoned` is the store's own: a dossier the projection had open whose workflow
+# Temporal reports terminated, timed out, failed, cancelled or unknown (migration 0005;
+# `lienthong dossiers orphans --mark`). Not open: the gauges leave it out.
+ABANDONED = "abandoned"
+DOSSIER_STATUSES = (*(s.value for s in DossierStatus), ABANDONED)
 STEP_STATUSES = tuple(s.value for s in StepStatus)
 WEBHOOK_KINDS = ("step_assigned", "step_resumed", "step_withdrawn", "escalation")  # AgencyNotification.kind
 WEBHOOK_OUTCOMES = ("delivered", "refused", "failed")
@@ -55,6 +59,8 @@ def _partial(name: str, *columns: str, where: str) -> Index:
 
 OPEN_DOSSIER = "status IN ('processing', 'awaiting_supplement')"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
+ABANDONED_DOSSIER = "status = 'abandoned'"
+OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
 
 
 class Base(DeclarativeBase):
@@ -130,6 +136,9 @@ class DossierRow(Base):
         _partial("ix_dossiers_open", "sector", "level", "status", "procedure_code", "overdue", "due_at",
                  "original_due_at", where=OPEN_DOSSIER),
         _partial("ix_dossiers_open_by_id", "id", "sector", "status", where=OPEN_DOSSIER),
+        # Stuck dossiers (migration 0005): abandoned ones, and open ones without a due.
+        _partial("ix_dossiers_abandoned", "sector", "status", where=ABANDONED_DOSSIER),
+        _partial("ix_dossiers_without_due", "sector", "status", "due_at", "updated_at", where=OPEN_WITHOUT_DUE),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
@@ -143,7 +152,7 @@ class DossierRow(Base):
     level: Mapped[str]
     calendar: Mapped[str]
     channel: Mapped[str]
-    status: Mapped[str]
+    status: Mapped[str]  # a DossierStatus, or ABANDONED
     portal_status: Mapped[int]
     received_at: Mapped[datetime]
     clock_started_at: Mapped[datetime | None]

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
+import httpx
+
+from gateway.app import create_app
+from gateway.context import GatewayContext, open_sessions
 from tests.gateway.stack import DESK, LAND_OFFICE, Api
 
 # Distinctive values: none of them can occur by chance in a date, a name or a status.
@@ -82,3 +87,23 @@ async def test_an_unknown_dossier_is_a_problem(api: Api) -> None:
     for dossier in ("HS-KHONG-CO", "x" * 500, "%00"):
         reply = await api.get(f"/public/dossiers/{dossier}")
         assert reply.status_code == 404 and reply.headers["content-type"] == "application/problem+json"
+
+
+async def test_healthz_says_a_worker_polls_the_task_queue(api: Api) -> None:
+    reply = await api.get("/healthz")
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"status": "ok", "store": "ok", "temporal": "ok", "workers": "polling"}
+
+
+async def test_healthz_without_a_worker_is_degraded_not_down(api: Api) -> None:
+    # The same gateway on the same Temporal and store, for a task queue no worker polls.
+    context = GatewayContext(client=api.temporal, sessions=open_sessions(api.stack.database_url),
+                             task_queue=f"no-worker-{uuid.uuid4()}", definitions=api.stack.definitions)
+    try:
+        transport = httpx.ASGITransport(app=create_app(context))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            reply = await http.get("/healthz")
+    finally:
+        context.close()
+    assert reply.status_code == 200, reply.text  # a load balancer keeps it: reads and submissions still work
+    assert reply.json() == {"status": "degraded", "store": "ok", "temporal": "ok", "workers": "none"}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from definitions.loader import load_catalog, load_procedures
 from monitoring.collector import read_gauges
 from monitoring.exporter import build_registry, serve
-from store import projection
+from store import orphans, projection
 from store.db import make_engine, make_session_factory
 from tests.monitoring.builders import NOW, dossier, situation, step
 from tests.monitoring.conftest import DEFINITIONS
@@ -27,6 +27,8 @@ STORE_FAMILIES = {
     "lienthong_procedure_dossiers_overdue": {"sector", "procedure"},
     "lienthong_steps_open": {"sector", "agency"},
     "lienthong_steps_overdue": {"sector", "agency"},
+    "lienthong_dossiers_abandoned": {"sector"},
+    "lienthong_dossiers_without_due": {"sector"},
 }
 
 
@@ -106,7 +108,7 @@ def test_one_scrape_is_a_fixed_number_of_queries(store: sessionmaker[Session]) -
         statements.clear()
         with store() as session:
             g = read_gauges(session, NOW)
-        assert len(statements) == few == 5, statements
+        assert len(statements) == few == 7, statements  # 2 registries, 3 counts, 2 stuck
         assert g.overdue[("G13-TN01", "xa")] == 25
     finally:
         event.remove(engine, "before_cursor_execute", count)
@@ -164,3 +166,36 @@ def test_finished_dossiers_leave_the_gauges(store: sessionmaker[Session]) -> Non
     with store() as session:
         g = read_gauges(session, NOW)
     assert g.overdue[("G13-TN01", "xa")] == 0 and g.steps_open == {} and g.procedure_open == {}
+
+
+def test_abandoned_dossiers_leave_the_open_families_and_are_counted(store: sessionmaker[Session]) -> None:
+    project(store, situation())
+    with store() as session:
+        before = read_gauges(session, NOW)
+        b = orphans.details(session, ["B"])
+    assert before.abandoned["G13-TN01"] == 0 and set(before.abandoned.values()) == {0}
+    with store.begin() as session:
+        assert orphans.mark_abandoned(session, b, NOW) == ["B"]
+    with store() as session:
+        after = read_gauges(session, NOW)
+        assert orphans.mark_abandoned(session, b, NOW) == []  # no longer open: left alone
+    # B was open, overdue and held a step at vpdk-tinh: it leaves all of them, nothing else moves.
+    assert after.open[("G13-TN01", "xa", "processing")] == before.open[("G13-TN01", "xa", "processing")] - 1
+    assert after.overdue[("G13-TN01", "xa")] == before.overdue[("G13-TN01", "xa")] - 1
+    assert after.steps_open[("G13-TN01", "vpdk-tinh")] == before.steps_open[("G13-TN01", "vpdk-tinh")] - 1
+    assert after.steps_overdue[("G13-TN01", "vpdk-tinh")] == before.steps_overdue[("G13-TN01", "vpdk-tinh")] - 1
+    assert after.abandoned["G13-TN01"] == 1 and after.abandoned["G15-TP07"] == 0
+    unchanged = ("awaiting_supplement", "oldest_overdue_age", "without_due")
+    for name in unchanged:
+        assert getattr(after, name) == getattr(before, name), name
+
+
+def test_open_dossiers_without_a_due_count_once_their_row_is_five_minutes_old(store: sessionmaker[Session]) -> None:
+    stuck = dossier("S").model_copy(update={"due_at": None, "original_due_at": None})
+    done = dossier("T", status=DossierStatus.COMPLETED).model_copy(update={"due_at": None})
+    project(store, [stuck, done, dossier("A")])
+    with store() as session:
+        assert read_gauges(session, NOW + timedelta(minutes=4)).without_due["G13-TN01"] == 0  # just written
+        later = read_gauges(session, NOW + timedelta(minutes=6))
+    assert later.without_due["G13-TN01"] == 1  # S; not T (finished), not A (has a due)
+    assert later.without_due["G15-TP07"] == 0

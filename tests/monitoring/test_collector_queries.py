@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import and_, case, event, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitoring.collector import AWAITING, OPEN_STATUSES, PROCESSING, StoreGauges, read_gauges
+from monitoring.collector import AWAITING, NO_DUE_AFTER, OPEN_STATUSES, PROCESSING, StoreGauges, read_gauges
 from store import projection
-from store.models import DefinitionRow, DossierRow, DossierStepRow, SectorRow
+from store.models import ABANDONED, DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from tests.monitoring.builders import NOW
 from workflows.payloads import PORTAL_STATUS, DossierState, DossierStatus, StepState, StepStatus
 
@@ -47,6 +47,8 @@ def read_gauges_before(session: Session, now: datetime) -> StoreGauges:
     for sector in sectors:
         g.awaiting_supplement[sector] = 0
         g.oldest_overdue_age[sector] = 0.0
+        g.abandoned[sector] = 0
+        g.without_due[sector] = 0
 
     open_rows = session.execute(
         select(DossierRow.sector, DossierRow.level, DossierRow.status, func.count())
@@ -88,6 +90,14 @@ def read_gauges_before(session: Session, now: datetime) -> StoreGauges:
     for sector, agency, count, overdue in step_rows:
         g.steps_open[(sector, agency)] = count
         g.steps_overdue[(sector, agency)] = int(overdue or 0)
+
+    # The stuck families (migration 0005), row by row.
+    for sector, status, due_at, updated_at in session.execute(
+            select(DossierRow.sector, DossierRow.status, DossierRow.due_at, DossierRow.updated_at)).tuples():
+        if status == ABANDONED:
+            g.abandoned[sector] = g.abandoned.get(sector, 0) + 1
+        elif status in OPEN_STATUSES and due_at is None and updated_at < now - NO_DUE_AFTER:
+            g.without_due[sector] = g.without_due.get(sector, 0) + 1
     return g
 
 
@@ -263,20 +273,25 @@ def test_the_queries_read_the_partial_indexes(store: sessionmaker[Session], stat
             explain = "EXPLAIN (COSTS OFF) " if postgresql else "EXPLAIN QUERY PLAN "
             rows = connection.exec_driver_sql(explain + statement, parameters)  # type: ignore[arg-type]
             plans.append("\n".join(" ".join(str(c) for c in row if c is not None) for row in rows))
-    dossiers, steps, finished = (_scans(plan) for plan in plans)
+    dossiers, steps, finished, abandoned, no_due = (_scans(plan) for plan in plans)
     assert dossiers == [("dossiers", "ix_dossiers_open")], plans[0]
     by_primary_key = not postgresql and not statistics
     open_dossier = "sqlite_autoindex_dossiers_1" if by_primary_key else "ix_dossiers_open_by_id"
     assert sorted(steps) == [("dossier_steps", "ix_dossier_steps_held"), ("dossiers", open_dossier)], plans[1]
     # Held steps of finished dossiers (this store has some): the held steps' index too.
     assert ("dossier_steps", "ix_dossier_steps_held") in finished, plans[2]
+    # The stuck families (migration 0005): each from its partial index. SQLite without
+    # statistics looks the rows without a due up in ix_dossiers_due_at (due_at IS NULL):
+    # the same few rows.
+    assert abandoned == [("dossiers", "ix_dossiers_abandoned")], plans[3]
+    assert no_due == [("dossiers", "ix_dossiers_due_at" if by_primary_key else "ix_dossiers_without_due")], plans[4]
 
 
 def test_without_held_steps_in_finished_dossiers_the_third_query_reads_nothing(store: sessionmaker[Session]) -> None:
     _project(store, [s for s in mixed_store(random.Random(14), 100) if not s.finished])
     engine = store.kw["bind"]
     statements = _scrape_statements(store)
-    assert len(statements) == 3
+    assert len(statements) == 5  # the two stuck families' queries after the third
     statement, parameters = statements[2]
     assert re.search(r"\bWHERE (false|0 = 1) GROUP BY", statement), statement
     if engine.dialect.name == "postgresql":

@@ -10,7 +10,8 @@ from typing import cast
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import CheckConstraint, Table, func, insert, inspect, select, text
+from sqlalchemy import CheckConstraint, Table, func, insert, inspect, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import identity, projection
@@ -191,7 +192,7 @@ def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_ur
     assert _indexes(db_url) == old
     assert _projection(db_url) == before
     assert upgrade(db_url) == head()
-    assert set(_indexes(db_url)) == set(new)
+    assert set(_indexes(db_url)) == set(new) | set(INDEXES_0005)
 
 
 def test_0004_reserves_every_projected_id_and_downgrade_drops_the_reservations(db_url: str) -> None:
@@ -230,3 +231,65 @@ def test_0004_reserves_every_projected_id_and_downgrade_drops_the_reservations(d
     with sessions() as session:  # reserved again from the projection
         assert set(session.scalars(select(DossierIdRow.id))) == {"HS-0", "HS-1", "HS-2"}
     engine.dispose()
+
+
+# The stuck-dossier indexes of 0005 (monitoring/collector.py).
+INDEXES_0005 = {
+    "ix_dossiers_abandoned": ("dossiers", ["sector", "status"], ("'abandoned'",)),
+    "ix_dossiers_without_due": ("dossiers", ["sector", "status", "due_at", "updated_at"],
+                                ("'processing'", "'awaiting_supplement'", "due_at IS NULL")),
+}
+
+
+def _statuses(url: str) -> dict[str, str]:
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            return dict(session.execute(select(DossierRow.id, DossierRow.status)).tuples().all())
+    finally:
+        engine.dispose()
+
+
+def _set_status(url: str, dossier_id: str, status: str) -> None:
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            session.execute(update(DossierRow).where(DossierRow.id == dossier_id).values(status=status))
+    finally:
+        engine.dispose()
+
+
+def test_0005_allows_abandoned_and_downgrade_gives_back_the_last_known_status(db_url: str) -> None:
+    assert upgrade(db_url, "0004") == "0004"
+    engine = make_engine(db_url)
+    with make_session_factory(engine).begin() as session:
+        for n, progress in enumerate([0, 1, 3]):  # the last one is completed
+            projection.apply_state(session, make_state(f"HS-{n}", progress=progress), 1)
+    engine.dispose()
+    before = (_projection(db_url), _statuses(db_url))
+    assert before[1] == {"HS-0": "processing", "HS-1": "processing", "HS-2": "completed"}
+    with pytest.raises(IntegrityError):  # 0004 refuses the status
+        _set_status(db_url, "HS-1", "abandoned")
+    old = _indexes(db_url)
+
+    assert upgrade(db_url, "0005") == "0005"
+    new = _indexes(db_url)
+    for name, (table, columns, conditions) in INDEXES_0005.items():
+        assert new[name][:2] == (table, columns), name
+        where = new[name][2]
+        assert where is not None and all(c in where for c in conditions), (name, where)
+    assert {k: v for k, v in new.items() if k not in INDEXES_0005} == old  # the others are untouched
+    assert (_projection(db_url), _statuses(db_url)) == before
+    _set_status(db_url, "HS-1", "abandoned")
+    with pytest.raises(IntegrityError):  # still a closed list
+        _set_status(db_url, "HS-0", "forgotten")
+    assert _statuses(db_url)["HS-1"] == "abandoned"
+
+    assert downgrade(db_url, "0004") == "0004"
+    assert _indexes(db_url) == old
+    assert (_projection(db_url), _statuses(db_url)) == before  # HS-1 processing again, as its state says
+    with pytest.raises(IntegrityError):
+        _set_status(db_url, "HS-1", "abandoned")
+    assert upgrade(db_url) == head()
+    _set_status(db_url, "HS-1", "abandoned")
+    assert _statuses(db_url)["HS-1"] == "abandoned"
