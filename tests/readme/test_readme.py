@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from services.inbox import InboxPage
 from services.sheet import Sheet
@@ -39,7 +38,7 @@ from store import projection
 from store.db import make_engine, make_session_factory
 from store.models import DefinitionRow
 from tests.processes import free_port, stop_process
-from tests.support.codec import TEST_KEYS
+from tests.support.codec import TEST_CONVERTER, TEST_KEYS
 from workflows.dossier import DossierWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,7 +245,7 @@ class Walkthrough:
                 pytest.fail(f"the store never caught up with dossier {dossier_id} (seq {target})")
 
     async def _workflow_seq(self, dossier_id: str) -> int:
-        client = await Client.connect(self.stack.address, data_converter=pydantic_data_converter)
+        client = await Client.connect(self.stack.address, data_converter=TEST_CONVERTER)
         handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)
         return (await handle.query(DossierWorkflow.state)).last_event_seq
 
