@@ -189,9 +189,9 @@ def retire(session: Session, code: str, now: datetime) -> Retired:
     if row.retired_at is None:
         row.retired_at = now
         row.updated_at = now
-    revoked = session.execute(update(GatewayTokenRow)
-                              .where(GatewayTokenRow.agency == code, GatewayTokenRow.revoked_at.is_(None))
-                              .values(revoked_at=now)).rowcount or 0
+    revoked = len(session.execute(update(GatewayTokenRow)
+                                  .where(GatewayTokenRow.agency == code, GatewayTokenRow.revoked_at.is_(None))
+                                  .values(revoked_at=now).returning(GatewayTokenRow.id)).all())
     steps = session.execute(select(InboxItemRow.dossier_id, InboxItemRow.step_id)
                             .where(InboxItemRow.agency == code)
                             .order_by(InboxItemRow.due_at, InboxItemRow.dossier_id)).all()
