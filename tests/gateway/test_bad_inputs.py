@@ -130,10 +130,12 @@ CASES = [
         "unknown-dossier", ("HS-GW-KHONG-CO",)),
     Bad("dossier-id-too-long", "POST", "/v1/dossiers/" + "D" * 250 + "/steps/tiep-nhan/complete", "desk", 404,
         "unknown-dossier", ("'DDDDD", "1 to 200 characters", "has 250")),
-    Bad("wrong-agency", "POST", COMPLETE, "land", 403, "wrong-agency", ("tiep-nhan", DESK, LAND_OFFICE)),
-    Bad("not-involved-resubmit", "POST", "/v1/dossiers/{dossier}/resubmit", "land", 403, "not-involved",
-        (LAND_OFFICE, "{dossier}")),
-    Bad("not-involved-read", "GET", "/v1/dossiers/{dossier}", "commune", 403, "not-involved", (COMMUNE, "{dossier}")),
+    # An agency with no step on the dossier: the answer for an id that does not exist.
+    Bad("not-involved-complete", "POST", COMPLETE, "land", 404, "unknown-dossier", ("unknown dossier {dossier}",)),
+    Bad("not-involved-resubmit", "POST", "/v1/dossiers/{dossier}/resubmit", "land", 404, "unknown-dossier",
+        ("unknown dossier {dossier}",)),
+    Bad("not-involved-read", "GET", "/v1/dossiers/{dossier}", "commune", 404, "unknown-dossier",
+        ("unknown dossier {dossier}",)),
     # ---- tokens
     Bad("token-missing", "POST", COMPLETE, "none", 401, "unauthorized", ("Authorization: Bearer",)),
     Bad("token-malformed", "POST", COMPLETE, "garbage", 401, "unauthorized",
