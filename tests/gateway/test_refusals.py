@@ -98,7 +98,7 @@ async def test_403_the_step_of_another_agency(any_api: Api, tokens: Tokens) -> N
 def _as_unknown(reply: httpx.Response, dossier: str, unknown: httpx.Response) -> None:
     """The answer to an agency with no part in `dossier` is the answer for an id that
     does not exist, with the id in place: status, type, title, kind and detail."""
-    problem = refused(reply, 404, "unknown-dossier", "UnknownDossier")
+    problem = refused(reply, 404, "unknown-dossier")
     other = unknown.json()
     assert unknown.status_code == 404
     assert {k: v for k, v in problem.items() if k != "instance"} == {
