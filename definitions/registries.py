@@ -33,6 +33,7 @@ class Catalog:
     sectors: dict[str, Sector] = field(default_factory=dict)
     levels: set[str] = field(default_factory=set)
     calendars: set[str] = field(default_factory=set)
+    province_wide: list[str] = field(default_factory=list)  # the Art. 14 list (agencies.yaml)
 
 
 def load_catalog(root: Path | None = None) -> Catalog:
@@ -55,20 +56,28 @@ _REGISTRIES = {
 }
 
 
-def _read_registry(path: Path) -> tuple[list[Any], list[Problem]]:
-    """The usable entries of agencies.yaml / sectors.yaml, and every problem found."""
+def _read_registry(path: Path) -> tuple[list[Any], list[Problem], Any]:
+    """The usable entries of agencies.yaml / sectors.yaml, every problem found, and the
+    document's data (for its top-level keys)."""
     kind = _REGISTRIES[path.name]
     doc = _read_yaml(path)
     if isinstance(doc, Problem):
-        return [], [doc]
+        return [], [doc], None
     if not isinstance(doc.data, CommentedMap):
-        return [], [doc.problem((), f"the file is not a mapping; expected `{kind.key}:` with a list of entries")]
+        return [], [doc.problem((), f"the file is not a mapping; expected `{kind.key}:` with a list of entries")], None
     _, problems = _validate_shape(doc, kind.model)
     entries = _valid_entries(doc.data.get(kind.key), kind.item)
     problems += _duplicate_codes(doc, kind.key)
     if kind.item is Agency:
         problems += _templated_agency_codes(doc)
-    return entries, sorted(_unique(problems), key=lambda p: p.line)
+        problems += _receiving_scopes(doc, {a.level for a in entries})
+    return entries, sorted(_unique(problems), key=lambda p: p.line), doc.data
+
+
+def _province_wide(data: Any) -> list[str]:
+    """The registry's top-level Art. 14 list (its codes that are text)."""
+    listed = data.get("province_wide_procedures") if isinstance(data, CommentedMap) else None
+    return [code for code in listed if isinstance(code, str)] if isinstance(listed, list) else []
 
 
 def _valid_entries(raw: Any, item: type[BaseModel]) -> list[Any]:
@@ -111,12 +120,35 @@ def _templated_agency_codes(doc: Document) -> list[Problem]:
     return problems
 
 
+def _receiving_scopes(doc: Document, levels: set[str]) -> list[Problem]:
+    """A desk's `receives.levels` are levels some agency has; `province_wide` needs the list."""
+    problems = []
+    listed = doc.data.get("province_wide_procedures")
+    entries = doc.data.get("agencies")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        scope = entry.get("receives") if isinstance(entry, dict) else None
+        if not isinstance(scope, dict):
+            continue
+        for position, level in enumerate(scope.get("levels") or [] if isinstance(scope.get("levels"), list) else []):
+            if isinstance(level, str) and levels and level not in levels:
+                loc: tuple[str | int, ...] = ("agencies", index, "receives", "levels", position)
+                problems.append(doc.problem(loc, f"{_dotted(loc)}: unknown level {level!r}; expected one of "
+                                                 f"{', '.join(sorted(levels))}"))
+        if scope.get("province_wide") is True and not listed:
+            loc = ("agencies", index, "receives", "province_wide")
+            problems.append(doc.problem(loc, f"{_dotted(loc)}: true, but the registry has no "
+                                             "province_wide_procedures; expected the province's list "
+                                             "(Decree 118/2025 Art. 14) at the top of the file"))
+    return problems
+
+
 def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
-    agencies, problems = _read_registry(root / AGENCIES_FILE)
-    sectors, sector_problems = _read_registry(root / SECTORS_FILE)
+    agencies, problems, agencies_data = _read_registry(root / AGENCIES_FILE)
+    sectors, sector_problems, _ = _read_registry(root / SECTORS_FILE)
     catalog = Catalog(
         root=root,
         agencies={a.code: a for a in agencies},
+        province_wide=_province_wide(agencies_data),
         sectors={s.code: s for s in sectors},
         levels={a.level for a in agencies},
         calendars=set(available_calendars(root)),

@@ -230,12 +230,41 @@ class ProcedureSnapshot(BaseModel):
         return self.procedure.ref
 
 
+COMMUNE_FIELD = "commune"  # the dossier data field naming its commune (procedures route by `{commune}`)
+
+
+class Receives(_Strict):
+    """What a one-stop desk may receive (Decree 118/2025 Art. 14: desks receive regardless
+    of administrative boundaries only the procedures on the province's published list)."""
+
+    levels: list[Code] = Field(min_length=1, description="procedure levels it receives, e.g. [xa]")
+    communes: list[Code] | None = Field(
+        default=None, min_length=1,
+        description=f"the dossier's `{COMMUNE_FIELD}` values it receives for; omitted: any commune",
+    )
+    province_wide: bool = Field(
+        default=False,
+        description="also every procedure of the registry's `province_wide_procedures`, at any level and "
+                    "for any commune (the province's Art. 14 list; which procedures is the province's choice)",
+    )
+
+
 class Agency(_Strict):
     code: str = Field(min_length=1)
     name: str = Field(min_length=1)
     level: str = Field(min_length=1)
     webhook: str | None = None
     receives_dossiers: bool = False  # a one-stop desk (bộ phận một cửa) may take submissions
+    receives: Receives | None = None  # a desk's receiving scope; required with receives_dossiers
+
+    @model_validator(mode="after")
+    def _scope_for_desks(self) -> Agency:
+        if self.receives_dossiers and self.receives is None:
+            raise ValueError("a one-stop desk (receives_dossiers: true) needs `receives:` with its levels "
+                             "(and communes, or province_wide)")
+        if self.receives is not None and not self.receives_dossiers:
+            raise ValueError("`receives:` is only for one-stop desks; add receives_dossiers: true or remove it")
+        return self
 
 
 class Sector(_Strict):
@@ -244,6 +273,11 @@ class Sector(_Strict):
 
 
 class AgencyRegistry(_Strict):
+    province_wide_procedures: list[Code] = Field(
+        default_factory=list,
+        description="procedure codes desks with `receives.province_wide` receive for any commune and level "
+                    "(Decree 118/2025 Art. 14: each province publishes this list)",
+    )
     agencies: list[Agency]
 
 

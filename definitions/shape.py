@@ -14,7 +14,7 @@ from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.folders import AGENCIES_FILE, SECTORS_FILE
 from definitions.limits import MAX_EXTENSIONS_PER_STEP, MAX_SUPPLEMENT_REQUESTS
 from definitions.problems import Loc, Problem, _dotted
-from definitions.schema import OPERATORS, Agency, Condition, Parallel, Sector, Sequence, Step
+from definitions.schema import COMMUNE_FIELD, OPERATORS, Agency, Condition, Parallel, Receives, Sector, Sequence, Step
 from definitions.yaml_source import Document, _plain
 
 # What each key holds, for "missing" and "bad type" messages.
@@ -43,6 +43,11 @@ _EXPECTED: dict[str, str] = {
     "in": "a list of values, e.g. in: [a, b]",
     "webhook": "a URL",
     "receives_dossiers": "true or false",
+    "receives": "a desk's receiving scope, e.g. {levels: [xa], communes: [xa-tan-lap]}",
+    "levels": f"a list of levels used in {AGENCIES_FILE}, e.g. [xa]",
+    "communes": f"a list of the dossier data's `{COMMUNE_FIELD}` values, e.g. [xa-tan-lap]",
+    "province_wide": "true or false",
+    "province_wide_procedures": "a list of procedure codes, e.g. [\"3.000722\"]",
     "agencies": "a list of agencies",
     "sectors": "a list of sectors",
 }
@@ -148,6 +153,8 @@ def _model_at(doc: Document, root: type[BaseModel], loc: Loc) -> type[BaseModel]
         return root
     if loc[-1] == "when":
         return Condition
+    if loc[-1] == "receives":
+        return Receives
     if len(loc) >= 2 and isinstance(loc[-1], int):
         owner = loc[-2]
         if owner == "agencies":

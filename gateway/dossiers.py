@@ -7,10 +7,10 @@ from typing import Any
 
 from gateway.context import GatewayContext
 from gateway.problems import problem_of
-from services.dossiers import DossierUpdate, Found, Refusal, implausible, plausible_id
+from services.dossiers import DossierUpdate, Found, Refusal, implausible, plausible_id, unknown_dossier
 from workflows.payloads import DossierInput, DossierState
 
-__all__ = ["Found", "change", "implausible", "load", "plausible_id", "start"]
+__all__ = ["Found", "change", "implausible", "load", "plausible_id", "start", "visible"]
 
 
 async def load(context: GatewayContext, dossier_id: str) -> Found:
@@ -21,11 +21,21 @@ async def load(context: GatewayContext, dossier_id: str) -> Found:
         raise problem_of(refusal) from refusal
 
 
+async def visible(context: GatewayContext, dossier_id: str, agency: str) -> Found:
+    """The dossier, for an agency with a part in it; for any other, the unknown-dossier
+    problem of an id that does not exist (same status, type and detail)."""
+    found = await load(context, dossier_id)
+    if not found.involves(agency):
+        raise problem_of(unknown_dossier(dossier_id))
+    return found
+
+
 async def change(context: GatewayContext, dossier_id: str, update: DossierUpdate,
-                 arg: Any, update_id: str) -> DossierState:
-    """Send an Update; its id is the caller's idempotency key, so it applies once."""
+                 arg: Any, update_id: str, caller: str) -> DossierState:
+    """Send an Update as `caller`, its id the caller's idempotency key (so it applies
+    once); a dossier the caller has no part in is unknown and nothing is sent."""
     try:
-        return await context.dossiers.change(dossier_id, update, arg, update_id)
+        return await context.dossiers.change(dossier_id, update, arg, update_id, caller=caller)
     except Refusal as refusal:
         raise problem_of(refusal) from refusal
 

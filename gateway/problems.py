@@ -52,12 +52,12 @@ _TYPES = [
                 "`lienthong agencies issue-token`; revoked tokens are refused."),
     ProblemType("wrong-agency", 403, "The step belongs to another agency",
                 "Only the agency the step is routed to may complete or extend it."),
-    ProblemType("not-involved", 403, "Your agency has no step on this dossier",
-                "Dossiers are visible to the agencies that have or had a step on them "
-                "(and the desk that received them)."),
     ProblemType("not-a-receiving-desk", 403, "Your agency does not receive dossiers",
                 "Only one-stop desks (`receives_dossiers: true` in agencies.yaml) submit dossiers."),
-    ProblemType("unknown-dossier", 404, "Unknown dossier", "No dossier has this id."),
+    ProblemType("unknown-dossier", 404, "Unknown dossier",
+                "No dossier has this id that your agency may know: dossiers exist for the agencies that have "
+                "or had a step on them and the desk that received them; to any other, every route answers "
+                "exactly as for an id that does not exist."),
     ProblemType("unknown-step", 404, "Unknown step", "The dossier's procedure has no step with this id."),
     ProblemType("unknown-problem-type", 404, "Unknown problem type", "No problem type has this name."),
     ProblemType("not-current", 409, "The step is not current",

@@ -8,7 +8,7 @@ from gateway.problems import TYPES, Problem
 
 AGENCY = (401, 422, 503)  # every /v1 call: a token, a well-formed request, a reachable store
 POST = (400, 409, 503, 504)  # idempotency and the engine
-READ_DOSSIER = (403, 404, 503, 504)
+READ_DOSSIER = (404, 503, 504)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -91,13 +91,6 @@ async def read_inbox(caller: Agency, context: Context,
     return await context.read(lambda s: read_page(s, caller.agency, limit, offset, now))
 
 
-async def _visible(context: GatewayContext, dossier_id: str, agency: str) -> dossiers.Found:
-    found = await dossiers.load(context, dossier_id)
-    if not found.involves(agency):
-        raise GatewayProblem("not-involved", f"agency {agency} has no step on dossier {dossier_id}")
-    return found
-
-
 @router.get("/dossiers/{dossier_id}", operation_id="readDossier", response_model=DossierState,
             tags=["dossiers"],
             summary="A dossier's full state", responses=problems(*READ_DOSSIER))
@@ -105,7 +98,7 @@ async def read_dossier(dossier_id: DossierId, caller: Agency, context: Context, 
     """For agencies that have or had a step on the dossier (and the desk that received it).
     Live from the workflow; from the stored projection once Temporal no longer keeps it
     (header `Lienthong-Source`)."""
-    found = await _visible(context, dossier_id, caller.agency)
+    found = await dossiers.visible(context, dossier_id, caller.agency)
     response.headers[SOURCE_HEADER] = found.source
     return in_utc(found.state)
 
@@ -114,7 +107,7 @@ async def read_dossier(dossier_id: DossierId, caller: Agency, context: Context, 
             summary="The process-control sheet", responses=problems(*READ_DOSSIER))
 async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) -> Sheet:
     """Phiếu kiểm soát quá trình giải quyết hồ sơ: one row per handover, with dues and verdicts."""
-    found = await _visible(context, dossier_id, caller.agency)
+    found = await dossiers.visible(context, dossier_id, caller.agency)
     return build_sheet(found.state, found.source)
 
 
@@ -127,8 +120,10 @@ async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) ->
 async def submit_dossier(body: SubmitDossier, caller: Agency, key: IdempotencyKey, context: Context,
                          request: Request) -> Response:
     """Start a dossier received by your desk. Only agencies that receive dossiers may.
-    The procedure, every agency its steps name and the calendar are checked first:
-    a refused submission starts nothing."""
+    The procedure, every agency its steps name (none retired), the calendar and your desk's
+    receiving scope (`receives:` in agencies.yaml: its levels and communes, or the
+    province-wide list of Decree 118/2025 Art. 14) are checked first: a refused submission
+    starts nothing."""
     if not caller.receives_dossiers:
         raise GatewayProblem("not-a-receiving-desk", f"agency {caller.agency} does not receive dossiers")
     if looks_like_path(body.procedure):
@@ -163,7 +158,8 @@ async def complete_step(dossier_id: DossierId, step_id: StepId, body: CompleteSt
                         key: IdempotencyKey, context: Context, request: Request) -> Response:
     """`approved` moves the dossier on; `supplement` stops every clock until the applicant
     resubmits; `rejected` ends the dossier. Both of the last need a note. Refused, with
-    nothing changed, when the step is another agency's (403), unknown (404), not current
+    nothing changed, when the dossier is not one your agency has a part in (404, exactly as for an
+    id that does not exist), the step is another agency's (403), unknown (404), not current
     or the dossier is finished or waits for the applicant (409)."""
     _known(step_id)
     change = CompleteStep(step_id=step_id, agency=caller.agency, outcome=body.outcome.value, note=body.note)
@@ -176,10 +172,10 @@ async def complete_step(dossier_id: DossierId, step_id: StepId, body: CompleteSt
              summary="The applicant supplemented the documents", responses=problems(403, 404, *POST))
 async def resubmit(dossier_id: DossierId, body: ResubmitBody, caller: Agency, key: IdempotencyKey,
                    context: Context, request: Request) -> Response:
-    """Clocks resume with the working time they had left. For agencies on the dossier."""
-    await _visible(context, dossier_id, caller.agency)
+    """Clocks resume with the working time they had left. For agencies on the dossier (the
+    desk that received it, or one with a step on it), recorded as the one that relayed it."""
     return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
-                        DossierWorkflow.resubmit, Resubmit(note=body.note))
+                        DossierWorkflow.resubmit, Resubmit(agency=caller.agency, note=body.note))
 
 
 @router.post("/dossiers/{dossier_id}/extend", operation_id="extendDossier", response_model=DossierState,
@@ -200,7 +196,7 @@ async def _apply(context: GatewayContext, agency: str, key: str, request: Reques
     """One Update per (agency, key): sent for a new key, answered from the store for a replay."""
 
     async def operation() -> Answer:
-        state = await dossiers.change(context, dossier_id, update, change, update_id(agency, key))
+        state = await dossiers.change(context, dossier_id, update, change, update_id(agency, key), agency)
         return Answer(200, in_utc(state).model_dump(mode="json"))
 
     return await run_once(context, agency, key, "POST", request.url.path, body, operation)

@@ -55,12 +55,17 @@ class DeployReport:
     files: list[DeployedFile] = field(default_factory=list)
     agencies_changed: int = 0
     sectors_changed: int = 0
+    retired: list[registry.Retired] = field(default_factory=list)
 
     def count(self, outcome: str) -> int:
         return sum(1 for f in self.files if f.outcome == outcome)
 
     def summary(self) -> str:
         return f"definitions: {self.count('deployed')} deployed, {self.count('unchanged')} unchanged"
+
+    def retired_lines(self) -> list[str]:
+        """One line per agency this deploy retired, with the open steps it still holds."""
+        return [retired.line() for retired in self.retired]
 
     def registries_line(self) -> str | None:
         if not (self.agencies_changed or self.sectors_changed):
@@ -92,6 +97,10 @@ def deploy_paths(sessions: sessionmaker[Session], paths: Sequence[Path], default
     try:
         with sessions.begin() as session:
             report.agencies_changed, report.sectors_changed = registry.sync_registries(session, checked.catalog, now)
+            # The catalog is the whole agencies.yaml of the folder: who left it is retired
+            # (an empty registry retires nobody: surely a mistake, not the province's wish).
+            if checked.catalog.agencies:
+                report.retired = registry.retire_missing(session, checked.catalog, now)
             for loaded in checked.procedures:
                 current_path = loaded.path
                 assert loaded.snapshot is not None  # check_plan keeps the files that passed

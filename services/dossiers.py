@@ -33,7 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
 from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
-from store import identity, projection
+from store import identity, involvement, projection
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DossierInput, DossierState
@@ -76,10 +76,7 @@ class Found:
 
     def involves(self, agency: str) -> bool:
         """Agencies that have or had a step on it, were escalated to, or received it."""
-        if self.received_by == agency:
-            return True
-        return any(st.agency == agency or (st.escalate_to == agency and st.escalations > 0)
-                   for st in self.state.steps)
+        return self.received_by == agency or self.state.involves(agency)
 
 
 def plausible_id(value: str) -> bool:
@@ -93,6 +90,12 @@ def implausible(what: str, value: str) -> str:
     shown = repr(value[:40]) + ("…" if len(value) > 40 else "")
     return (f"no {what} has the id {shown}: ids are 1 to {MAX_ID_LENGTH} characters without control characters "
             f"(this one has {len(value)})")
+
+
+def unknown_dossier(dossier_id: str) -> Refusal:
+    """The refusal for a dossier that does not exist, and for one the caller has no part in
+    (the same words: a stranger learns nothing of it)."""
+    return Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {dossier_id}")
 
 
 def _unavailable(err: BaseException) -> Refusal:
@@ -210,11 +213,15 @@ class DossierClient:
     # ------------------------------------------------------------------------- changing
 
     async def change(self, dossier_id: str, update: DossierUpdate, arg: Any,
-                     key: str) -> DossierState:
+                     key: str, *, caller: str | None = None) -> DossierState:
         """Send an Update whose id is the caller's idempotency key (so it applies once)
-        and answer with the dossier's whole state."""
+        and answer with the dossier's whole state. With `caller` (an agency acting for
+        itself), a dossier it has no part in is unknown, exactly as one that does not
+        exist, and nothing is sent."""
         if not plausible_id(dossier_id):
             raise Refusal(RefusalKind.UNKNOWN_DOSSIER, implausible("dossier", dossier_id))
+        if caller is not None:
+            await self.require_involved(dossier_id, caller)
         handle = self.handle(dossier_id)
         try:
             await asyncio.wait_for(execute_change(handle, update, arg, key,
@@ -246,10 +253,37 @@ class DossierClient:
         try:
             description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
         except RPCError:
-            return Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {handle.id}")
+            return unknown_dossier(handle.id)
         if description.status != WorkflowExecutionStatus.RUNNING:
             return Refusal(RefusalKind.DOSSIER_FINISHED, f"dossier {handle.id} is finished; it takes no more changes")
-        return Refusal(RefusalKind.UNKNOWN_DOSSIER, f"unknown dossier {handle.id}")
+        return unknown_dossier(handle.id)
+
+    # ------------------------------------------------------------------------- who may know it
+
+    async def require_involved(self, dossier_id: str, agency: str) -> None:
+        """Nothing when `agency` has a part in the dossier (a step, an escalation, its
+        receipt); otherwise the refusal an unknown dossier gets, word for word. The store
+        answers first (the hand-over path: the completing agency's inbox holds the step);
+        the workflow (or the projection, when Temporal has forgotten it) decides when the
+        store shows no part, since the store may lag the workflow."""
+        try:
+            shown = await asyncio.to_thread(self._involved_in_store, dossier_id, agency)
+        except SQLAlchemyError:
+            shown = None  # the store cannot say: the workflow will
+        if shown:
+            return
+        try:
+            found = await self.load(dossier_id)
+        except Refusal as refusal:
+            if refusal.kind == RefusalKind.UNKNOWN_DOSSIER:
+                raise unknown_dossier(dossier_id) from None
+            raise
+        if not found.involves(agency):
+            raise unknown_dossier(dossier_id)
+
+    def _involved_in_store(self, dossier_id: str, agency: str) -> bool | None:
+        with self.sessions() as session:
+            return involvement.involved(session, agency, dossier_id)
 
     # ------------------------------------------------------------------------- reading
 
@@ -278,14 +312,20 @@ class DossierClient:
         try:
             return await self._from_workflow(dossier_id, describe=True)
         except Refusal as refusal:
-            stored = await asyncio.to_thread(self._stored, dossier_id)
+            stored = await asyncio.to_thread(self._stored_with_desk, dossier_id)
             if stored is not None:
-                return Found(stored, "projection")
+                return Found(stored[0], "projection", stored[1])
             raise refusal from None
 
     def _stored(self, dossier_id: str) -> DossierState | None:
         with self.sessions() as session:
             return projection.get_dossier(session, dossier_id)
+
+    def _stored_with_desk(self, dossier_id: str) -> tuple[DossierState, str | None] | None:
+        """The projection's copy and the desk that received it (the store's reservation)."""
+        with self.sessions() as session:
+            state = projection.get_dossier(session, dossier_id)
+            return None if state is None else (state, identity.received_by(session, dossier_id))
 
     async def _from_workflow(self, dossier_id: str, *, describe: bool, run_id: str | None = None) -> Found:
         handle: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id, run_id=run_id)

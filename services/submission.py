@@ -37,7 +37,7 @@ from definitions.limits import (
     MAX_PROCEDURE_JSON_BYTES,
 )
 from definitions.loader import DefinitionError, load_catalog, load_procedure, looks_like_path
-from definitions.schema import ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
+from definitions.schema import COMMUNE_FIELD, ProcedureSnapshot, Step, UnknownAgencyError, resolve_agency
 from store import deliveries, registry
 from store.models import AgencyRow, SectorRow
 from workflows.payloads import DOSSIER_ID_PATTERN, DOSSIER_ID_RULE, Channel, DossierInput
@@ -72,7 +72,16 @@ class Registry(Protocol):
         """A procedure file that is not deployed, validated; raises `SubmissionError`."""
         ...
 
-    def is_agency(self, code: str) -> bool: ...
+    def is_agency(self, code: str) -> bool:
+        """A registered agency that is not retired."""
+        ...
+
+    def is_retired(self, code: str) -> bool: ...
+
+    def receiving_scope(self, code: str) -> Mapping[str, Any] | None:
+        """A desk's scope: `levels`, `communes` (None: any) and `procedures` it receives
+        anywhere (the province-wide list); None when it has none."""
+        ...
 
     def webhook_agencies(self, codes: Collection[str]) -> list[str]:
         """Which of `codes` have a webhook to notify."""
@@ -135,6 +144,13 @@ class StoreRegistry:
     def is_agency(self, code: str) -> bool:
         return registry.known_agency(self._session, code)
 
+    def is_retired(self, code: str) -> bool:
+        return registry.retired_agency(self._session, code) is not None
+
+    def receiving_scope(self, code: str) -> Mapping[str, Any] | None:
+        row = self._session.get(AgencyRow, code)
+        return row.receives if row is not None and row.receives_dossiers else None
+
     def webhook_agencies(self, codes: Collection[str]) -> list[str]:
         return deliveries.agencies_with_webhooks(self._session, codes)
 
@@ -147,7 +163,8 @@ class StoreRegistry:
         return self._codes
 
     def receiving_desks(self) -> list[str]:
-        query = select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True)).order_by(AgencyRow.code)
+        query = (select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True), AgencyRow.retired_at.is_(None))
+                 .order_by(AgencyRow.code))
         return list(self._session.scalars(query))
 
     def is_sector(self, code: str) -> bool:
@@ -211,6 +228,7 @@ def prepare_dossier(
     if channel not in CHANNELS:
         raise SubmissionError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
     _check_receiving_desk(received_by, lookup)
+    _check_receiving_scope(received_by, snapshot, fields, lookup)
     # The calendar travels resolved (the workflow computes dues without I/O), and so
     # does which of the dossier's agencies have a webhook (no lookup per hand-over).
     calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received)
@@ -378,6 +396,9 @@ def _check_agency(step: Step, key: str, template: str, data: dict[str, Any], loo
         return
     codes = lookup.agency_codes()
     shown = f"{key} {template!r} resolves to {code!r}" if "{" in template else f"{key} {code!r}"
+    if lookup.is_retired(code):
+        raise SubmissionError(f"step {step.id!r}: {shown}, which is retired; it receives no new steps "
+                              "(route the procedure to its successor and deploy a new version)")
     raise SubmissionError(f"step {step.id!r}: {shown}, which is not a registered agency"
                           f"{_close(code, codes)}{_known_values(template, codes)}{_deploy_hint(codes)}")
 
@@ -430,6 +451,8 @@ def _received_at(value: datetime | str | None, now: datetime, max_age: timedelta
 def _check_receiving_desk(code: str | None, lookup: Registry) -> None:
     if code is None:
         return
+    if lookup.is_retired(code):
+        raise SubmissionError(f"--received-by {code!r} is retired; it receives no dossiers")
     if not lookup.is_agency(code):
         codes = lookup.agency_codes()
         raise SubmissionError(f"--received-by {code!r} is not a registered agency{_close(code, codes)}"
@@ -438,3 +461,33 @@ def _check_receiving_desk(code: str | None, lookup: Registry) -> None:
     if code not in desks:
         raise SubmissionError(f"--received-by {code!r} does not receive dossiers; "
                               f"one-stop desks are: {', '.join(desks)}")
+
+
+def _check_receiving_scope(code: str | None, snapshot: ProcedureSnapshot, data: Mapping[str, Any],
+                           lookup: Registry) -> None:
+    """The desk may receive this procedure for this commune (its `receives:` in
+    agencies.yaml): a level and commune of its own, or a procedure of the province-wide
+    list (Decree 118/2025 Art. 14)."""
+    if code is None:
+        return
+    procedure = snapshot.procedure
+    scope = lookup.receiving_scope(code)
+    if scope is None:
+        raise SubmissionError(f"--received-by {code!r} has no receiving scope (`receives:` in agencies.yaml); "
+                              "run `lienthong definitions deploy`")
+    if procedure.code in (scope.get("procedures") or []):
+        return
+    levels = list(scope.get("levels") or [])
+    communes = scope.get("communes")
+    commune = data.get(COMMUNE_FIELD)
+    where = "for any commune" if communes is None else f"for commune(s) {', '.join(communes)}"
+    receives = f"it receives level(s) {', '.join(levels)} {where}"
+    if scope.get("procedures"):
+        receives += " and the province-wide list"
+    if procedure.level not in levels:
+        raise SubmissionError(f"--received-by {code!r} does not receive procedure {procedure.ref} "
+                              f"(level {procedure.level}): {receives}")
+    if communes is not None and commune not in communes:
+        shown = f"commune {commune!r}" if commune not in (None, "") else f"no {COMMUNE_FIELD!r} in its data"
+        raise SubmissionError(f"--received-by {code!r} does not receive procedure {procedure.ref} for {shown}: "
+                              f"{receives}")

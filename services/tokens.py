@@ -52,8 +52,12 @@ def _digest(secret: str) -> str:
 
 
 def issue(session: Session, agency: str, created_by: str, now: datetime) -> Issued:
-    if session.get(AgencyRow, agency) is None:
+    row = session.get(AgencyRow, agency)
+    if row is None:
         raise TokenError(f"unknown agency {agency}")
+    if row.retired_at is not None:
+        raise TokenError(f"agency {agency} was retired at {row.retired_at.isoformat(timespec='seconds')}; "
+                         "it gets no tokens")
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     session.add(GatewayTokenRow(id=token_id, agency=agency, secret_sha256=_digest(secret), created_at=now,
@@ -98,6 +102,10 @@ def refusal(session: Session, token: str) -> str:
                 "`lienthong agencies issue-token`")
     token_id, secret = found.groups()
     stored = session.get(GatewayTokenRow, token_id)
+    if stored is not None and hmac.compare_digest(stored.secret_sha256, _digest(secret)):
+        agency = session.get(AgencyRow, stored.agency)
+        if agency is not None and agency.retired_at is not None:
+            return f"agency {agency.code} was retired at {agency.retired_at.isoformat(timespec='seconds')}"
     if stored is not None and stored.revoked_at is not None and hmac.compare_digest(stored.secret_sha256,
                                                                                     _digest(secret)):
         return (f"token {token_id} was revoked at {stored.revoked_at.isoformat(timespec='seconds')}; "
@@ -119,6 +127,8 @@ def authenticate(session: Session, token: str) -> Caller | None:
         return None
     stored, agency = row
     if stored.revoked_at is not None or not hmac.compare_digest(stored.secret_sha256, _digest(secret)):
+        return None
+    if agency.retired_at is not None:  # retiring revokes its tokens; this holds even if one was missed
         return None
     return Caller(agency=agency.code, name=agency.name, receives_dossiers=agency.receives_dossiers,
                   token_id=token_id)

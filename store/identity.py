@@ -72,3 +72,8 @@ def record_run(session: Session, dossier_id: str, run_id: str, *, now: datetime 
 
 def get(session: Session, dossier_id: str) -> DossierIdRow | None:
     return session.get(DossierIdRow, dossier_id)
+
+
+def received_by(session: Session, dossier_id: str) -> str | None:
+    """The desk that received the dossier, as its reservation recorded it."""
+    return session.scalar(select(DossierIdRow.received_by).where(DossierIdRow.id == dossier_id))

@@ -113,6 +113,12 @@ class AgencyRow(Base):
     level: Mapped[str]
     webhook_url: Mapped[str | None]
     receives_dossiers: Mapped[bool] = mapped_column(Boolean)
+    # A desk's receiving scope (definitions.schema.Receives, the province-wide list
+    # expanded into it), NULL for an agency that receives nothing (migration 0005).
+    receives: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+    # Set when a deploy of a registry without it (or `agencies retire`) retired it: kept,
+    # since history names it; its tokens stop working and nothing new is routed to it.
+    retired_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
 

@@ -11,15 +11,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import String, cast, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from definitions.loader import Catalog
 from definitions.schema import ProcedureSnapshot
 from definitions.versions import newest_in_effect
-from store.models import AgencyRow, DefinitionRow, SectorRow
+from store.models import AgencyRow, DefinitionRow, GatewayTokenRow, InboxItemRow, SectorRow
 from store.upsert import dialect_insert, touched
 
 
@@ -100,11 +100,38 @@ def snapshot_of(row: DefinitionRow) -> ProcedureSnapshot:
     return ProcedureSnapshot.model_validate(row.snapshot)
 
 
+@dataclass(frozen=True)
+class Retired:
+    """An agency just retired: the tokens revoked with it and the open steps it still holds."""
+
+    code: str
+    tokens_revoked: int
+    open_steps: list[tuple[str, str]]  # (dossier id, step id), for an operator to hand over
+
+    def line(self) -> str:
+        steps = (f"; it still holds {len(self.open_steps)} open step(s): "
+                 + ", ".join(f"{dossier}/{step}" for dossier, step in self.open_steps[:20])
+                 + (" …" if len(self.open_steps) > 20 else "")) if self.open_steps else "; it holds no open step"
+        return f"retired agency {self.code} ({self.tokens_revoked} token(s) revoked){steps}"
+
+
+def receiving_scope(catalog: Catalog, code: str) -> dict[str, object] | None:
+    """A desk's scope as stored: its levels, communes (None: any) and the procedures it
+    receives anywhere (the province-wide list when `province_wide`)."""
+    agency = catalog.agencies[code]
+    if agency.receives is None:
+        return None
+    return {"levels": list(agency.receives.levels),
+            "communes": list(agency.receives.communes) if agency.receives.communes is not None else None,
+            "procedures": list(catalog.province_wide) if agency.receives.province_wide else []}
+
+
 def sync_registries(session: Session, catalog: Catalog, now: datetime) -> tuple[int, int]:
     """Upsert agencies and sectors from the catalog; returns how many rows of each were
-    added or changed. Entries that left the catalog are kept as they are: old dossiers
-    and events still name them, and nothing routes to a code the catalog no longer has."""
-    agencies_changed = 0
+    added or changed. Entries that left the catalog are kept (old dossiers and events
+    name them); `retire_missing` retires the agencies among them. An agency that comes
+    back is active again (with new tokens only: retiring revoked its old ones)."""
+    agencies_changed = sectors_changed = 0
     for agency in catalog.agencies.values():
         stmt = dialect_insert(session, AgencyRow).values(
             code=agency.code,
@@ -112,17 +139,22 @@ def sync_registries(session: Session, catalog: Catalog, now: datetime) -> tuple[
             level=agency.level,
             webhook_url=agency.webhook,
             receives_dossiers=agency.receives_dossiers,
+            receives=receiving_scope(catalog, agency.code),
+            retired_at=None,
             updated_at=now,
         )
-        changed = [AgencyRow.name, AgencyRow.level, AgencyRow.webhook_url, AgencyRow.receives_dossiers]
+        changed = [AgencyRow.name, AgencyRow.level, AgencyRow.webhook_url, AgencyRow.receives_dossiers,
+                   AgencyRow.retired_at]
         stmt = stmt.on_conflict_do_update(
             index_elements=[AgencyRow.code],
-            set_={c.key: stmt.excluded[c.key] for c in [*changed, AgencyRow.updated_at]},
-            # Only real changes count (and move updated_at).
-            where=or_(*(c.is_distinct_from(stmt.excluded[c.key]) for c in changed)),
+            set_={c.key: stmt.excluded[c.key] for c in [*changed, AgencyRow.receives, AgencyRow.updated_at]},
+            # Only real changes count (and move updated_at). JSON is compared as text: JSONB
+            # has no equality with a bound JSON value on every dialect.
+            where=or_(*(c.is_distinct_from(stmt.excluded[c.key]) for c in changed),
+                      func.coalesce(_as_text(AgencyRow.receives), "").is_distinct_from(
+                          func.coalesce(_as_text(stmt.excluded.receives), ""))),
         )
         agencies_changed += touched(session, stmt)
-    sectors_changed = 0
     for sector in catalog.sectors.values():
         stmt = dialect_insert(session, SectorRow).values(code=sector.code, name=sector.name)
         stmt = stmt.on_conflict_do_update(
@@ -134,5 +166,44 @@ def sync_registries(session: Session, catalog: Catalog, now: datetime) -> tuple[
     return agencies_changed, sectors_changed
 
 
+def retire_missing(session: Session, catalog: Catalog, now: datetime) -> list[Retired]:
+    """Retire the active agencies the catalog (a whole agencies.yaml) no longer has."""
+    active = session.scalars(select(AgencyRow.code).where(AgencyRow.retired_at.is_(None))).all()
+    return [retire(session, code, now) for code in sorted(set(active) - set(catalog.agencies))]
+
+
+def _as_text(column: Any) -> Any:
+    return cast(column, String)
+
+
+class UnknownAgencyCode(ValueError):
+    """`retire` of a code the registry never had."""
+
+
+def retire(session: Session, code: str, now: datetime) -> Retired:
+    """Retire an agency (idempotent): kept for history, its tokens revoked; returns the
+    open steps it still holds (its inbox) for an operator to hand over."""
+    row = session.get(AgencyRow, code)
+    if row is None:
+        raise UnknownAgencyCode(f"unknown agency {code}")
+    if row.retired_at is None:
+        row.retired_at = now
+        row.updated_at = now
+    revoked = len(session.execute(update(GatewayTokenRow)
+                                  .where(GatewayTokenRow.agency == code, GatewayTokenRow.revoked_at.is_(None))
+                                  .values(revoked_at=now).returning(GatewayTokenRow.id)).all())
+    steps = session.execute(select(InboxItemRow.dossier_id, InboxItemRow.step_id)
+                            .where(InboxItemRow.agency == code)
+                            .order_by(InboxItemRow.due_at, InboxItemRow.dossier_id)).all()
+    session.flush()
+    return Retired(code, revoked, [(d, s) for d, s in steps])
+
+
 def known_agency(session: Session, code: str) -> bool:
-    return bool(session.scalar(select(exists().where(AgencyRow.code == code))))
+    """A registered agency that is not retired (what steps may be routed to)."""
+    return bool(session.scalar(select(exists().where(AgencyRow.code == code, AgencyRow.retired_at.is_(None)))))
+
+
+def retired_agency(session: Session, code: str) -> datetime | None:
+    """When `code` was retired, or None (active or unknown)."""
+    return session.scalar(select(AgencyRow.retired_at).where(AgencyRow.code == code))

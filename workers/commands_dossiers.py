@@ -63,6 +63,9 @@ def _change_parsers(action: Any) -> None:
 
     resubmit = action.add_parser("resubmit", help="the applicant has supplemented the documents")
     resubmit.add_argument("dossier_id", metavar="ID")
+    resubmit.add_argument("--agency", required=True, metavar="CODE",
+                          help="the agency relaying the supplement (the desk that received it, or an agency "
+                               "with a step on the dossier); recorded as who resubmitted")
     resubmit.add_argument("--note", type=note, metavar="TEXT")
     resubmit.add_argument("--request-id", **request_id)
     resubmit.set_defaults(run=_resubmit)
@@ -124,7 +127,8 @@ def _complete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _resubmit(args: argparse.Namespace, settings: Settings) -> int:
-    state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.resubmit, Resubmit(note=args.note),
+    state = asyncio.run(_change(settings, args.dossier_id, DossierWorkflow.resubmit,
+                                   Resubmit(agency=args.agency, note=args.note),
                                    args.request_id))
     print(f"dossier {state.dossier_id}: resubmitted; dossier {state.status.value}, due {when(state.due_at)}")
     return 0

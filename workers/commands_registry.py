@@ -105,6 +105,8 @@ def deploy(args: argparse.Namespace, settings: Settings) -> int:
         print(deployed.line())
     if line := report.registries_line():
         print(line)
+    for line in report.retired_lines():
+        print(line)
     print(report.summary())
     return 0
 

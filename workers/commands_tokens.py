@@ -1,5 +1,5 @@
-"""`lienthong agencies issue-token|revoke-token|tokens`: agencies' bearer tokens for the
-HTTP gateway (services/tokens.py keeps them)."""
+"""`lienthong agencies issue-token|revoke-token|tokens|retire`: agencies' bearer tokens for
+the HTTP gateway (services/tokens.py keeps them), and retiring an agency."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from config.settings import Settings
 from services import tokens
 from services.deploy import default_deployer
+from store import registry
 from store.models import AgencyRow
 from workers.commands_common import CliError, print_table, store_sessions, when
 
@@ -31,9 +32,22 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     listing = action.add_parser("tokens", help="issued tokens (ids only), for one agency or all")
     listing.add_argument("agency", nargs="?", metavar="CODE")
     listing.set_defaults(run=list_tokens)
+    retire = action.add_parser("retire", help="retire an agency: its tokens stop working, no new step is routed "
+                                              "to it, and the open steps it holds are listed")
+    retire.add_argument("agency", metavar="CODE")
+    retire.set_defaults(run=retire_agency)
 
 
 # ----------------------------------------------------------------------------- tokens
+
+
+def _unknown(session: Any, code: str, err: Exception) -> CliError:
+    codes = list(session.scalars(select(AgencyRow.code)))
+    close = difflib.get_close_matches(code, codes, n=3, cutoff=0.6)
+    hint = f"; close codes: {', '.join(close)}" if close else ""
+    if not codes:
+        hint = " (no agencies are registered: run `lienthong definitions deploy`)"
+    return CliError(f"{err}{hint}")
 
 
 def issue_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,12 +55,7 @@ def issue_token(args: argparse.Namespace, settings: Settings) -> int:
         try:
             issued = tokens.issue(session, args.agency, args.by or default_deployer(), datetime.now(UTC))
         except tokens.TokenError as err:
-            codes = list(session.scalars(select(AgencyRow.code)))
-            close = difflib.get_close_matches(args.agency, codes, n=3, cutoff=0.6)
-            hint = f"; close codes: {', '.join(close)}" if close else ""
-            if not codes:
-                hint = " (no agencies are registered: run `lienthong definitions deploy`)"
-            raise CliError(f"{err}{hint}") from err
+            raise _unknown(session, args.agency, err) from err
     # The token alone on stdout (for scripts); what it is on stderr. It is never shown again.
     print(f"token {issued.id} for {issued.agency}; shown once, store it now "
           f"(revoke with `lienthong agencies revoke-token {issued.id}`):", file=sys.stderr, flush=True)
@@ -74,4 +83,23 @@ def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
     table += [(r.id, r.agency, when(r.created_at), r.created_by, when(r.revoked_at) if r.revoked_at else "-")
               for r in rows]
     print_table(table)
+    return 0
+
+
+# ----------------------------------------------------------------------------- retiring
+
+
+def retire_agency(args: argparse.Namespace, settings: Settings) -> int:
+    """Retire an agency now (a deploy of agencies.yaml without it does the same). It stays
+    in the registry (history names it); keep it out of agencies.yaml too, or the next
+    deploy brings it back."""
+    with store_sessions(settings) as sessions, sessions.begin() as session:
+        try:
+            retired = registry.retire(session, args.agency, datetime.now(UTC))
+        except registry.UnknownAgencyCode as err:
+            raise _unknown(session, args.agency, err) from err
+        print(retired.line())
+        if retired.open_steps:
+            print("hand them over (e.g. complete them as the agency with `lienthong dossiers complete`, or "
+                  "reject the dossiers) and remove the agency from agencies.yaml", file=sys.stderr)
     return 0

@@ -213,6 +213,8 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
     print(f"database {shown_url(settings)} at revision {revision}", flush=True)
     if line := report.registries_line():
         print(line, flush=True)
+    for line in report.retired_lines():
+        print(line, flush=True)
     print(report.summary(), flush=True)
     settings = settings.model_copy(update={"temporal_address": options.address})
     server = DevServer(options, settings.temporal_namespace)

@@ -125,6 +125,7 @@ class DossierWorkflow:
         self._procedure = procedure
         self._calendar = calendar_from_snapshot(input.calendar)
         self._webhooks = frozenset(input.webhook_agencies)
+        self._received_by = input.received_by
         self._state = DossierState(
             dossier_id=input.dossier_id,
             procedure_code=procedure.code,
@@ -384,9 +385,10 @@ class DossierWorkflow:
         state.paused_at = None
         state.supplement_due_at = None
         step_id, self._supplement_step = self._supplement_step, None
-        state.notes.append(Note(at=now, kind="resubmitted", step_id=step_id,
-                                text=request.note or "documents supplemented"))
-        self._record("resubmitted", step_id=step_id, actor="applicant", note=request.note)
+        text = request.note or "documents supplemented"
+        state.notes.append(Note(at=now, kind="resubmitted", agency=request.agency, step_id=step_id, text=text))
+        self._record("resubmitted", step_id=step_id, actor=request.agency,
+                     note=f"{text} (relayed by {request.agency})")
         step = self._step_state(step_id) if step_id is not None else None
         if step is not None:
             self._route(step, "resumed")
@@ -395,6 +397,9 @@ class DossierWorkflow:
     @resubmit.validator
     def _validate_resubmit(self, request: Resubmit) -> None:
         self._refuse_if_finished()
+        if request.agency != self._received_by and not self._state.involves(request.agency):
+            raise refuse("WrongAgency", f"agency {request.agency} has no part in dossier {self._state.dossier_id}; "
+                         "the desk that received it or an agency with a step on it relays a supplement")
         if self._state.status != DossierStatus.AWAITING_SUPPLEMENT:
             raise refuse("NotAwaitingSupplement",
                          f"dossier {self._state.dossier_id} is not waiting for a supplement "

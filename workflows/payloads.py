@@ -153,6 +153,11 @@ class DossierState(BaseModel):
     def step(self, step_id: str) -> StepState | None:
         return next((s for s in self.steps if s.id == step_id), None)
 
+    def involves(self, agency: str) -> bool:
+        """Whether `agency` has or had a step on the dossier, or was escalated to (the
+        receiving desk is known beside the state: `services.dossiers.Found`)."""
+        return any(st.agency == agency or (st.escalate_to == agency and st.escalations > 0) for st in self.steps)
+
 
 class CompleteStep(BaseModel):
     """An agency reports its step done. `outcome` is checked by the validator, so an
@@ -167,6 +172,10 @@ class CompleteStep(BaseModel):
 
 
 class Resubmit(BaseModel):
+    """The applicant supplemented the documents, relayed by `agency` (the desk or the
+    agency that received them): it is the change's actor in the audit log."""
+
+    agency: str = Field(min_length=1, max_length=MAX_DOSSIER_ID)
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
 
 

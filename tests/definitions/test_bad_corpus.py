@@ -26,7 +26,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from definitions import procedure_checks, references, registries, shape, yaml_source
-from definitions.schema import AgencyRegistry, Condition, Parallel, Procedure, SectorRegistry, Sequence, Step
+from definitions.schema import (
+    Agency,
+    AgencyRegistry,
+    Condition,
+    Parallel,
+    Procedure,
+    Receives,
+    SectorRegistry,
+    Sequence,
+    Step,
+)
 from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Base, DefinitionRow
@@ -333,6 +343,8 @@ REGISTRY_RULES = {
     "registry-bad-shape", "registry-missing-key", "registry-unknown-key", "registry-bad-type",  # _validate_shape
     "registry-duplicate-code",  # _duplicate_codes
     "registry-templated-code",  # _templated_agency_codes
+    "registry-bad-scope",  # Agency's model validator: a desk's `receives:` (issue 13 §3)
+    "registry-unknown-receiving-level", "registry-province-wide-without-list",  # _receiving_scopes
 }
 # Each meaning check `_check_procedure` runs, and the rules its problems belong to.
 MEANING_CHECKS = {
@@ -366,7 +378,20 @@ def test_every_registry_check_of_the_loader_is_covered() -> None:
     called = {node.func.id for node in ast.walk(tree)
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_")}
     assert called == {"_read_yaml", "_validate_shape", "_valid_entries", "_duplicate_codes",
-                      "_templated_agency_codes", "_unique"}, sorted(called)
+                      "_templated_agency_codes", "_receiving_scopes", "_unique"}, sorted(called)
+
+
+def test_every_field_of_the_registry_schema_has_a_corpus_folder() -> None:
+    """Each key agencies.yaml may hold (an agency's, a desk's scope's, the file's own)
+    is the field of at least one registry corpus problem, or of none for the keys every
+    entry has and the base itself exercises (code, name)."""
+    keys = set()
+    for model in (Agency, Receives, AgencyRegistry):
+        keys |= {f.alias or name for name, f in model.model_fields.items()}
+    keys -= {"code", "name", "webhook"}  # duplicate/templated/missing-name cover code and name; webhook: issue 12
+    fields = {expected(broken_registry(folder)).field for folder in REGISTRY_FOLDERS}
+    covered = {part.split("[")[0] for field in fields if field for part in field.split(".")}
+    assert keys <= covered, f"registry keys without a corpus problem: {sorted(keys - covered)}"
 
 
 def test_every_meaning_check_of_the_loader_is_mapped_to_rules() -> None:

@@ -27,8 +27,8 @@ REPO_DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 
 AGENCIES = """\
 agencies:
-  - {code: bpmc-xa-xa-mot, name: Bộ phận một cửa xã Một, level: xa, receives_dossiers: true}
-  - {code: bpmc-xa-xa-hai, name: Bộ phận một cửa xã Hai, level: xa, receives_dossiers: true}
+  - {code: bpmc-xa-xa-mot, name: Bộ phận một cửa xã Một, level: xa, receives_dossiers: true, receives: {levels: [xa]}}
+  - {code: bpmc-xa-xa-hai, name: Bộ phận một cửa xã Hai, level: xa, receives_dossiers: true, receives: {levels: [xa]}}
   - {code: phong-a, name: Phòng A, level: tinh}
   - {code: cap-tren, name: Cấp trên, level: tinh}
 """

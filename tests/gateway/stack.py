@@ -69,6 +69,12 @@ def load_agency(n: int) -> str:
 
 def definitions_folder(target: Path) -> Path:
     shutil.copytree(REPO / "definitions", target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    agencies_yaml = target / "agencies.yaml"
+    # The load procedure (level tinh) is received at the commune desk, the test procedure (level xa)
+    # at the provincial desk too: both on the province-wide list (Decree 118/2025 Art. 14).
+    text = agencies_yaml.read_text(encoding="utf-8")
+    listed = f'province_wide_procedures:\n  - "{LOAD_PROCEDURE}"\n  - "{TEST_PROCEDURE}"\n'
+    agencies_yaml.write_text(text.replace("province_wide_procedures:\n", listed, 1), encoding="utf-8")
     with (target / "agencies.yaml").open("a", encoding="utf-8") as agencies:
         for n in range(1, LOAD_AGENCIES + 1):
             agencies.write(f"  - code: {load_agency(n)}\n    name: Cơ quan thử tải {n}\n    level: tinh\n")

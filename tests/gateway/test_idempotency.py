@@ -115,13 +115,13 @@ async def test_a_refusal_is_the_first_answer_too(any_api: Api, desk: str, land: 
     dossier = await any_api.submit(desk, DATA)
     await any_api.assigned(dossier, "tiep-nhan")
     path = f"/v1/dossiers/{dossier}/steps/tham-dinh/complete"
-    early = await any_api.post(path, land, {}, key="too-early")
-    assert early.status_code == 409 and early.json()["kind"] == "NotCurrent"
+    early = await any_api.post(path, land, {}, key="too-early")  # not its turn: the dossier is unknown to it
+    assert early.status_code == 404 and early.json()["type"] == "/problems/unknown-dossier"
     assert (await any_api.post(f"/v1/dossiers/{dossier}/steps/tiep-nhan/complete", desk, {})).status_code == 200
     await any_api.assigned(dossier, "tham-dinh")
     before = await any_api.settled(dossier)
     again = await any_api.post(path, land, {}, key="too-early")
-    assert again.status_code == 409 and again.headers["idempotent-replayed"] == "true"
+    assert again.status_code == 404 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == early.json()
     assert await any_api.settled(dossier) == before
     assert (await any_api.post(path, land, {}, key="now-current")).status_code == 200

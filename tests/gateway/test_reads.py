@@ -62,7 +62,7 @@ async def test_a_dossier_and_its_sheet_for_the_agencies_on_it(api: Api) -> None:
         reply = await api.get(f"/v1/dossiers/{dossier_id}", token)
         assert reply.status_code == 200 and reply.headers["lienthong-source"] == "workflow", reply.text
         assert DossierState.model_validate(reply.json()) == await api.state(dossier_id)
-    assert (await api.get(f"/v1/dossiers/{dossier_id}", land)).status_code == 403  # not yet its turn
+    assert (await api.get(f"/v1/dossiers/{dossier_id}", land)).status_code == 404  # not yet its turn: unknown to it
     assert (await api.post(f"/v1/dossiers/{dossier_id}/steps/tiep-nhan/complete", desk, {})).status_code == 200
     await api.assigned(dossier_id, "tham-dinh")
     sheet = await api.get(f"/v1/dossiers/{dossier_id}/sheet", land)
@@ -87,4 +87,4 @@ async def test_a_dossier_temporal_has_forgotten_is_read_from_the_projection(api:
     assert reply.json()["dossier_id"] == f"{dossier}-OLD"
     sheet = await api.get(f"/v1/dossiers/{dossier}-OLD/sheet", desk)
     assert sheet.status_code == 200 and sheet.json()["source"] == "projection"
-    assert (await api.get(f"/v1/dossiers/{dossier}-OLD", api.stack.token(LAND_OFFICE))).status_code == 403
+    assert (await api.get(f"/v1/dossiers/{dossier}-OLD", api.stack.token(LAND_OFFICE))).status_code == 404

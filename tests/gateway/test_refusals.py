@@ -82,24 +82,71 @@ async def test_401_without_a_valid_token(any_api: Api, tokens: Tokens) -> None:
 
 
 async def test_403_the_step_of_another_agency(any_api: Api, tokens: Tokens) -> None:
-    dossier = await started(any_api, tokens)
+    # The desk has a part in the dossier (it received it and did tiep-nhan): it may read
+    # the whole state, so the refusal may name the step's holder.
+    dossier = await at_land_office(any_api, tokens)
     async with unchanged(any_api, dossier):
         for body in ({}, {"outcome": "rejected", "note": "không phải của tôi"}):
-            problem = refused(await any_api.post(f"/v1/dossiers/{dossier}/steps/tiep-nhan/complete", tokens.land,
+            problem = refused(await any_api.post(f"/v1/dossiers/{dossier}/steps/tham-dinh/complete", tokens.desk,
                                                  body), 403, "wrong-agency", "WrongAgency")
-            assert DESK in problem["detail"]
-        refused(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.land,
-                                   {"until": _later(), "reason": "chờ", "step_id": "tiep-nhan"}),
+            assert LAND_OFFICE in problem["detail"]
+        refused(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.desk,
+                                   {"until": _later(), "reason": "chờ", "step_id": "tham-dinh"}),
                 403, "wrong-agency", "WrongAgency")
 
 
-async def test_403_reading_or_resubmitting_a_dossier_without_a_step_on_it(any_api: Api, tokens: Tokens) -> None:
+def _as_unknown(reply: httpx.Response, dossier: str, unknown: httpx.Response) -> None:
+    """The answer to an agency with no part in `dossier` is the answer for an id that
+    does not exist, with the id in place: status, type, title, kind and detail."""
+    problem = refused(reply, 404, "unknown-dossier")
+    other = unknown.json()
+    assert unknown.status_code == 404
+    assert {k: v for k, v in problem.items() if k != "instance"} == {
+        k: (v.replace("HS-GW-KHONG-CO", dossier) if isinstance(v, str) else v)
+        for k, v in other.items() if k != "instance"}
+    assert problem["detail"] == f"unknown dossier {dossier}"
+
+
+async def test_404_every_route_of_a_dossier_without_a_step_on_it(any_api: Api, tokens: Tokens) -> None:
+    """The land office's step is not reached yet and the commune has none: the dossier
+    does not exist for them, on reads and changes alike (no step list, holder or progress
+    leaks), and nothing is sent to the workflow."""
     dossier = await started(any_api, tokens)
+    routes = [
+        ("GET", "/v1/dossiers/{id}", None),
+        ("GET", "/v1/dossiers/{id}/sheet", None),
+        ("POST", "/v1/dossiers/{id}/steps/tiep-nhan/complete", {}),
+        ("POST", "/v1/dossiers/{id}/steps/tiep-nhan/complete", {"outcome": "rejected", "note": "không"}),
+        ("POST", "/v1/dossiers/{id}/steps/khong-co/complete", {}),
+        ("POST", "/v1/dossiers/{id}/extend", {"until": _later(), "reason": "chờ", "step_id": "tiep-nhan"}),
+        ("POST", "/v1/dossiers/{id}/extend", {"until": _later(), "reason": "chờ"}),
+        ("POST", "/v1/dossiers/{id}/resubmit", {}),
+    ]
     async with unchanged(any_api, dossier):
-        refused(await any_api.get(f"/v1/dossiers/{dossier}", tokens.land), 403, "not-involved")
-        refused(await any_api.get(f"/v1/dossiers/{dossier}/sheet", tokens.commune), 403, "not-involved")
-        refused(await any_api.post(f"/v1/dossiers/{dossier}/resubmit", tokens.land, {}), 403, "not-involved")
+        for token in (tokens.land, tokens.commune):
+            for method, path, body in routes:
+                if method == "GET":
+                    reply = await any_api.get(path.format(id=dossier), token)
+                    unknown = await any_api.get(path.format(id="HS-GW-KHONG-CO"), token)
+                else:
+                    reply = await any_api.post(path.format(id=dossier), token, body)
+                    unknown = await any_api.post(path.format(id="HS-GW-KHONG-CO"), token, body)
+                _as_unknown(reply, dossier, unknown)
     assert (await any_api.get(f"/v1/dossiers/{dossier}", tokens.desk)).status_code == 200
+
+
+async def test_404_a_finished_dossier_without_a_step_on_it(any_api: Api, tokens: Tokens) -> None:
+    """Not "finished" (409): that would tell a stranger it exists."""
+    dossier = await started(any_api, tokens)
+    done = await any_api.post(f"/v1/dossiers/{dossier}/steps/tiep-nhan/complete", tokens.desk,
+                              {"outcome": "rejected", "note": "thiếu giấy tờ"})
+    assert done.status_code == 200, done.text
+    await any_api.until(dossier, lambda s: s.status == "rejected", "rejected")
+    async with unchanged(any_api, dossier):
+        body = {"until": _later(), "reason": "chờ", "step_id": "tham-dinh"}
+        _as_unknown(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.land, body), dossier,
+                    await any_api.post("/v1/dossiers/HS-GW-KHONG-CO/extend", tokens.land, body))
+        refused(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.desk, body), 409, "dossier-finished")
 
 
 async def test_403_submitting_as_an_agency_that_does_not_receive_dossiers(any_api: Api, tokens: Tokens) -> None:

@@ -180,7 +180,8 @@ CASES = [
     Bad("complete-note-too-long", ["dossiers", "complete", "HS-CLI-1", "tiep-nhan", "--agency", "bpmc-xa-xa-mot",
                                    "--outcome", "rejected", "--note", LONG_TEXT],
         (f"argument --note: {MAX_NOTE_CHARS + 1} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)",), code=2),
-    Bad("resubmit-note-too-long", ["dossiers", "resubmit", "HS-CLI-1", "--note", LONG_TEXT],
+    Bad("resubmit-note-too-long", ["dossiers", "resubmit", "HS-CLI-1", "--agency", "bpmc-xa-xa-mot",
+                                   "--note", LONG_TEXT],
         (f"argument --note: {MAX_NOTE_CHARS + 1} characters; at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)",), code=2),
     Bad("extend-reason-too-long", ["dossiers", "extend", "HS-CLI-1", "--agency", "vpdk-tinh", "--until",
                                    "2030-01-02T17:00", "--reason", LONG_TEXT],
@@ -255,7 +256,7 @@ def test_the_console_script_gives_the_same_lines(registry_url: str, definitions:
         (submit(data='{"commune": "xa-ba"}'), 1, "which is not a registered agency"),
         (submit("--channel", "fax"), 2, "invalid choice: 'fax'"),
         (["calendars", "apply", "--calendar", "lich-am"], 1, "unknown calendar 'lich-am'"),
-        (["dossiers", "resubmit", "HS-CLI-1", "--note", LONG_TEXT], 2, f"at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)"),
+        (["dossiers", "resubmit", "HS-CLI-1", "--agency", "bpmc-xa-xa-mot", "--note", LONG_TEXT], 2, f"at most {MAX_NOTE_CHARS} (MAX_NOTE_CHARS)"),
     ):
         result = subprocess.run([str(LIENTHONG), *args], capture_output=True, text=True, env=env, cwd=REPO,
                                 timeout=120, check=False)
@@ -314,7 +315,8 @@ def test_changes_to_a_dossier_refused_by_the_workflow_change_nothing(stack: DevS
          ("refused:", "tra-ket-qua", "not current")),
         (["dossiers", "complete", dossier, "tiep-nhan", "--agency", "bpmc-xa-xa-mot", "--outcome", "supplement"],
          ("refused:", "note")),
-        (["dossiers", "resubmit", dossier], ("refused:",)),
+        (["dossiers", "resubmit", dossier, "--agency", "bpmc-xa-xa-mot"], ("refused:", "not waiting")),
+        (["dossiers", "resubmit", dossier, "--agency", "vpdk-tinh"], ("refused:", "vpdk-tinh has no part in")),
         (["dossiers", "complete", "HS-CLI-KHONG-CO", "tiep-nhan", "--agency", "bpmc-xa-xa-mot"],
          ("unknown dossier HS-CLI-KHONG-CO",)),
         (["dossiers", "show", "HS-CLI-KHONG-CO"], ("unknown dossier HS-CLI-KHONG-CO",)),

@@ -159,7 +159,7 @@ def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
     assert late in (f"dossier {dossier} is finished; it takes no more changes",
                     f"refused: dossier {dossier} is completed; it takes no more changes")
     assert cli.refused("dossiers", "show", "HS-KHONG-CO") == "unknown dossier HS-KHONG-CO"
-    assert cli.refused("dossiers", "resubmit", "HS-KHONG-CO") == "unknown dossier HS-KHONG-CO"
+    assert cli.refused("dossiers", "resubmit", "HS-KHONG-CO", "--agency", COMMUNE_DESK) == "unknown dossier HS-KHONG-CO"
 
 
 def test_worker_refuses_an_unmigrated_database(dev_stack: DevStack) -> None:

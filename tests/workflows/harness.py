@@ -168,8 +168,16 @@ async def complete(handle: WorkflowHandle[DossierWorkflow, DossierResult], step_
     return await _after(handle, answer)
 
 
-async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierResult], note: str | None = None) -> DossierState:
-    return await _after(handle, await handle.execute_update(DossierWorkflow.resubmit, Resubmit(note=note)))
+async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierResult], note: str | None = None,
+                   agency: str | None = None) -> DossierState:
+    """Relayed by `agency`; by default the agency that asked for the supplement."""
+    if agency is None:
+        state = await handle.query(DossierWorkflow.state)
+        asked = [n for n in state.notes if n.kind == "supplement_requested" and n.agency]
+        agency = asked[-1].agency if asked else "bpmc-xa-xa-tan-lap"
+    assert agency is not None
+    change = Resubmit(agency=agency, note=note)
+    return await _after(handle, await handle.execute_update(DossierWorkflow.resubmit, change))
 
 
 async def extend(handle: WorkflowHandle[DossierWorkflow, DossierResult], agency: str, new_due: datetime,
