@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings
@@ -251,6 +252,10 @@ class RequestGuard:
                 caller = await authenticate(self.context, _header(headers, b"authorization"))
             except GatewayProblem as problem:
                 await refuse(problem)
+                return
+            except SQLAlchemyError as err:  # outside the app's handlers: say 503 here, not 500
+                await refuse(GatewayProblem("store-unavailable", f"the database did not answer: {type(err).__name__}",
+                                            headers={"Retry-After": "5"}))
                 return
             scope.setdefault("state", {})[CALLER] = caller
         body = bytearray()

@@ -85,10 +85,11 @@ def write_changes(session: Session, write: StoreWrite, *, run_id: str | None = N
             raise ForeignRunError(f"dossier {state.dossier_id}: a write of run {run_id}, but the store describes "
                                   f"run {recorded}; nothing written")
     new = _append_events(connection, write.events, now)
-    if moved and len(new) < len(write.events):
-        # Seqs already written by a run whose workflow task was lost: the durable
-        # version of the transition replaces them (it may even be another transition,
-        # when the re-run took concurrent changes in another order).
+    if len(new) < len(write.events):
+        # Seqs already written: a retry (the same rows again), or a run whose workflow
+        # task was lost, whose writes may even have gone further. The write made now is
+        # the durable version of these transitions (the re-run may have taken concurrent
+        # changes in another order): it replaces those rows, moved projection or not.
         fresh = {event.seq for event in new}
         again = [{f"b_{k}": v for k, v in _event_values(event, now).items()}
                  for event in write.events if event.seq not in fresh]

@@ -152,6 +152,27 @@ def test_a_rerun_transition_rewrites_the_rows_of_its_seqs(sessions: sessionmaker
         assert get_dossier(session, "HS-2026-000001") == make_state(progress=2)
 
 
+def test_a_rerun_shorter_than_the_lost_writes_still_rewrites_its_seqs(sessions: sessionmaker[Session]) -> None:
+    """The lost workflow task wrote seqs 2-4 in one write; the re-run writes seq 2-3
+    first (another order of the same completions), then 4. Its rows replace the lost
+    ones although the projection, already at seq 4, does not move back (a chaos run
+    found a completion twice in the audit log and another missing before this)."""
+    lost = make_write(make_state(progress=2), 2, "step_completed")
+    lost.events += [lost.events[0].model_copy(update={"seq": 3, "step_id": "tra-ket-qua", "note": "lost 3"}),
+                    lost.events[0].model_copy(update={"seq": 4, "kind": "completed", "note": "lost 4"})]
+    rerun = make_write(make_state(progress=1), 2, "step_completed")
+    rerun.events[0] = rerun.events[0].model_copy(update={"step_id": "tra-ket-qua", "note": "durable 2"})
+    rerun.events.append(lost.events[0].model_copy(update={"seq": 3, "note": "durable 3"}))
+    with sessions.begin() as session:
+        assert [e.seq for e in write_changes(session, lost)] == [2, 3, 4]
+    with sessions.begin() as session:
+        assert write_changes(session, rerun) == []
+    with sessions() as session:
+        rows = [(e.seq, e.step_id, e.note) for e in list_events(session, "HS-2026-000001")]
+        assert rows[:2] == [(2, "tra-ket-qua", "durable 2"), (3, "tham-dinh", "durable 3")]
+        assert get_dossier(session, "HS-2026-000001") == make_state(progress=2)  # seq 4's state stays
+
+
 def test_apply_state_moves_only_forward(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         assert apply_state(session, make_state(progress=1), 5)
