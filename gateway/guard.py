@@ -42,6 +42,7 @@ from definitions.limits import MAX_BODY_DEPTH, MAX_JSON_INTEGER, MAX_JSON_NUMBER
 from gateway.auth import CALLER, authenticate
 from gateway.context import GatewayContext
 from gateway.problems import FieldError, GatewayProblem, problem_response
+from services.submission import is_valid_unicode
 
 ONCE_ONLY = ("authorization", "idempotency-key", "content-type")  # headers refused when repeated
 PUBLIC_PREFIX = "/public/"
@@ -123,14 +124,6 @@ def _fraction(literal: str) -> float | _TooBig:
     return _TooBig(literal) if len(literal) > MAX_JSON_NUMBER_CHARS else float(literal)
 
 
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _shown(literal: str) -> str:
     return literal if len(literal) <= 40 else f"{literal[:20]}…({len(literal)} characters)"
 
@@ -162,14 +155,14 @@ def json_faults(body: bytes, limit: int = 5) -> list[FieldError]:
                 continue
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for key, item in items:
-                if isinstance(key, str) and _has_surrogate(key):
+                if isinstance(key, str) and not is_valid_unicode(key):
                     shown = key.encode("utf-8", "backslashreplace").decode("ascii", "replace")
                     faults.append(FieldError(location=where, message=(
                         f"the key '{shown}' holds a lone surrogate (a \\ud800-\\udfff escape without its pair), "
                         "which is no character; expected text that UTF-8 can carry")))
                     continue
                 pending.append((item, f"{where}.{key}", depth + 1))
-        elif isinstance(node, str) and _has_surrogate(node):
+        elif isinstance(node, str) and not is_valid_unicode(node):
             faults.append(FieldError(location=where, message=(
                 "holds a lone surrogate (a \\ud800-\\udfff escape without its pair), which is no character; "
                 "expected text that UTF-8 can carry")))

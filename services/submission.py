@@ -285,7 +285,8 @@ def _data_object(data: str | Mapping[str, Any]) -> dict[str, Any]:
     return dict(data)
 
 
-def _utf8(text: str) -> bool:
+def is_valid_unicode(text: str) -> bool:
+    """Text UTF-8 can encode: no lone surrogate (JSON's \\ud800 escapes can make one)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -315,7 +316,7 @@ def _check_data_shape(data: Mapping[str, Any]) -> None:
                                       f"±{MAX_JSON_INTEGER} (MAX_JSON_INTEGER); send longer numbers, e.g. "
                                       "identity numbers, as text")
             for text in (key, item):
-                if isinstance(text, str) and not _utf8(text):
+                if isinstance(text, str) and not is_valid_unicode(text):
                     raise SubmissionError(f"dossier data field {_field(here)} holds text that is not valid Unicode "
                                           "(a lone surrogate such as \\ud800); send it as UTF-8")
             if isinstance(item, (Mapping, list, tuple)):

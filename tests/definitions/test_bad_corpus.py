@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,6 @@ from store.db import make_engine
 from store.migrate import upgrade
 from store.models import Base, DefinitionRow
 from tests.definitions.bad_corpus import generate
-from workers.cli import run
 
 CORPUS = generate.HERE
 CATALOG = generate.CATALOG
@@ -104,27 +102,9 @@ def test_the_corpus_is_big_enough() -> None:
 
 
 # --------------------------------------------------------------------------- running the CLI in this process
+# (the `cli` fixture: tests/definitions/conftest.py)
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
-    def invoke(*args: str, database_url: str = "sqlite://", definitions: Path = CATALOG) -> Result:
-        monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(definitions))
-        monkeypatch.setenv("LIENTHONG_DATABASE_URL", database_url)
-        monkeypatch.delenv("LIENTHONG_DEBUG", raising=False)
-        capsys.readouterr()
-        code = run(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    yield invoke
 
 
 def test_the_base_procedure_and_its_catalog_are_valid(cli) -> None:

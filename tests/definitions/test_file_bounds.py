@@ -22,8 +22,8 @@ from definitions.limits import MAX_YAML_ALIASES, MAX_YAML_FILE_BYTES
 from definitions.problems import Problem
 from store.migrate import upgrade
 from tests.definitions.bad_corpus import generate
-from tests.definitions.test_bad_corpus import Result, row_counts
-from workers.cli import run
+from tests.definitions.conftest import Result
+from tests.definitions.test_bad_corpus import row_counts
 
 CATALOG = generate.CATALOG
 SHIPPED = Path(__file__).resolve().parents[2] / "definitions"
@@ -31,20 +31,6 @@ SHIPPED = Path(__file__).resolve().parents[2] / "definitions"
 BOMB = "lol: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"l{i}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8))
 BOMB_ALIAS_LINE = 2 + MAX_YAML_ALIASES // 9  # the line holding alias MAX_YAML_ALIASES + 1
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    def invoke(*args: str, database_url: str = "sqlite://", definitions: Path = CATALOG) -> Result:
-        monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(definitions))
-        monkeypatch.setenv("LIENTHONG_DATABASE_URL", database_url)
-        monkeypatch.delenv("LIENTHONG_DEBUG", raising=False)
-        capsys.readouterr()
-        code = run(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
 
 
 @pytest.fixture
