@@ -7,10 +7,12 @@ These models are pure: no I/O, safe to import from workflow code.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -256,6 +258,24 @@ class Agency(_Strict):
     webhook: str | None = None
     receives_dossiers: bool = False  # a one-stop desk (bộ phận một cửa) may take submissions
     receives: Receives | None = None  # a desk's receiving scope; required with receives_dossiers
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host, never a link-local, multicast or unspecified
+        address (169.254.169.254 is a cloud's metadata service, not an agency)."""
+        if value is None:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host, e.g. https://he-thong.so.gov.vn/lienthong")
+        try:
+            address = ipaddress.ip_address(url.hostname)
+        except ValueError:
+            return value  # a name: resolved when delivering
+        if address.is_link_local or address.is_multicast or address.is_unspecified:
+            raise ValueError(f"{value!r} points at a link-local, multicast or unspecified address, not an agency")
+        return value
 
     @model_validator(mode="after")
     def _scope_for_desks(self) -> Agency:

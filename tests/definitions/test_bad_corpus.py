@@ -325,6 +325,7 @@ REGISTRY_RULES = {
     "registry-templated-code",  # _templated_agency_codes
     "registry-bad-scope",  # Agency's model validator: a desk's `receives:` (issue 13 §3)
     "registry-unknown-receiving-level", "registry-province-wide-without-list",  # _receiving_scopes
+    "registry-bad-webhook",  # Agency's webhook validator: an http(s) URL, not link-local (issue 13)
 }
 # Each meaning check `_check_procedure` runs, and the rules its problems belong to.
 MEANING_CHECKS = {

@@ -581,6 +581,11 @@ REGISTRY_CASES: list[Case] = [
     Case("province-wide-list-is-text", "registry-bad-type", "province_wide_procedures is one code, not a list",
          sub("agencies:\n", 'province_wide_procedures: "3.000722"\nagencies:\n'), "province_wide_procedures:",
          "province_wide_procedures", "expected a list of procedure codes", registry="agencies.yaml"),
+    # issue 13: webhook URLs are checked (appended: earlier folders keep their numbers)
+    Case("webhook-to-the-metadata-service", "registry-bad-webhook", "a webhook to 169.254.169.254",
+         sub(A3, "  - {code: thue-co-so, name: Thuế cơ sở, level: trung-uong, "
+                 "webhook: \"http://169.254.169.254/latest\"}\n"),
+         "  - {code: thue-co-so", "agencies[2].webhook", "link-local", registry="agencies.yaml"),
 ]
 REGISTRY_TEXTS = {"agencies.yaml": AGENCIES, "sectors.yaml": SECTORS}
 
