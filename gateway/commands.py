@@ -17,11 +17,9 @@ from temporalio.client import Client
 
 from config.logging import configure_logging
 from config.settings import Settings
-from services.codec import CodecAccess
 from services.processes import StartError, stop_on_signals
 from services.store import StoreNotReadyError, wait_for_store
 from services.temporal import connect_or_refuse
-from store.db import database_url
 
 DEV_PORT = 8080
 
@@ -35,7 +33,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
 
 def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.app import create_app
-    from gateway.context import GatewayContext, open_sessions
+    from gateway.context import GatewayContext
     from gateway.server import GatewayBindError, bind, serve, url_of
 
     configure_logging(settings.log_level, settings.log_json)
@@ -54,8 +52,7 @@ def run_gateway(args: argparse.Namespace, settings: Settings) -> int:
             sock = bind(args.host, args.port)
         except GatewayBindError as err:
             raise StartError(f"{err}; choose another with --port") from err
-        context = GatewayContext(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
-                                 settings.definitions, CodecAccess.from_settings(settings))
+        context = GatewayContext.from_settings(client, settings)
         try:
             print(f"gateway listening on {url_of(sock)} (OpenAPI {url_of(sock)}/openapi.json, docs /docs); "
                   "Ctrl-C stops it", flush=True)
@@ -85,11 +82,10 @@ async def serve_beside(worker: Awaitable[None], sock: socket.socket, client: Cli
     """Run the gateway while `worker` runs: both stop on `stop`; if either fails, the
     other is stopped and the failure is raised."""
     from gateway.app import create_app
-    from gateway.context import GatewayContext, open_sessions
+    from gateway.context import GatewayContext
     from gateway.server import serve, url_of
 
-    context = GatewayContext(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
-                             settings.definitions, CodecAccess.from_settings(settings))
+    context = GatewayContext.from_settings(client, settings)
     url = url_of(sock)
     print(f"gateway:          {url} (OpenAPI {url}/openapi.json, docs {url}/docs)", flush=True)
     serving = asyncio.create_task(serve(create_app(context), sock, stop))

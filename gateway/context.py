@@ -15,9 +15,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 
+from config.settings import Settings
 from services.codec import CodecAccess
 from services.dossiers import DossierClient
-from store.db import make_engine, make_session_factory
+from store.db import database_url, make_engine, make_session_factory
 
 T = TypeVar("T")
 # The store is synchronous: its calls run on these threads, each with a connection of
@@ -41,6 +42,12 @@ class GatewayContext:
     task_queue: str
     definitions: Path
     codec_access: CodecAccess = field(default_factory=CodecAccess)  # the /codec endpoint's operators
+
+    @classmethod
+    def from_settings(cls, client: Client, settings: Settings) -> GatewayContext:
+        """The context a gateway process serves with: its store, queue, definitions, operators."""
+        return cls(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
+                   settings.definitions, CodecAccess.from_settings(settings))
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store"))
 

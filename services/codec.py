@@ -34,7 +34,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,13 +91,17 @@ def new_key_line(key_id: str | None = None) -> str:
     return f"{key_id}:{base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}"
 
 
+def _entries(text: str) -> Iterator[tuple[str, str, str, str]]:
+    """`NAME:VALUE` entries separated by commas or white space: (entry, name, ':', value)."""
+    for entry in re.split(r"[,\s]+", text):
+        if entry:
+            yield (entry, *entry.partition(":"))
+
+
 def parse_keys(text: str) -> dict[str, bytes]:
     """`ID:BASE64[,ID:BASE64...]` (spaces and newlines around entries are ignored)."""
     keys: dict[str, bytes] = {}
-    for entry in (part.strip() for part in re.split(r"[,\s]+", text)):
-        if not entry:
-            continue
-        key_id, sep, encoded = entry.partition(":")
+    for entry, key_id, sep, encoded in _entries(text):
         if not sep or not KEY_ID.fullmatch(key_id):
             raise CodecConfigError(f"{KEYS_VARIABLE}: each entry is ID:BASE64KEY with an id of letters, digits, "
                                    f"'.', '_' or '-' (got an entry starting {entry[:8]!r}…)")
@@ -213,10 +217,7 @@ def new_operator_token(name: str) -> tuple[str, str]:
 def parse_operators(text: str) -> dict[str, str]:
     """`NAME:SHA256HEX[,...]` → {name: digest}."""
     operators: dict[str, str] = {}
-    for entry in (part.strip() for part in re.split(r"[,\s]+", text)):
-        if not entry:
-            continue
-        name, _, digest = entry.partition(":")
+    for _entry, name, _, digest in _entries(text):
         if not KEY_ID.fullmatch(name) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise CodecConfigError("LIENTHONG_CODEC_OPERATORS: each entry is NAME:SHA256HEX "
                                    "(`lienthong codec operator-token NAME` makes one)")

@@ -150,6 +150,14 @@ def _in(folder: Path, where: str) -> Path:
     return folder / where
 
 
+# Each kind of file the reader refuses unread, and what it says.
+BAD_FILES = pytest.mark.parametrize(("make", "words"), [
+    (symlink_to_device, "this is a device (a symlink to /dev/zero), not a regular file"),
+    (fifo, "this is a FIFO, not a regular file"),
+    (oversized, f"the file is {MAX_YAML_FILE_BYTES + 3} bytes, more than {MAX_YAML_FILE_BYTES} (MAX_YAML_FILE_BYTES)"),
+    (bomb, f"the file has more than {MAX_YAML_ALIASES} aliases"),
+], ids=["device", "fifo", "oversized", "alias-bomb"])
+
 PLACES = {
     "procedure": "procedures/p.yaml",  # beside the valid base.yaml
     "agencies": "agencies.yaml",
@@ -158,12 +166,7 @@ PLACES = {
 
 
 @pytest.mark.parametrize("place", list(PLACES))
-@pytest.mark.parametrize(("make", "words"), [
-    (symlink_to_device, "this is a device (a symlink to /dev/zero), not a regular file"),
-    (fifo, "this is a FIFO, not a regular file"),
-    (oversized, f"the file is {MAX_YAML_FILE_BYTES + 3} bytes, more than {MAX_YAML_FILE_BYTES} (MAX_YAML_FILE_BYTES)"),
-    (bomb, f"the file has more than {MAX_YAML_ALIASES} aliases"),
-], ids=["device", "fifo", "oversized", "alias-bomb"])
+@BAD_FILES
 def test_validate_and_deploy_refuse_it_and_change_nothing(cli: Callable[..., Result], folder: Path, tmp_path: Path,
                                                           place: str, make: Callable[[Path], Path],
                                                           words: str) -> None:
@@ -179,12 +182,7 @@ def test_validate_and_deploy_refuse_it_and_change_nothing(cli: Callable[..., Res
     assert row_counts(url) == before
 
 
-@pytest.mark.parametrize(("make", "words"), [
-    (symlink_to_device, "this is a device (a symlink to /dev/zero), not a regular file"),
-    (fifo, "this is a FIFO, not a regular file"),
-    (oversized, f"the file is {MAX_YAML_FILE_BYTES + 3} bytes, more than {MAX_YAML_FILE_BYTES} (MAX_YAML_FILE_BYTES)"),
-    (bomb, f"the file has more than {MAX_YAML_ALIASES} aliases"),
-], ids=["device", "fifo", "oversized", "alias-bomb"])
+@BAD_FILES
 def test_a_calendar_file_is_bounded_too(cli: Callable[..., Result], folder: Path, make: Callable[[Path], Path],
                                         words: str) -> None:
     """The base procedure's calendar (vn-gov) replaced: the procedure names the calendar's own PATH:LINE."""

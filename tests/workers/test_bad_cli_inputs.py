@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,14 @@ from store.models import Base
 from tests.definitions.bad_corpus.generate import CATALOG
 from tests.definitions.bad_corpus.generate import HERE as CORPUS
 from tests.support.codec import TEST_KEYS
-from tests.workers.conftest import LIENTHONG, REPO, DevStack, StackCli, cli_env, free_port, stop_process
+from tests.workers.conftest import (
+    LIENTHONG,
+    REPO,
+    DevStack,
+    StackCli,
+    cli_env,
+    start_dev_stack,
+)
 from workers.cli import run
 
 PROCEDURE = "9.900001"  # the corpus's base procedure
@@ -276,29 +282,12 @@ def test_the_console_script_gives_the_same_lines(registry_url: str, definitions:
 @pytest.fixture(scope="module")
 def stack(definitions: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     """`lienthong dev` on the corpus catalog, its metrics ports off (other stacks may hold them)."""
-    folder = tmp_path_factory.mktemp("cli-bad-dev")
-    port, ui_port = free_port(), free_port()
-    log = folder / "dev.log"
-    database_url = f"sqlite:///{folder / 'lienthong.db'}"
-    env = cli_env(database_url=database_url, definitions=definitions) | {
-        "LIENTHONG_LOG_JSON": "false", "LIENTHONG_EXPORTER_PORT": "off", "LIENTHONG_WORKER_METRICS_PORT": "off",
-        "LIENTHONG_SDK_METRICS_PORT": "off"}
-    with log.open("wb") as sink:
-        process = subprocess.Popen([str(LIENTHONG), "dev", "--port", str(port), "--ui-port", str(ui_port),
-                                    "--gateway-port", "0"], stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-    running = DevStack(process, port, ui_port, log, database_url, definitions)
+    running = start_dev_stack(tmp_path_factory.mktemp("cli-bad-dev"), definitions, exporter_port="off",
+                              worker_metrics_port="off", sdk_metrics_port="off")
     try:
-        for _ in range(120):
-            if process.poll() is not None:
-                pytest.fail(f"lienthong dev exited with {process.returncode}:\n{running.output()}")
-            if "unknown dossier" in running.lienthong("dossiers", "show", "nonexistent").stderr:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"lienthong dev never answered:\n{running.output()}")
         yield running
     finally:
-        stop_process(process)
+        running.stop()
 
 
 def test_changes_to_a_dossier_refused_by_the_workflow_change_nothing(stack: DevStack) -> None:
