@@ -3,18 +3,33 @@
 Deadlines in administrative procedures are counted in *working time*: ``3d`` means
 three working days of the receiving agency, not 72 hours.  A calendar answers
 
-* ``start_of_clock(received_at)`` — the receipt cut-off rule (received at/after
-  15:00 counts from the next working day);
+* ``start_of_clock(received_at, receipt_cutoff)`` — when the clock starts: at once in
+  working time, else at the next working period; and, where a receipt cut-off applies
+  (the procedure's, else the calendar's; none by default), a dossier received *after*
+  it (15:00:00 is not after 15:00, 15:00:01 is) counts from the next working day;
 * ``add(start, duration)`` — the instant a working-time budget runs out;
+* ``subtract(end, duration)`` — the latest instant with that much working time left
+  before ``end`` (``due - 1d``: the last moment for an apology and new appointment);
 * ``elapsed(start, end)`` — how much working time lies between two instants;
 * ``verdict(completed_at, due_at)`` — early / on time / late.
+
+Working hours are data: ``working_periods`` for every working day (the simple form),
+optionally varied per weekday (``weekday_periods``, e.g. a Saturday morning) and per
+season (``seasons``: summer/winter hours over MM-DD ranges, each a complete weekly
+schedule).  ``1d`` of working time is a fixed budget, ``day_length``: the length of
+the working day when every working day has the same length (8 h for ``vn-gov``, and
+for summer/winter hours of 8 h each), else the file must say it (``day_length: 8h``).
+A day shorter than ``day_length`` (a Saturday morning) uses up less of a ``1d``
+budget than a full day: ``1d`` is 8 working hours, not "until the same time on the
+next working day".
 
 ``vn-gov`` (and any province calendar) is described by ``calendars/<name>.yaml``;
 public holidays and substituted weekend days come from the ``holidays`` package,
 the yaml only adds overrides.  ``continuous`` is built in: plain wall-clock time.
 
 Snapshots (for the workflow).  ``calendar.snapshot(at)`` resolves a calendar into a
-small ``CalendarSnapshot``: periods, weekend, cut-off, time zone and only the dated
+small ``CalendarSnapshot``: periods (weekday and seasonal ones too), day length,
+weekend, cut-off, time zone and only the dated
 exceptions to the weekly rule (days off on weekdays, worked weekend days) over a
 bounded horizon, by default 1 January of ``at``'s local year minus
 ``SNAPSHOT_YEARS_BEFORE`` to 31 December of that year plus ``SNAPSHOT_YEARS_AFTER``.
@@ -37,7 +52,6 @@ snapshot), so it gives the same answer on every retry and every replay.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -52,6 +66,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -61,8 +76,31 @@ from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from config.settings import get_settings
-from definitions.durations import parse_duration
+from definitions.durations import is_duration, parse_duration
+from definitions.hours import (
+    MAX_NAME_CHARS,
+    NAME_RE,
+    WEEKDAYS,
+    Period,
+    Schedule,
+    Season,
+    SeasonSpec,
+    Weekday,
+    canonical_pairs,
+    check_cutoff,
+    check_day_length,
+    check_periods,
+    check_seasons,
+    check_weekday_periods,
+    check_weekend,
+    day_lengths,
+    in_season,
+    month_day,
+    schedules,
+    weekday_pairs,
+)
 from definitions.limits import (
+    MAX_SEASONS,
     MAX_SNAPSHOT_EXCEPTIONS,
     MAX_SNAPSHOT_YEARS,
     MAX_WORKING_PERIODS,
@@ -81,6 +119,8 @@ __all__ = [
     "ContinuousCalendar",
     "OfficeCalendar",
     "PeriodCalendar",
+    "Season",
+    "SeasonSpec",
     "SnapshotCalendar",
     "UnknownCalendarError",
     "Verdict",
@@ -106,11 +146,8 @@ def judge(completed_at: datetime, due_at: datetime, due_day_start: datetime) -> 
     if completed_at < due_day_start:
         return "early"
     return "on_time"
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# Calendar names become file names: keep them to a safe, boring alphabet.
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_MAX_NAME_CHARS = 64
+
+
 # A snapshot's horizon: whole calendar years around the instant it is taken at.
 # One year back: a snapshot taken in early January must still know December for
 # dossiers received before it (elapsed time, recomputed dues); three ahead: past
@@ -135,7 +172,7 @@ def definitions_root() -> Path:
 
 def available_calendars(root: Path | None = None) -> list[str]:
     folder = (root or definitions_root()) / "calendars"
-    names = {p.stem for p in folder.glob("*.yaml") if _NAME_RE.match(p.stem)} if folder.is_dir() else set()
+    names = {p.stem for p in folder.glob("*.yaml") if NAME_RE.match(p.stem)} if folder.is_dir() else set()
     return sorted(names | {CONTINUOUS})
 
 
@@ -149,7 +186,7 @@ def load_calendar(name: str, root: Path | None = None) -> WorkingCalendar:
         return ContinuousCalendar()
     root = root or definitions_root()
     path = root / "calendars" / f"{name}.yaml"
-    if not (isinstance(name, str) and _NAME_RE.match(name)) or not path.exists():  # a device: the reader says so
+    if not (isinstance(name, str) and NAME_RE.match(name)) or not path.exists():  # a device: the reader says so
         known = ", ".join(available_calendars(root))
         raise UnknownCalendarError(f"unknown calendar {name!r}; known calendars: {known}")
     stat = path.stat()
@@ -174,10 +211,18 @@ class WorkingCalendar(ABC):
     def is_working_day(self, day: date) -> bool: ...
 
     @abstractmethod
-    def start_of_clock(self, received_at: datetime) -> datetime: ...
+    def start_of_clock(self, received_at: datetime, receipt_cutoff: time | None = None) -> datetime:
+        """When the clock of a dossier received at ``received_at`` starts. ``receipt_cutoff``
+        (the procedure's) wins over the calendar's own; received *after* it (not at it),
+        the clock starts at the next working day's first period."""
 
     @abstractmethod
     def add(self, start: datetime, duration: str | timedelta) -> datetime: ...
+
+    @abstractmethod
+    def subtract(self, end: datetime, duration: str | timedelta) -> datetime:
+        """The latest instant with ``duration`` of working time left before ``end``
+        (``elapsed(result, end) == duration``)."""
 
     @abstractmethod
     def elapsed(self, start: datetime, end: datetime) -> timedelta: ...
@@ -255,28 +300,12 @@ def _check_zone(value: str) -> str:
     return value
 
 
-def _check_periods(periods: Sequence[tuple[time, time]]) -> None:
-    previous_end: time | None = None
-    for start, end in periods:
-        if start.tzinfo is not None or end.tzinfo is not None:
-            raise ValueError("working period times are local wall times: no offset")
-        if start >= end:
-            raise ValueError(f"working period {start:%H:%M}-{end:%H:%M} must end after it starts")
-        if previous_end is not None and start < previous_end:
-            raise ValueError("working periods must be in order and must not overlap")
-        previous_end = end
-
-
-def _check_weekend(weekend: Sequence[Weekday]) -> None:
-    if len(set(weekend)) == 7:
-        raise ValueError("a calendar needs at least one working weekday")
-
-
 # --------------------------------------------------------------------------- continuous
 
 
 class ContinuousCalendar(WorkingCalendar):
-    """Wall-clock time: every day works, ``1d`` = 24 h, the clock starts on receipt."""
+    """Wall-clock time: every day works, ``1d`` = 24 h, the clock starts on receipt (a
+    receipt cut-off has nothing to move it to: every instant is working time)."""
 
     def __init__(self, timezone: str = DEFAULT_TIMEZONE) -> None:
         self.name = CONTINUOUS
@@ -287,13 +316,18 @@ class ContinuousCalendar(WorkingCalendar):
         self._day(day)  # still reject a naive datetime
         return True
 
-    def start_of_clock(self, received_at: datetime) -> datetime:
+    def start_of_clock(self, received_at: datetime, receipt_cutoff: time | None = None) -> datetime:
+        check_cutoff(receipt_cutoff)
         return self._local(_aware(received_at, "received_at"))
 
     def add(self, start: datetime, duration: str | timedelta) -> datetime:
         start = _aware(start, "start")
         # In UTC: Python subtracts/adds same-tzinfo datetimes as wall time, not as instants.
         return self._local(start.astimezone(UTC) + self._budget(duration))
+
+    def subtract(self, end: datetime, duration: str | timedelta) -> datetime:
+        end = _aware(end, "end")
+        return self._local(end.astimezone(UTC) - self._budget(duration))
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         return _aware(end, "end").astimezone(UTC) - _aware(start, "start").astimezone(UTC)
@@ -321,11 +355,18 @@ class CalendarSnapshot(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=_NAME_RE.pattern, max_length=_MAX_NAME_CHARS)
+    name: str = Field(pattern=NAME_RE.pattern, max_length=MAX_NAME_CHARS)
     kind: Literal["office", "continuous"]
-    timezone: str = Field(max_length=_MAX_NAME_CHARS)
+    timezone: str = Field(max_length=MAX_NAME_CHARS)
     # Tuples, not lists: a frozen model then really cannot change (and hashes).
-    working_periods: tuple[tuple[time, time], ...] = Field(default=(), max_length=MAX_WORKING_PERIODS)
+    # working_periods: every working day outside the seasons; weekday_periods: the
+    # weekdays that differ. Snapshots taken before weekday periods, seasons and
+    # day_length existed have none of them and mean what they meant.
+    working_periods: tuple[Period, ...] = Field(default=(), max_length=MAX_WORKING_PERIODS)
+    weekday_periods: tuple[tuple[Weekday, tuple[Period, ...]], ...] = Field(default=(), max_length=7)
+    seasons: tuple[Season, ...] = Field(default=(), max_length=MAX_SEASONS)
+    day_length: timedelta | None = Field(default=None, description="1d of working time; default: the "
+                                         "length of the working periods (every day the same length)")
     weekend: tuple[Weekday, ...] = Field(default=(), max_length=7)
     receipt_cutoff: time | None = None
     horizon_from: date
@@ -341,23 +382,21 @@ class CalendarSnapshot(BaseModel):
     @field_validator("working_periods")
     @classmethod
     def _ordered_periods(cls, periods: tuple[tuple[time, time], ...]) -> tuple[tuple[time, time], ...]:
-        _check_periods(periods)
+        check_periods(periods)
         return periods
 
     @field_validator("weekend")
     @classmethod
     def _canonical_weekend(cls, weekend: tuple[Weekday, ...]) -> tuple[Weekday, ...]:
-        _check_weekend(weekend)
-        if list(weekend) != sorted(set(weekend), key=_WEEKDAYS.index):
+        check_weekend(weekend)
+        if list(weekend) != sorted(set(weekend), key=WEEKDAYS.index):
             raise ValueError("weekend days are listed once each, Monday first")
         return weekend
 
     @field_validator("receipt_cutoff")
     @classmethod
     def _cutoff_has_no_offset(cls, cutoff: time | None) -> time | None:
-        if cutoff is not None and cutoff.tzinfo is not None:
-            raise ValueError("receipt_cutoff is a local wall time: no offset")
-        return cutoff
+        return check_cutoff(cutoff)
 
     @model_validator(mode="after")
     def _consistent(self) -> CalendarSnapshot:
@@ -367,16 +406,17 @@ class CalendarSnapshot(BaseModel):
             raise ValueError(f"the horizon covers at most {MAX_SNAPSHOT_YEARS} calendar years")
         if self.kind == "continuous":
             dated = self.days_off or self.working_days
-            if self.working_periods or self.weekend or self.receipt_cutoff is not None or dated:
-                raise ValueError("a continuous calendar has no periods, weekend, cut-off or dated exceptions")
+            hours = self.weekday_periods or self.seasons or self.day_length is not None
+            if self.working_periods or self.weekend or self.receipt_cutoff is not None or dated or hours:
+                raise ValueError("a continuous calendar has no periods, day length, weekend, cut-off or "
+                                 "dated exceptions")
             return self
-        if not self.working_periods:
-            raise ValueError("an office calendar needs at least one working period")
+        self._consistent_hours()
         if len(self.days_off) + len(self.working_days) > MAX_SNAPSHOT_EXCEPTIONS:
             raise ValueError(f"at most {MAX_SNAPSHOT_EXCEPTIONS} dated exceptions (days_off + working_days)")
         if both := set(self.days_off) & set(self.working_days):
             raise ValueError(f"{min(both)} is in both days_off and working_days")
-        weekend = {_WEEKDAYS.index(d) for d in self.weekend}
+        weekend = {WEEKDAYS.index(d) for d in self.weekend}
         for key, on_weekend in (("days_off", False), ("working_days", True)):
             days: tuple[date, ...] = getattr(self, key)
             if any(a >= b for a, b in pairwise(days)):
@@ -390,6 +430,19 @@ class CalendarSnapshot(BaseModel):
                     raise ValueError(f"{key}: {day} is not {kind}")
         return self
 
+    def _consistent_hours(self) -> None:
+        if not self.working_periods and not self.seasons:
+            raise ValueError("an office calendar needs at least one working period")
+        if self.weekday_periods and not self.working_periods:
+            raise ValueError("weekday_periods vary the default working_periods: give those too")
+        canonical_pairs(self.weekday_periods)
+        check_weekday_periods(self.weekday_periods, self.weekend)
+        for season in self.seasons:
+            check_weekday_periods(season.weekday_periods, self.weekend, f"seasons.{season.name}.weekday_periods")
+        check_seasons([(s.name, s.first, s.last) for s in self.seasons], has_default=bool(self.working_periods))
+        check_day_length(self.day_length, day_lengths(
+            schedules(self.working_periods, self.weekday_periods, self.seasons), self.weekend))
+
 
 # --------------------------------------------------------------------------- office hours
 
@@ -399,27 +452,35 @@ class PeriodCalendar(WorkingCalendar):
 
     Subclasses only decide which dates are working days (``_decide``):
     ``OfficeCalendar`` from its yaml and the ``holidays`` package,
-    ``SnapshotCalendar`` from a ``CalendarSnapshot``.
+    ``SnapshotCalendar`` from a ``CalendarSnapshot``. Which periods a working day has
+    is decided here: its season's (or the default) schedule, its weekday's periods
+    in that schedule, else the schedule's ``working_periods``.
     """
 
     def __init__(
         self,
         name: str,
         timezone: str,
-        working_periods: Sequence[tuple[time, time]],
+        working_periods: Sequence[Period],
         weekend: Sequence[Weekday],
         receipt_cutoff: time | None,
+        *,
+        weekday_periods: Sequence[tuple[Weekday, Sequence[Period]]] = (),
+        seasons: Sequence[Season] = (),
+        day_length: timedelta | None = None,
     ) -> None:
         self.name = name
         self.timezone = ZoneInfo(timezone)
         self.working_periods = tuple(working_periods)
-        self.receipt_cutoff = receipt_cutoff
-        self.day_length = sum(
-            (datetime.combine(date.min, end) - datetime.combine(date.min, start)
-             for start, end in self.working_periods),
-            timedelta(0),
-        )
-        self._weekend = frozenset(_WEEKDAYS.index(d) for d in weekend)
+        self.weekday_periods = tuple((day, tuple(own)) for day, own in weekday_periods)
+        self.seasons = tuple(seasons)
+        self.receipt_cutoff = check_cutoff(receipt_cutoff)
+        self._weekend = frozenset(WEEKDAYS.index(d) for d in weekend)
+        self._default = Schedule(self.working_periods, self.weekday_periods)
+        self._seasons = tuple((month_day(s.first), month_day(s.last), Schedule(s.working_periods, s.weekday_periods))
+                              for s in self.seasons)
+        self.day_length = check_day_length(day_length, day_lengths(
+            schedules(self.working_periods, self.weekday_periods, self.seasons), weekend))
 
     @abstractmethod
     def _decide(self, day: date) -> bool:
@@ -433,6 +494,14 @@ class PeriodCalendar(WorkingCalendar):
     def is_working_day(self, day: date) -> bool:
         return self._decide(self._day(day))
 
+    def hours_on(self, day: date) -> tuple[Period, ...]:
+        """The local working periods of ``day`` were it a working day: its season's (or
+        the default) schedule, that schedule's periods for its weekday."""
+        day = self._day(day)
+        key = (day.month, day.day)
+        schedule = next((s for first, last, s in self._seasons if in_season(key, first, last)), self._default)
+        return schedule.on(day.weekday())
+
     def periods_on(self, day: date) -> list[tuple[datetime, datetime]]:
         """The day's working periods as aware instants (empty on a day off)."""
         day = self._day(day)
@@ -443,7 +512,7 @@ class PeriodCalendar(WorkingCalendar):
                 datetime.combine(day, start, tzinfo=self.timezone),
                 datetime.combine(day, end, tzinfo=self.timezone),
             )
-            for start, end in self.working_periods
+            for start, end in self.hours_on(day)
         ]
 
     def is_working_time(self, at: datetime) -> bool:
@@ -467,17 +536,16 @@ class PeriodCalendar(WorkingCalendar):
 
     # -- instants
 
-    def start_of_clock(self, received_at: datetime) -> datetime:
+    def start_of_clock(self, received_at: datetime, receipt_cutoff: time | None = None) -> datetime:
         local = self._local(_aware(received_at, "received_at"))
-        cutoff = self.receipt_cutoff
-        for start, end in self.periods_on(local.date()):
-            if local < end:
-                begins = max(local, start)
-                if cutoff is None or begins.time() < cutoff:
-                    return begins
-                break
-        first_start = self.working_periods[0][0]
-        return datetime.combine(self.next_working_day(local.date()), first_start, tzinfo=self.timezone)
+        cutoff = self.receipt_cutoff if receipt_cutoff is None else check_cutoff(receipt_cutoff)
+        # "Received after 15:00": the receipt's own time is compared, so 15:00:00 is in
+        # time and 15:00:00.000001 is not, whatever the periods around it.
+        if cutoff is None or local.time() <= cutoff:
+            for start, end in self.periods_on(local.date()):
+                if local < end:
+                    return max(local, start)
+        return self.periods_on(self.next_working_day(local.date()))[0][0]
 
     def add(self, start: datetime, duration: str | timedelta) -> datetime:
         remaining = self._budget(duration)
@@ -497,6 +565,26 @@ class PeriodCalendar(WorkingCalendar):
                     return self._local(begins + remaining)
                 remaining -= available
             day += timedelta(days=1)
+
+    def subtract(self, end: datetime, duration: str | timedelta) -> datetime:
+        remaining = self._budget(duration)
+        cursor = _aware(end, "end").astimezone(UTC)
+        if not remaining:
+            return self._local(cursor)
+        day = self._local(cursor).date()
+        # add() backwards: day by day, period by period, latest first.
+        while True:
+            for period_start, period_end in reversed(self._utc_periods(day)):
+                if period_start >= cursor:
+                    continue
+                ends = min(period_end, cursor)
+                available = ends - period_start
+                if remaining <= available:
+                    # `<=`: a budget that runs out exactly at a period's start stays there,
+                    # the latest instant with that much working time left.
+                    return self._local(ends - remaining)
+                remaining -= available
+            day -= timedelta(days=1)
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         start = _aware(start, "start").astimezone(UTC)
@@ -538,7 +626,10 @@ class PeriodCalendar(WorkingCalendar):
             kind="office",
             timezone=self.timezone.key,
             working_periods=self.working_periods,
-            weekend=tuple(d for i, d in enumerate(_WEEKDAYS) if i in self._weekend),
+            weekday_periods=self.weekday_periods,
+            seasons=self.seasons,
+            day_length=self.day_length,
+            weekend=tuple(d for i, d in enumerate(WEEKDAYS) if i in self._weekend),
             receipt_cutoff=self.receipt_cutoff,
             horizon_from=first,
             horizon_to=last,
@@ -556,7 +647,8 @@ class SnapshotCalendar(PeriodCalendar):
         if snapshot.kind != "office":
             raise ValueError(f"snapshot {snapshot.name!r} is {snapshot.kind}, not office hours")
         super().__init__(
-            snapshot.name, snapshot.timezone, snapshot.working_periods, snapshot.weekend, snapshot.receipt_cutoff
+            snapshot.name, snapshot.timezone, snapshot.working_periods, snapshot.weekend, snapshot.receipt_cutoff,
+            weekday_periods=snapshot.weekday_periods, seasons=snapshot.seasons, day_length=snapshot.day_length,
         )
         self.horizon = (snapshot.horizon_from, snapshot.horizon_to)
         self._days_off = frozenset(snapshot.days_off)
@@ -588,19 +680,33 @@ class DayEntry(BaseModel):
 
 
 class CalendarSpec(BaseModel):
-    """The shape of ``calendars/<name>.yaml``."""
+    """The shape of ``calendars/<name>.yaml``.
+
+    ``working_periods`` hold for every working day (the simple form). ``weekday_periods``
+    give some weekdays their own (``sat: [["07:30", "11:30"]]`` with ``sat`` out of
+    ``weekend``). ``seasons`` replace both over MM-DD ranges; ``working_periods`` then
+    hold for the days no season covers, and may be left out when the seasons cover
+    every day of the year. ``day_length`` is ``1d`` of working time, needed only when
+    working days differ in length.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=_NAME_RE.pattern)
+    # Order matters: validators of later fields read earlier ones (weekend before the periods).
+    name: str = Field(pattern=NAME_RE.pattern)
     timezone: str
     country: str | None = Field(
         default=None, description="ISO code for the `holidays` package: public holidays + substituted days"
     )
-    working_periods: list[tuple[time, time]] = Field(min_length=1, max_length=MAX_WORKING_PERIODS)
     weekend: list[Weekday] = Field(default_factory=lambda: list[Weekday](["sat", "sun"]))
+    working_periods: list[Period] | None = Field(default=None, min_length=1, max_length=MAX_WORKING_PERIODS)
+    weekday_periods: dict[Weekday, list[Period]] = Field(default_factory=dict)
+    seasons: list[SeasonSpec] = Field(default_factory=list, max_length=MAX_SEASONS)
+    day_length: str | None = Field(default=None, description="1d of working time, e.g. 8h (hours or minutes); "
+                                   "default: the length of every working day, when they are all the same")
     receipt_cutoff: time | None = Field(
-        default=None, description="received at/after this local time: the clock starts the next working day"
+        default=None, description="received after this local time (not at it): the clock starts the next working "
+                                  "day; for every procedure on this calendar that does not set its own"
     )
     days_off: list[DayEntry] = Field(default_factory=list)
     working_days: list[DayEntry] = Field(default_factory=list)
@@ -617,30 +723,73 @@ class CalendarSpec(BaseModel):
             raise ValueError(f"country {value!r} is not supported by the `holidays` package")
         return value
 
-    @field_validator("working_periods")
-    @classmethod
-    def _ordered_periods(cls, periods: list[tuple[time, time]]) -> list[tuple[time, time]]:
-        _check_periods(periods)
-        return periods
-
     @field_validator("weekend")
     @classmethod
     def _some_weekdays(cls, weekend: list[Weekday]) -> list[Weekday]:
-        _check_weekend(weekend)
+        check_weekend(weekend)
         return weekend
 
+    @field_validator("working_periods")
+    @classmethod
+    def _ordered_periods(cls, periods: list[Period] | None) -> list[Period] | None:
+        if periods is not None:
+            check_periods(periods)
+        return periods
+
+    @field_validator("weekday_periods")
+    @classmethod
+    def _weekday_periods(cls, by_weekday: dict[Weekday, list[Period]],
+                         info: ValidationInfo) -> dict[Weekday, list[Period]]:
+        check_weekday_periods(by_weekday.items(), info.data.get("weekend", ()))
+        return by_weekday
+
+    @field_validator("seasons")
+    @classmethod
+    def _seasons_cover_the_year(cls, seasons: list[SeasonSpec], info: ValidationInfo) -> list[SeasonSpec]:
+        for season in seasons:
+            check_weekday_periods(season.weekday_periods.items(), info.data.get("weekend", ()),
+                                   f"{season.name}.weekday_periods")
+        if seasons:
+            check_seasons([(s.name, s.first, s.last) for s in seasons],
+                           has_default=info.data.get("working_periods") is not None)
+        return seasons
+
+    @field_validator("day_length")
+    @classmethod
+    def _day_length_in_hours(cls, value: str | None) -> str | None:
+        if value is not None and not (is_duration(value) and value.strip()[-1] in "hms"):
+            raise ValueError(f"{value!r} is not a day length; expected hours or minutes, e.g. 8h or 450m")
+        return value
+
+    @field_validator("receipt_cutoff")
+    @classmethod
+    def _cutoff_has_no_offset(cls, cutoff: time | None) -> time | None:
+        return check_cutoff(cutoff)
+
     @model_validator(mode="after")
-    def _cutoff_has_no_offset(self) -> CalendarSpec:
-        if self.receipt_cutoff is not None and self.receipt_cutoff.tzinfo is not None:
-            raise ValueError("receipt_cutoff is a local wall time: no offset")
+    def _hours_are_complete(self) -> CalendarSpec:
+        if self.working_periods is None and not self.seasons:
+            raise ValueError("working_periods: required (or seasons covering every day of the year)")
+        if self.weekday_periods and self.working_periods is None:
+            raise ValueError("weekday_periods vary the default working_periods: give those too")
+        self.day_length_value()  # working days of different lengths need an explicit day_length
         return self
+
+    def day_length_value(self) -> timedelta:
+        given = parse_duration(self.day_length, timedelta(0)) if self.day_length is not None else None
+        weekly = schedules(self.working_periods, self.weekday_periods.items(), self.seasons)
+        return check_day_length(given, day_lengths(weekly, self.weekend))
 
 
 class OfficeCalendar(PeriodCalendar):
     """Office hours on working days, from ``calendars/<name>.yaml`` (``vn-gov``, provinces)."""
 
     def __init__(self, spec: CalendarSpec) -> None:
-        super().__init__(spec.name, spec.timezone, spec.working_periods, spec.weekend, spec.receipt_cutoff)
+        super().__init__(
+            spec.name, spec.timezone, spec.working_periods or (), spec.weekend, spec.receipt_cutoff,
+            weekday_periods=weekday_pairs(spec.weekday_periods), seasons=[s.as_season() for s in spec.seasons],
+            day_length=spec.day_length_value(),
+        )
         self.spec = spec
         self._days_off = frozenset(e.date for e in spec.days_off)
         self._working_days = frozenset(e.date for e in spec.working_days)
@@ -734,8 +883,12 @@ def _check_overrides(path: Path, raw: CommentedMap, spec: CalendarSpec) -> None:
 def _describe(err: Any) -> str:
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
     if err["type"] == "extra_forbidden":
-        known = ", ".join(CalendarSpec.model_fields) if len(err["loc"]) == 1 else "date, reason"
-        return f"unknown key {err['loc'][-1]!r} (expected one of: {known})"
+        loc = err["loc"]
+        if len(loc) == 1:
+            known = ", ".join(CalendarSpec.model_fields)
+        else:
+            known = ", ".join(SeasonSpec.model_fields) if loc[0] == "seasons" else "date, reason"
+        return f"unknown key {loc[-1]!r} (expected one of: {known})"
     if err["type"] == "missing":
         return f"{where}: required"
     message = str(err["msg"]).removeprefix("Value error, ")

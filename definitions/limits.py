@@ -35,10 +35,11 @@ MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
 
 # A calendar snapshot (definitions/calendar.py): it travels in every dossier's
 # workflow input and in `calendars apply` Updates, so it stays small.
-MAX_WORKING_PERIODS = 8  # periods in one working day
+MAX_WORKING_PERIODS = 8  # periods in one working day (the default, each weekday's, each season's)
+MAX_SEASONS = 4  # seasonal variants of the working hours (summer/winter, ...) in one calendar
 MAX_SNAPSHOT_YEARS = 10  # calendar years a snapshot's horizon may cover
 MAX_SNAPSHOT_EXCEPTIONS = 400  # dated exceptions (days off + worked weekend days) in one snapshot
-MAX_SNAPSHOT_JSON_BYTES = 8 * 1024  # a snapshot at every bound above, as JSON, stays under this
+MAX_SNAPSHOT_JSON_BYTES = 24 * 1024  # a snapshot at every bound above, as JSON, stays under this
 
 # A JSON request body at the gateway (gateway/guard.py), checked before it is parsed
 # into a request model. Its size is a setting (LIENTHONG_GATEWAY_MAX_BODY_BYTES).

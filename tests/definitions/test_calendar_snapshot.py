@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import definitions.calendar as calendar_module
+import definitions.hours as hours_module
 from definitions.calendar import (
     SNAPSHOT_YEARS_AFTER,
     SNAPSHOT_YEARS_BEFORE,
@@ -28,6 +29,7 @@ from definitions.calendar import (
     ContinuousCalendar,
     OfficeCalendar,
     PeriodCalendar,
+    Season,
     SnapshotCalendar,
     WorkingCalendar,
     calendar_from_snapshot,
@@ -35,6 +37,7 @@ from definitions.calendar import (
 )
 from definitions.durations import parse_duration
 from definitions.limits import (
+    MAX_SEASONS,
     MAX_SNAPSHOT_EXCEPTIONS,
     MAX_SNAPSHOT_JSON_BYTES,
     MAX_WORKING_PERIODS,
@@ -42,8 +45,9 @@ from definitions.limits import (
 from tests.definitions.calendar_workflow import Answer, CalendarProbeWorkflow, Probe
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
-# What vn-gov's snapshot may weigh in a workflow input (it is about 1.1 KB).
+# What vn-gov's snapshot may weigh in a workflow input (it is about 1.2 KB).
 VN_GOV_SNAPSHOT_BYTES = 1536
+CUTOFF = time(15)  # a procedure's receipt cut-off (vn-gov itself has none)
 
 FILE = load_calendar("vn-gov")
 assert isinstance(FILE, OfficeCalendar)
@@ -160,7 +164,8 @@ def test_vn_gov_snapshot_shape() -> None:
     assert isinstance(CAL, SnapshotCalendar)
     assert (SNAP.name, SNAP.kind, SNAP.timezone) == ("vn-gov", "office", "Asia/Ho_Chi_Minh")
     assert SNAP.working_periods == ((time(7, 30), time(11, 30)), (time(13), time(17)))
-    assert (SNAP.weekend, SNAP.receipt_cutoff) == (("sat", "sun"), time(15))
+    assert (SNAP.weekend, SNAP.receipt_cutoff) == (("sat", "sun"), None)  # the cut-off is the procedure's
+    assert (SNAP.weekday_periods, SNAP.seasons, SNAP.day_length) == ((), (), timedelta(hours=8))
     assert (SNAP.horizon_from, SNAP.horizon_to) == (
         date(2026 - SNAPSHOT_YEARS_BEFORE, 1, 1),
         date(2026 + SNAPSHOT_YEARS_AFTER, 12, 31),
@@ -201,10 +206,16 @@ def test_a_snapshot_at_every_bound_stays_under_the_json_bound() -> None:
     weekdays = [date(2025, 1, 1) + timedelta(days=i) for i in range(3 * MAX_SNAPSHOT_EXCEPTIONS)]
     weekdays = [d for d in weekdays if d.weekday() < 5][:MAX_SNAPSHOT_EXCEPTIONS]
     periods = tuple((time(h, 0, 0, 1), time(h, 59, 59, 999_999)) for h in range(MAX_WORKING_PERIODS))
+    # Every weekday its own periods (Sunday is the weekend), in the default and in every season.
+    own = tuple((day, periods) for day in ("mon", "tue", "wed", "thu", "fri", "sat"))
+    quarters = [("01-01", "03-31"), ("04-01", "06-30"), ("07-01", "09-30"), ("10-01", "12-30")]
+    seasons = tuple(Season(name="s" * 63 + str(i), first=first, last=last, working_periods=periods,
+                           weekday_periods=own) for i, (first, last) in enumerate(quarters[:MAX_SEASONS]))
     snap = CalendarSnapshot(
         name="x" * 64, kind="office", timezone="America/Argentina/ComodRivadavia", working_periods=periods,
-        weekend=("sat", "sun"), receipt_cutoff=time(15, 0, 0, 1), horizon_from=date(2025, 1, 1),
-        horizon_to=date(2034, 12, 31), days_off=tuple(weekdays),
+        weekday_periods=own, seasons=seasons, day_length=timedelta(hours=7, microseconds=1), weekend=("sun",),
+        receipt_cutoff=time(15, 0, 0, 1), horizon_from=date(2025, 1, 1), horizon_to=date(2034, 12, 31),
+        days_off=tuple(weekdays),
     )
     assert len(snap.model_dump_json()) < MAX_SNAPSHOT_JSON_BYTES
 
@@ -235,11 +246,40 @@ def good(**changes: object) -> dict[str, object]:
         ({"kind": "continuous"}, "a continuous calendar has no"),
         ({"name": "../etc"}, "pattern"),
         ({"extra": 1}, "Extra inputs"),
+        ({"weekday_periods": (("sat", (("08:00", "11:00"),)),)}, "sat is a weekend day"),
+        ({"weekday_periods": (("fri", (("08:00", "11:00"),)), ("mon", (("08:00", "11:00"),)))}, "Monday first"),
+        ({"weekday_periods": (("fri", (("08:00", "11:00"),)),), "day_length": None}, "working days differ in length"),
+        ({"weekday_periods": (("fri", (("08:00", "11:00"),)),), "day_length": timedelta(0)}, "more than 0"),
+        ({"seasons": ({"name": "he", "first": "04-15", "last": "10-14", "working_periods": (("07:00", "15:00"),)},
+                      {"name": "thu", "first": "10-01", "last": "11-30", "working_periods": (("07:00", "15:00"),)})},
+         "both cover 10-01"),
+        ({"seasons": ({"name": "he", "first": "04-15", "last": "04-14", "working_periods": (("07:00", "15:00"),)},)},
+         "would never apply"),
+        ({"working_periods": (), "seasons": ({"name": "he", "first": "04-15", "last": "10-14",
+                                             "working_periods": (("07:00", "15:00"),)},)}, "no season covers"),
+        ({"seasons": ({"name": "he", "first": "02-30", "last": "10-14", "working_periods": (("07:00", "15:00"),)},)},
+         "not a day of the year"),
     ],
 )
 def test_invalid_snapshots_are_refused(changes: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         CalendarSnapshot.model_validate(good(**changes))
+
+
+def test_a_snapshot_from_before_weekday_periods_and_seasons_still_reads() -> None:
+    """Backward compatible within the generation: a snapshot written before weekday
+    periods, seasons and day_length (with vn-gov's former 15:00 cut-off) reads as it
+    meant: 1d is its periods' 8 h, and its cut-off still applies, as "after 15:00"."""
+    old = SNAP.model_dump(mode="json")
+    for key in ("weekday_periods", "seasons", "day_length"):
+        del old[key]
+    old["receipt_cutoff"] = "15:00:00"
+    snap = CalendarSnapshot.model_validate(old)
+    cal = calendar_from_snapshot(snap)
+    assert cal.day_length == timedelta(hours=8)
+    assert cal.start_of_clock(at(2026, 3, 2, 15)) == at(2026, 3, 2, 15)
+    assert cal.start_of_clock(at(2026, 3, 2, 15, 0, 1)) == at(2026, 3, 3, 7, 30)
+    assert cal.add(at(2026, 3, 2, 9), "3d") == FILE.add(at(2026, 3, 2, 9), "3d")
 
 
 def test_snapshot_is_frozen() -> None:
@@ -307,13 +347,14 @@ def test_is_working_day_of_an_instant(moment: datetime) -> None:
 )
 def test_start_of_clock_on_known_days(received: datetime) -> None:
     assert CAL.start_of_clock(received) == FILE.start_of_clock(received)
+    assert CAL.start_of_clock(received, CUTOFF) == FILE.start_of_clock(received, CUTOFF)
 
 
 @MANY
-@given(received=INSIDE)
-def test_start_of_clock_matches_the_file(received: datetime) -> None:
-    result = CAL.start_of_clock(received)
-    assert result == FILE.start_of_clock(received)
+@given(received=INSIDE, cutoff=st.sampled_from([None, CUTOFF, time(16, 30)]))
+def test_start_of_clock_matches_the_file(received: datetime, cutoff: time | None) -> None:
+    result = CAL.start_of_clock(received, cutoff)
+    assert result == FILE.start_of_clock(received, cutoff)
     assert result.tzinfo == VN
 
 
@@ -332,10 +373,10 @@ def test_start_of_clock_at_the_horizon_edge() -> None:
     # After the 31 Dec 2029 cut-off: the file knows 1 Jan 2030 is a holiday, the
     # snapshot (horizon ends on 31 Dec) only knows it is a Tuesday.
     received = at(2029, 12, 31, 15, 30)
-    assert FILE.start_of_clock(received) == at(2030, 1, 2, 7, 30)
-    assert CAL.start_of_clock(received) == at(2030, 1, 1, 7, 30)
+    assert FILE.start_of_clock(received, CUTOFF) == at(2030, 1, 2, 7, 30)
+    assert CAL.start_of_clock(received, CUTOFF) == at(2030, 1, 1, 7, 30)
     # Before the horizon, the other way round: 1 Jan 2025 is inside and is a holiday.
-    assert CAL.start_of_clock(at(2024, 12, 31, 16)) == at(2025, 1, 2, 7, 30)
+    assert CAL.start_of_clock(at(2024, 12, 31, 17, 30)) == at(2025, 1, 2, 7, 30)
 
 
 # --------------------------------------------------------------------------- add, elapsed
@@ -401,6 +442,29 @@ def test_a_year_without_working_days_still_ends() -> None:
                                                 days_off=weekdays, working_days=()))
     cal = calendar_from_snapshot(snap)
     assert cal.add(at(2026, 1, 1, 9), "1h") == at(2027, 1, 1, 8, 30)
+
+
+# --------------------------------------------------------------------------- seasonal hours
+
+SEASONAL = load_calendar("vn-gov-seasonal")
+SEASONAL_CAL = calendar_from_snapshot(CalendarSnapshot.model_validate_json(SEASONAL.snapshot(TAKEN_AT).model_dump_json()))
+# Around the season boundaries (15 April, 15 October) and over whole years of the horizon.
+AROUND_SEASONS = st.one_of(
+    instants_between(at(2026, 4, 8), at(2026, 4, 22)),
+    instants_between(at(2027, 10, 8), at(2027, 10, 22)),
+    instants_between(H0, at(2029, 9, 1)),
+)
+
+
+@SOME
+@given(start=AROUND_SEASONS, budget=budgets(), cutoff=st.sampled_from([None, CUTOFF]))
+def test_a_seasonal_snapshot_answers_as_its_file(start: datetime, budget: str | timedelta,
+                                                 cutoff: time | None) -> None:
+    assert SEASONAL_CAL.start_of_clock(start, cutoff) == SEASONAL.start_of_clock(start, cutoff)
+    due = SEASONAL_CAL.add(start, budget)
+    assert due == SEASONAL.add(start, budget)
+    assert SEASONAL_CAL.elapsed(start, due) == SEASONAL.elapsed(start, due) == SEASONAL.duration(budget)
+    assert SEASONAL_CAL.subtract(due, budget) == SEASONAL.subtract(due, budget)
 
 
 # --------------------------------------------------------------------------- continuous
@@ -475,8 +539,7 @@ def test_the_workflow_side_never_reads_the_clock() -> None:
     # passed-through module.  So: not one clock call in the code a snapshot runs.
     source = "\n".join(inspect.getsource(obj) for obj in (
         WorkingCalendar, PeriodCalendar, SnapshotCalendar, ContinuousCalendar, CalendarSnapshot,
-        calendar_from_snapshot, calendar_module._aware, calendar_module._check_zone,
-        calendar_module._check_periods, calendar_module._check_weekend, parse_duration,
+        calendar_from_snapshot, calendar_module._aware, calendar_module._check_zone, hours_module, parse_duration,
     ))
     for call in (".now(", ".today(", "utcnow", "time.time", "monotonic", "perf_counter", "open(", "read_text",
                  "holidays.", "load_calendar(", "environ"):
