@@ -23,8 +23,8 @@ MAX_PROCEDURE_JSON_BYTES = 128 * 1024  # the snapshot as JSON, UTF-8
 MAX_NOTE_CHARS = 2000
 
 # Changes a procedure may allow; the procedure file picks a value up to these.
-DEFAULT_EXTENSIONS_PER_STEP = 1  # Decree 61/2018: one new appointment (under Decree 118: unconfirmed)
-MAX_EXTENSIONS_PER_STEP = 5
+DEFAULT_EXTENSIONS = 1  # new appointments per dossier; Decree 61/2018: one (under Decree 118: unconfirmed)
+MAX_EXTENSIONS = 5
 DEFAULT_SUPPLEMENT_REQUESTS = 3  # Decree 118 Art. 16-17: guide once; 766 judges a second request late
 MAX_SUPPLEMENT_REQUESTS = 10
 DEFAULT_OBLIGATION_REQUESTS = 2  # financial obligations (Art. 24) one dossier may be asked for

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, time
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,11 +28,11 @@ from pydantic import (
 from definitions.durations import DURATION_PATTERN
 from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.limits import (
-    DEFAULT_EXTENSIONS_PER_STEP,
+    DEFAULT_EXTENSIONS,
     DEFAULT_OBLIGATION_REQUESTS,
     DEFAULT_RETURNS,
     DEFAULT_SUPPLEMENT_REQUESTS,
-    MAX_EXTENSIONS_PER_STEP,
+    MAX_EXTENSIONS,
     MAX_OBLIGATION_REQUESTS,
     MAX_RETURNS,
     MAX_STEPS,
@@ -187,11 +187,18 @@ class Procedure(_Strict):
     deadline: Duration
     on_supplement: Literal["pause", "restart"] = "pause"
     supplement_deadline: Duration | None = None
+    receipt_cutoff: time | None = Field(
+        default=None,
+        description="a dossier received after this local time (15:00:00 is not after 15:00) counts from the "
+                    "next working day; only where the procedure's text says so (Decree 23/2015 Art. 7, "
+                    "Decree 63/2024 Art. 7(2)); default: the calendar's, which vn-gov does not set. No effect "
+                    "on the continuous calendar",
+    )
     # How often a dossier may be changed; the workflow's Update validators refuse the next one.
-    max_extensions_per_step: StrictInt = Field(
-        default=DEFAULT_EXTENSIONS_PER_STEP, ge=0, le=MAX_EXTENSIONS_PER_STEP,
-        description="new appointments (extend) one step may get; Decree 61/2018 allows one, "
-                    "Decree 118/2025 is unconfirmed, so each procedure sets it",
+    max_extensions: StrictInt = Field(
+        default=DEFAULT_EXTENSIONS, ge=0, le=MAX_EXTENSIONS,
+        description="new appointments (an apology and a new appointment, Mẫu 04) one dossier may get; "
+                    "Decree 61/2018 allowed one; unconfirmed under Decree 118/2025, so each procedure sets it",
     )
     max_extension: Duration | None = Field(
         default=None,
@@ -212,6 +219,13 @@ class Procedure(_Strict):
         default=DEFAULT_RETURNS, ge=0, le=MAX_RETURNS,
         description="times one dossier may be sent back to an earlier step (`returns_to`)")
     steps: list[Node] = Field(min_length=1)
+
+    @field_validator("receipt_cutoff")
+    @classmethod
+    def _cutoff_is_local(cls, cutoff: time | None) -> time | None:
+        if cutoff is not None and cutoff.tzinfo is not None:
+            raise ValueError("receipt_cutoff is a local wall time of the procedure's calendar: no offset")
+        return cutoff
 
     @field_validator("code", mode="before")
     @classmethod

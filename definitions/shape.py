@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.folders import AGENCIES_FILE, SECTORS_FILE
-from definitions.limits import MAX_EXTENSIONS_PER_STEP, MAX_SUPPLEMENT_REQUESTS
+from definitions.limits import MAX_EXTENSIONS, MAX_SUPPLEMENT_REQUESTS
 from definitions.problems import Loc, Problem, _dotted
 from definitions.schema import COMMUNE_FIELD, OPERATORS, Agency, Condition, Parallel, Receives, Sector, Sequence, Step
 from definitions.yaml_source import Document, _plain
@@ -30,7 +30,8 @@ _EXPECTED: dict[str, str] = {
     "supplement_deadline": DURATION_EXPECTED,
     "max_extension": DURATION_EXPECTED,
     "on_supplement": "pause or restart",
-    "max_extensions_per_step": f"a whole number from 0 to {MAX_EXTENSIONS_PER_STEP} (MAX_EXTENSIONS_PER_STEP)",
+    "max_extensions": f"a whole number from 0 to {MAX_EXTENSIONS} (MAX_EXTENSIONS)",
+    "receipt_cutoff": 'a local time like "15:00" (quoted)',
     "max_supplement_requests": f"a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS} (MAX_SUPPLEMENT_REQUESTS)",
     "steps": "a list of steps",
     "parallel": "a list of branches (a step or a sequence)",
@@ -94,6 +95,8 @@ def _describe(doc: Document, model: type[BaseModel], loc: Loc, error: Any) -> st
         return f"{where}: is empty; expected {expected or 'a value'}"
     if key in _DURATION_KEYS and kind in ("string_type", "string_pattern_mismatch"):
         return f"{where}: {_shown(value)} is not a duration; expected {DURATION_EXPECTED}"
+    if kind.startswith("time_"):
+        return f"{where}: {doc.source_text(loc) or _shown(value)} is not a time of day; expected {expected}"
     if kind.startswith(("date_", "datetime_")) and (written := doc.source_text(loc)):
         return f"{where}: {_shown(written)} is not a date; expected a date like 2025-07-01"
     if key == "code" and loc == ("code",) and isinstance(value, (int, float)):

@@ -69,8 +69,13 @@ _TYPES = [
                 "new supplement request wait for the resubmission."),
     ProblemType("not-awaiting-supplement", 409, "The dossier is not waiting for a supplement",
                 "Only a dossier whose status is `awaiting_supplement` can be resubmitted."),
-    ProblemType("not-late", 409, "The step is neither late nor about to be",
-                "An extension (with an apology) opens when less than one working day is left."),
+    ProblemType("extension-too-late", 409, "Too late for a new appointment",
+                "An apology and new appointment (Mẫu 04) must be sent at least one working day before the "
+                "step's due, in the dossier's working time; `detail` gives the last instant. A step past its "
+                "due is not extended."),
+    ProblemType("extension-limit", 409, "No new appointment left",
+                "The dossier already got the new appointments its procedure allows (`max_extensions`, per "
+                "dossier; 1 by default)."),
     ProblemType("dossier-exists", 409, "A dossier with this id exists", "Dossier ids are never reused."),
     ProblemType("refused", 409, "Refused by the dossier", "The dossier refused the change; `detail` says why."),
     ProblemType("idempotency-key-in-use", 409, "A request with this Idempotency-Key is in progress",
@@ -130,7 +135,8 @@ KINDS: dict[RefusalKind, str] = {
     RefusalKind.NOT_AWAITING_SUPPLEMENT: "not-awaiting-supplement",
     RefusalKind.REASON_REQUIRED: "reason-required",
     RefusalKind.BAD_EXTENSION: "bad-extension",
-    RefusalKind.NOT_LATE: "not-late",
+    RefusalKind.EXTENSION_TOO_LATE: "extension-too-late",
+    RefusalKind.EXTENSION_LIMIT: "extension-limit",
     RefusalKind.UNKNOWN_DOSSIER: "unknown-dossier",
     RefusalKind.DOSSIER_EXISTS: "dossier-exists",
     RefusalKind.NO_WORKER: "no-worker",

@@ -183,7 +183,8 @@ async def resubmit(dossier_id: DossierId, body: ResubmitBody, caller: Agency, ke
              summary="A new appointment, with an apology", responses=problems(403, 404, *POST))
 async def extend(dossier_id: DossierId, body: ExtendBody, caller: Agency, key: IdempotencyKey,
                  context: Context, request: Request) -> Response:
-    """Move the due of your late (or less than a working day from late) steps to `until`."""
+    """An apology and new appointment (Mẫu 04): move the due of your current steps to `until`, at least one
+    working day before their due; once per dossier unless its procedure allows more (`max_extensions`)."""
     if body.step_id is not None:
         _known(body.step_id)
     change = Extend(agency=caller.agency, new_due=body.until, reason=body.reason, step_id=body.step_id)

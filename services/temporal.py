@@ -118,7 +118,8 @@ def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:
     due_at = None
     if dossier.received_at is not None:  # the workflow computes the same due from the same input
         calendar = calendar_from_snapshot(dossier.calendar)
-        due_at = compute_due(calendar, calendar.start_of_clock(dossier.received_at), procedure.deadline).due_at
+        start = calendar.start_of_clock(dossier.received_at, procedure.receipt_cutoff)
+        due_at = compute_due(calendar, start, procedure.deadline).due_at
     return sa.at_start(procedure.code, procedure.version, procedure.sector, due_at)
 
 

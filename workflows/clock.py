@@ -18,14 +18,20 @@ def due(cal: WorkingCalendar, start: datetime, deadline: str | timedelta) -> Due
     """The due of `deadline` working time counted from `start`."""
     working = cal.duration(deadline)
     due_at = cal.add(start, working)
-    # An apology/extension may be asked once less than one working day is left.
-    warning = max(timedelta(0), working - cal.day_length)
     return Due(
         due_at=due_at,
         due_day_start=cal.day_start(due_at),
-        extendable_from=cal.add(start, warning),
+        extendable_until=extendable_until(cal, due_at),
         basis=DueBasis(start=start, working=working),
     )
+
+
+def extendable_until(cal: WorkingCalendar, due_at: datetime) -> datetime:
+    """The last instant an apology and new appointment (Mẫu 04) may be sent for a due:
+    at least one working day before it, in the calendar's working time (`1d`, its
+    `day_length`), not 24 hours. A step whose deadline is shorter than a working day
+    has it before its own start: it can never be extended."""
+    return cal.subtract(due_at, cal.day_length)
 
 
 def resumed_due(cal: WorkingCalendar, mode: Literal["pause", "restart"], *, paused_at: datetime,

@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from definitions.schema import Parallel, Sequence, Step, UnknownAgencyError, resolve_agency
     from workflows import search_attributes as sa
     from workflows.clock import due as compute_due
-    from workflows.clock import resumed_due
+    from workflows.clock import extendable_until, resumed_due
     from workflows.payloads import (
         PORTAL_STATUS,
         AgencyNotification,
@@ -83,7 +83,7 @@ def set_due(target: DossierState | StepState, due: Due, *, current: bool = True,
         target.due_at = due.due_at
         target.due_basis = due.basis
         if isinstance(target, StepState):
-            target.extendable_from = due.extendable_from
+            target.extendable_until = due.extendable_until
     if original:
         target.original_due_at = due.due_at
         target.original_due_day_start = due.due_day_start
@@ -165,7 +165,8 @@ class DossierWorkflow:
     @workflow.run
     async def run(self, input: DossierInput) -> DossierResult:
         state = self._state
-        state.clock_started_at = self._calendar.start_of_clock(state.received_at)
+        # The procedure's receipt cut-off (if its text has one) wins over the calendar's.
+        state.clock_started_at = self._calendar.start_of_clock(state.received_at, self._procedure.receipt_cutoff)
         set_due(state, self._due(state.clock_started_at, self._procedure.deadline), original=True)
         self._record("received", actor=input.received_by or "applicant", note=f"channel {input.channel}")
         # Background loops: their pending waits are simply dropped when the run returns.
@@ -415,7 +416,9 @@ class DossierWorkflow:
         for st in steps:
             st.due_at = new_due
             st.due_basis = None  # an appointment given by a person, not computed
+            st.extendable_until = extendable_until(self._calendar, new_due)
             st.extensions += 1
+        state.extensions += 1  # one apology letter, whatever the steps it moves
         if state.due_at is None or state.due_at < new_due:
             state.due_at = new_due  # the new appointment for the applicant
             state.due_basis = None
@@ -430,16 +433,12 @@ class DossierWorkflow:
         self._refuse_if_finished()
         if not request.reason.strip():
             raise refuse("ReasonRequired", "an extension needs a reason (it goes on the apology letter)")
-        steps = self._extendable_steps(request)
         if request.new_due <= workflow.now():
             raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is in the past")
-        allowed = self._procedure.max_extensions_per_step
+        steps = self._extendable_steps(request)
         span = self._procedure.max_extension or self._procedure.deadline
         for st in steps:
             assert st.due_at is not None
-            if st.extensions >= allowed:
-                raise refuse("ExtensionLimit", f"step {st.id!r} was already extended {st.extensions} time(s); "
-                             f"procedure {self._state.procedure_code} allows {allowed} new appointment(s) per step")
             if request.new_due <= st.due_at:
                 raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is not after step "
                              f"{st.id!r}'s current due {st.due_at.isoformat()}")
@@ -450,23 +449,34 @@ class DossierWorkflow:
                              f"(procedure max_extension)")
 
     def _extendable_steps(self, request: Extend) -> list[StepState]:
-        """The agency's current steps that are late or have less than a working day left."""
+        """The agency's current steps that may still get a new appointment (Mẫu 04): the
+        dossier has one left (`max_extensions`, per dossier), and the step is not overdue
+        and at least one working day from its due (`extendable_until`)."""
+        state = self._state
         if request.step_id is not None:
             candidates = [self._current_step(request.step_id, request.agency)]
         else:
-            candidates = [s for s in self._state.steps
-                          if s.status == StepStatus.ASSIGNED and s.agency == request.agency]
+            candidates = [s for s in state.steps if s.status == StepStatus.ASSIGNED and s.agency == request.agency]
             if not candidates:
                 raise refuse("NotCurrent", f"agency {request.agency} holds no current step of dossier "
-                             f"{self._state.dossier_id}")
+                             f"{state.dossier_id}")
+        allowed = self._procedure.max_extensions
+        if state.extensions >= allowed:
+            raise refuse("ExtensionLimit", f"dossier {state.dossier_id} already got {state.extensions} new "
+                         f"appointment(s); procedure {state.procedure_code} allows {allowed} new "
+                         "appointment(s) per dossier")
         now = workflow.now()
-        late = [s for s in candidates
-                if s.overdue or (s.extendable_from is not None and now >= s.extendable_from)]
-        if not late:
+        open_ = [s for s in candidates
+                 if not s.overdue and s.extendable_until is not None and now <= s.extendable_until]
+        if not open_:
             first = candidates[0]
-            raise refuse("NotLate", f"step {first.id!r} is neither late nor about to be late "
-                         f"(extensions open at {first.extendable_from.isoformat() if first.extendable_from else '?'})")
-        return late
+            assert first.due_at is not None
+            when = (f"its due {first.due_at.isoformat()} has passed" if first.overdue or now > first.due_at
+                    else f"it is due {first.due_at.isoformat()}")
+            by = f", i.e. by {first.extendable_until.isoformat()}" if first.extendable_until else ""
+            raise refuse("ExtensionTooLate", f"step {first.id!r} can no longer be extended: {when}; an apology and "
+                         f"new appointment must be sent at least one working day before the due{by}")
+        return open_
 
     @workflow.update
     async def apply_calendar(self, request: ApplyCalendar) -> ChangeAnswer:

@@ -140,7 +140,7 @@ class StepState(BaseModel):
     assigned_at: datetime | None = None
     due_at: datetime | None = None
     original_due_at: datetime | None = None
-    extendable_from: datetime | None = None
+    extendable_until: datetime | None = None  # the last instant a new appointment may be asked (Mẫu 04)
     original_due_day_start: datetime | None = None
     due_basis: DueBasis | None = None
     original_due_basis: DueBasis | None = None
@@ -308,7 +308,7 @@ class Due(BaseModel):
 
     due_at: datetime
     due_day_start: datetime  # local midnight of the due day: before it is "early"
-    extendable_from: datetime  # less than one working day left from here on
+    extendable_until: datetime  # one working day before the due: the last moment to extend it
     basis: DueBasis | None = None  # None for an appointment a person gave (an extension)
 
 

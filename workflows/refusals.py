@@ -20,8 +20,8 @@ class RefusalKind(StrEnum):
     NOT_AWAITING_SUPPLEMENT = "NotAwaitingSupplement"
     REASON_REQUIRED = "ReasonRequired"
     BAD_EXTENSION = "BadExtension"
-    NOT_LATE = "NotLate"
-    EXTENSION_LIMIT = "ExtensionLimit"
+    EXTENSION_TOO_LATE = "ExtensionTooLate"  # less than one working day before the due, or after it
+    EXTENSION_LIMIT = "ExtensionLimit"  # the dossier's new appointments are used up (max_extensions)
     SUPPLEMENT_LIMIT = "SupplementLimit"
     CALENDAR_LIMIT = "CalendarLimit"
     WRONG_CALENDAR = "WrongCalendar"

@@ -311,6 +311,7 @@ RULES = {
     "missing-key", "unknown-key", "bad-type", "empty-value", "empty-list", "bad-code", "bad-version",
     "bad-effective-from", "bad-on-supplement", "bad-duration", "bad-steps-shape", "bad-step-id",
     "bad-when", "bad-when-operator", "bad-when-value", "bad-max-extensions", "bad-max-supplement-requests",
+    "bad-receipt-cutoff",
     # the meaning checks called by _check_procedure
     "duplicate-step-id", "unknown-sector", "unknown-level", "unknown-calendar", "broken-calendar",
     "unknown-agency", "unknown-agency-template", "unknown-escalate-to", "deadline-overrun",

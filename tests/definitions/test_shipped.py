@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
 
+from definitions.calendar import load_calendar
 from definitions.loader import Catalog, load_catalog, load_procedures, validate_paths
 from definitions.schema import ProcedureSnapshot, resolve_agency
 
@@ -60,3 +62,13 @@ def test_every_commune_has_a_one_stop_desk(catalog: Catalog) -> None:
 
 def test_levels_are_the_two_tier_government_and_vertical_agencies(catalog: Catalog) -> None:
     assert catalog.levels == {"tinh", "xa", "trung-uong"}
+
+
+def test_only_the_procedures_whose_text_says_so_have_a_receipt_cutoff(procedures: list[ProcedureSnapshot]) -> None:
+    """LEGAL.md, "Clock rules": the 15:00 cut-off is procedure-specific. Decree 63/2024
+    Art. 7(2) sets it for the birth-registration bundle (3.000722); no shipped calendar
+    sets one for every procedure."""
+    cutoffs = {s.procedure.code: s.procedure.receipt_cutoff for s in procedures if s.procedure.receipt_cutoff}
+    assert cutoffs == {"3.000722": time(15)}
+    for path in sorted((SHIPPED / "calendars").glob("*.yaml")):
+        assert load_calendar(path.stem, SHIPPED).snapshot(datetime(2026, 1, 1, tzinfo=UTC)).receipt_cutoff is None

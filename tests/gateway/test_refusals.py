@@ -219,11 +219,13 @@ async def test_409_awaiting_supplement_and_not_awaiting_supplement(any_api: Api,
     assert back.status_code == 200 and back.json()["status"] == "processing", back.text
 
 
-async def test_409_extension_before_the_step_is_late(any_api: Api, tokens: Tokens) -> None:
-    dossier = await at_land_office(any_api, tokens)  # tham-dinh: 5 days left
+async def test_409_an_extension_less_than_a_working_day_before_the_due(any_api: Api, tokens: Tokens) -> None:
+    dossier = await started(any_api, tokens)  # tiep-nhan: one day, so never a whole day before its due
     async with unchanged(any_api, dossier):
-        refused(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.land,
-                                   {"until": _later(), "reason": "chờ"}), 409, "not-late", "NotLate")
+        problem = refused(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.desk,
+                                             {"until": _later(), "reason": "chờ"}),
+                          409, "extension-too-late", "ExtensionTooLate")
+        assert "at least one working day before the due, i.e. by" in problem["detail"]
 
 
 async def test_422_invalid_bodies(any_api: Api, tokens: Tokens) -> None:
@@ -296,18 +298,23 @@ async def test_400_a_post_without_an_idempotency_key(any_api: Api, tokens: Token
                                    key="x" * 300), 422, "invalid-request")
 
 
-async def test_an_extension_of_a_step_about_to_be_late_is_accepted(any_api: Api, tokens: Tokens) -> None:
-    dossier = await started(any_api, tokens)  # tiep-nhan: one day, so extendable at once
-    until = _later()
-    reply = await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.desk, {"until": until, "reason": "chờ"})
+async def test_an_extension_days_before_the_due_is_accepted_once(any_api: Api, tokens: Tokens) -> None:
+    dossier = await at_land_office(any_api, tokens)  # tham-dinh: 5 days left
+    until = _later(days=6)
+    reply = await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.land, {"until": until, "reason": "chờ"})
     assert reply.status_code == 200, reply.text
-    step = next(s for s in reply.json()["steps"] if s["id"] == "tiep-nhan")
+    step = next(s for s in reply.json()["steps"] if s["id"] == "tham-dinh")
     assert step["extensions"] == 1 and datetime.fromisoformat(step["due_at"]) == datetime.fromisoformat(until)
+    assert reply.json()["extensions"] == 1
+    async with unchanged(any_api, dossier):  # one new appointment per dossier (max_extensions, default 1)
+        refused(await any_api.post(f"/v1/dossiers/{dossier}/extend", tokens.land,
+                                   {"until": _later(days=7), "reason": "lần hai"}),
+                409, "extension-limit", "ExtensionLimit")
 
 
-def _later() -> str:
+def _later(days: int = 5) -> str:
     # Within the test procedure's max_extension (its 10-day deadline, continuous calendar).
-    return (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0).isoformat()
+    return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0).isoformat()
 
 
 async def _never_started(api: Api, dossier_id: str) -> None:

@@ -317,7 +317,7 @@ def sheet_json(_: Walkthrough, ran: Ran) -> None:
 
 
 def extended(_: Walkthrough, ran: Ran) -> None:
-    assert "dossier HS-2026-000124: extended until" in ran.out
+    assert "dossier HS-2026-000123: extended until" in ran.out
 
 
 def token_printed(_: Walkthrough, ran: Ran) -> None:
@@ -377,7 +377,7 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong dossiers sheet HS-2026-000123", sheet_text),
     ("lienthong dossiers sheet HS-2026-000123 --json", sheet_json),
     ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000124 --received-at", submitted_with_a_due),
-    ("lienthong dossiers extend HS-2026-000124", extended),
+    ("lienthong dossiers extend HS-2026-000123", extended),
     ("lienthong dossiers resync HS-2026-000123", lines_of("up to date HS-2026-000123")),
     ("lienthong calendars apply --calendar vn-gov", lines_of("0 moved")),
     ("TOKEN=$(lienthong agencies issue-token vpdk-tinh)", token_printed),

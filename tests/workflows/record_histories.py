@@ -19,14 +19,17 @@ stand for dossiers in flight).
 Scenarios:
 
 * `full_journey`: a small test procedure with parallel branches, a skipped `when`
-  step, a supplement request and resubmission, an overdue step escalated to an
-  agency with a webhook (whose delivery fails: no secret, recorded in the audit
-  log; the worker logs that `MissingSecret` traceback, as intended), an extension,
-  webhooks delivered to another agency (an in-process HTTP stand-in), completion;
+  step, a supplement request and resubmission, an extension (a new appointment days
+  before the due), an overdue step escalated to an agency with a webhook (whose
+  delivery fails: no secret, recorded in the audit log; the worker logs that
+  `MissingSecret` traceback, as intended), webhooks delivered to another agency (an
+  in-process HTTP stand-in), completion;
 * for every shipped procedure `definitions/procedures/<stem>.yaml`:
   `<stem>.happy` (every step approved by its agency), `<stem>.overdue` (a step
   misses its due and is escalated, then finishes late), `<stem>.extended` (its agency
-  extends the step once with an apology, then finishes), `<stem>.rejected` (the step
+  extends a step once with an apology, at once: at least one working day before its
+  due; the step is "the step" below if it has more than one working day, else the
+  first such step after the receipt; then finishes), `<stem>.rejected` (the step
   rejects the dossier with a note) and `<stem>.supplement-expired` (the applicant
   never supplements: rejected) or, for a procedure without a `supplement_deadline`,
   `<stem>.supplement-resubmitted`. "The step" is the first one after the desk's
@@ -56,6 +59,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from definitions.calendar import load_calendar
+from definitions.durations import parse_duration
 from definitions.schema import ProcedureSnapshot
 from services.binaries import temporal_test_server
 from services.temporal import register_search_attributes
@@ -80,7 +85,6 @@ from tests.workflows.harness import (
     running_worker,
     snapshot,
     start_dossier,
-    state,
     until,
 )
 
@@ -161,11 +165,12 @@ async def full_journey(env: WorkflowEnvironment) -> str:
             await until(h, assigned("tham-dinh"))
             await complete(h, "tham-dinh", "vpdk-tinh", "supplement", note="thiếu trích đo địa chính")
             await env.sleep(timedelta(days=1))
-            await resubmit(h, note="đã bổ sung")
+            s = await resubmit(h, note="đã bổ sung")
+            await extend(h, "vpdk-tinh", s.step("tham-dinh").due_at + timedelta(days=1), "chờ kết quả đo đạc",
+                         step_id="tham-dinh")
             await env.sleep(timedelta(days=2, hours=1))
             s = await until(h, lambda s: s.step("xac-dinh-thue").overdue, "tax step overdue")
-            assert s.step("xac-dinh-thue").escalations == 1
-            await extend(h, "thue-co-so", s.step("xac-dinh-thue").due_at + timedelta(days=1), "chờ hồ sơ giá đất")
+            assert s.step("xac-dinh-thue").escalations == 1 and not s.step("tham-dinh").overdue
             await complete(h, "xac-dinh-thue", "thue-co-so")
             await complete(h, "tham-dinh", "vpdk-tinh")
             await until(h, assigned("tra-ket-qua"))
@@ -205,6 +210,15 @@ class ProcedureRun:
         steps = {s.id: s for s in self.snap.procedure.iter_steps()}
         later = self.running()[1:]
         return next((s for s in later if steps[s].escalate_to), later[0])
+
+    def extendable_target(self) -> str:
+        """The step the extension scenario acts on: the deadline scenarios' step if it has
+        more than one working day (a new appointment is asked at least one working day
+        before the due), else the first such step after the receipt."""
+        steps = {s.id: s for s in self.snap.procedure.iter_steps()}
+        day = load_calendar(self.snap.procedure.calendar).day_length
+        long = [s for s in self.running()[1:] if parse_duration(steps[s].deadline, day) > day]
+        return self.target() if self.target() in long else long[0]
 
     async def sleep_until(self, instant: datetime) -> None:
         left = instant - await self.env.get_current_time()
@@ -251,15 +265,14 @@ def overdue(snap: ProcedureSnapshot) -> Scenario:
 def extended(snap: ProcedureSnapshot) -> Scenario:
     async def scenario(env: WorkflowEnvironment) -> str:
         run = ProcedureRun(env, snap, "extended")
-        target = run.target()
+        target = run.extendable_target()
 
         async def drive(h: Handle) -> None:
             s = await complete_steps(h, run.agencies, hold=frozenset({target}), until_assigned=target)
-            await run.sleep_until(s.step(target).extendable_from)  # less than a working day left
-            s = await state(h)
-            new_due = max(s.step(target).due_at, await env.get_current_time()) + timedelta(days=2)
-            await extend(h, run.agencies[target], new_due, "Chờ kết quả xác minh; xin lỗi và hẹn lại",
-                         step_id=target)
+            # At once: more than one working day before the due (Mẫu 04).
+            assert await env.get_current_time() <= s.step(target).extendable_until, f"{target} is too short"
+            await extend(h, run.agencies[target], s.step(target).due_at + timedelta(days=1),
+                         "Chờ kết quả xác minh; xin lỗi và hẹn lại", step_id=target)
             done = await complete_steps(h, run.agencies)
             assert done.status == "completed" and done.step(target).extensions == 1
 

@@ -236,33 +236,47 @@ async def test_two_supplement_requests_make_the_dossier_late(env):
         assert result.verdict == "late"  # Decision 766: more than one supplement request
 
 
-async def test_extension_by_the_late_agency_moves_the_appointment(env):
-    snap = snapshot(deadline="4d", max_extensions_per_step=2, steps=[
-        {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"},
-        {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "2d", "escalate_to": "so-nnmt"},
-    ])
+TWO_STEPS = [
+    {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"},
+    {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "4d", "escalate_to": "so-nnmt"},
+]
+
+
+async def test_an_extension_two_working_days_before_the_due_moves_the_appointment_once(env):
+    """Mẫu 04: the agency holding the step apologises and gives a new appointment at
+    least one working day (here 24 h: continuous calendar) before the due; a dossier
+    gets one new appointment (max_extensions, default 1), whichever step asks."""
+    snap = snapshot(deadline="6d", steps=TWO_STEPS)
     async with running_worker(env.client) as tq:
         handle = await start_dossier(env.client, tq, snap)
         await until(handle, assigned("tiep-nhan"))
         await complete(handle, "tiep-nhan", DESK)
         s = await until(handle, assigned("tham-dinh"))
-        original = s.step("tham-dinh").due_at
+        step = s.step("tham-dinh")
+        original = step.due_at
+        assert step.extendable_until == original - timedelta(days=1)  # one working day (24 h) before the due
 
-        # Too early: more than a working day (24 h here) is left.
-        await refused(extend(handle, "vpdk-tinh", original + timedelta(hours=6), "chờ ý kiến sở"), "NotLate")
-        await env.sleep(timedelta(hours=30))  # less than a day left: about to be late
-        # Only the agency holding the step may apologise, it must say why, and move the due forward.
+        await env.sleep(timedelta(days=2))  # two working days left
+        # Only the agency holding the step apologises, it says why, and the due moves forward.
         await refused(extend(handle, "so-tai-chinh", original + timedelta(hours=6), "lý do"), "NotCurrent")
         await refused(extend(handle, "vpdk-tinh", original + timedelta(hours=6), "  "), "ReasonRequired")
         await refused(extend(handle, "vpdk-tinh", original - timedelta(hours=1), "lý do"), "BadExtension")
 
-        first_due = original + timedelta(hours=6)
-        s = await extend(handle, "vpdk-tinh", first_due, "chờ ý kiến sở")
+        new_due = original + timedelta(hours=6)
+        s = await extend(handle, "vpdk-tinh", new_due, "chờ ý kiến sở")
         step = s.step("tham-dinh")
-        assert step.due_at == first_due and step.original_due_at == original and step.extensions == 1
-        assert not step.overdue
-        assert s.due_at == max(first_due, s.original_due_at)
-        assert s.notes[-1].kind == "extended" and "chờ ý kiến sở" in s.notes[-1].text
+        assert (step.due_at, step.original_due_at, step.extensions, s.extensions) == (new_due, original, 1, 1)
+        assert step.extendable_until == new_due - timedelta(days=1) and not step.overdue
+        assert s.due_at == max(new_due, s.original_due_at)
+        assert s.notes[-1].kind == "extended" and "chờ ý kiến sở" in s.notes[-1].text  # for the apology letter
+
+        # A second new appointment, still days before the due: the dossier had its one.
+        events = await recorded_events(handle)
+        message = await refused(extend(handle, "vpdk-tinh", new_due + timedelta(hours=6), "lần hai"),
+                                "ExtensionLimit")
+        assert "allows 1 new appointment(s) per dossier" in message
+        assert (await state(handle)).step("tham-dinh").due_at == new_due
+        assert await recorded_events(handle) == events  # refused before history is written
 
         # Past the original due but before the new appointment: not escalated yet.
         await env.sleep(original + timedelta(hours=3) - await env.get_current_time())
@@ -270,24 +284,79 @@ async def test_extension_by_the_late_agency_moves_the_appointment(env):
         # The new appointment passes too: late, escalated.
         await env.sleep(timedelta(hours=4))
         s = await until(handle, lambda s: s.step("tham-dinh").escalations == 1, "escalated after extension")
-        assert s.step("tham-dinh").overdue
-
-        # A late step may be extended again; when that due passes, escalated again.
-        second_due = await env.get_current_time() + timedelta(hours=2)
-        await extend(handle, "vpdk-tinh", second_due, "cần xác minh thực địa")
-        await env.sleep(timedelta(hours=3))
-        s = await until(handle, lambda s: s.step("tham-dinh").escalations == 2, "second escalation")
         done = await complete(handle, "tham-dinh", "vpdk-tinh")
         assert done.step("tham-dinh").verdict == "late"  # judged against the original due
-        assert done.step("tham-dinh").extensions == 2
+
+
+async def test_an_extension_on_the_due_day_or_after_the_due_is_refused(env):
+    """Less than one working day before the due is too late for an apology and a new
+    appointment, and so is a step already late; the refusal names the last instant."""
+    snap = snapshot(deadline="6d", max_extensions=2, steps=TWO_STEPS)
+    async with running_worker(env.client) as tq:
+        handle = await start_dossier(env.client, tq, snap)
+        await until(handle, assigned("tiep-nhan"))
+        await complete(handle, "tiep-nhan", DESK)
+        step = (await until(handle, assigned("tham-dinh"))).step("tham-dinh")
+        due, last = step.due_at, step.extendable_until
+        events = await recorded_events(handle)
+
+        await env.sleep(last - await env.get_current_time() + timedelta(minutes=1))  # 23 h 59 m left
+        message = await refused(extend(handle, "vpdk-tinh", due + timedelta(days=1), "chờ"), "ExtensionTooLate")
+        assert f"at least one working day before the due, i.e. by {last.isoformat()}" in message
+        assert f"it is due {due.isoformat()}" in message
+
+        await env.sleep(due - await env.get_current_time() + timedelta(minutes=1))
+        s = await until(handle, lambda s: s.step("tham-dinh").overdue, "overdue")
+        message = await refused(extend(handle, "vpdk-tinh", due + timedelta(days=1), "chờ", step_id="tham-dinh"),
+                                "ExtensionTooLate")
+        assert f"its due {due.isoformat()} has passed" in message
+        s = await state(handle)
+        assert (s.extensions, s.step("tham-dinh").extensions, s.step("tham-dinh").due_at) == (0, 0, due)
+        assert [n for n in s.notes if n.kind == "extended"] == []
+        assert (await recorded_events(handle))[:len(events)] == events
+
+
+async def test_the_extension_window_is_counted_in_working_time(private_time_skipping_env):
+    """On vn-gov, "one working day before the due" is 8 working hours, not 24 h: a step
+    received on Wednesday 2027-03-03 at 09:00 with 3 working days is due Monday
+    2027-03-08 09:00; the last moment to extend it is Friday 09:00. On Friday at 08:00
+    (9 working hours left) it is extended; a twin dossier asking on Saturday (two
+    calendar days before the due, less than one working day) or on the due day is refused."""
+    env = private_time_skipping_env
+    target = datetime(2027, 3, 3, 9, 0, tzinfo=VN)
+    now = await env.get_current_time()
+    assert now < target, "the test server's clock is already past March 2027"
+    await env.sleep(target - now)
+    snap = snapshot(calendar="vn-gov", deadline="5d", steps=[
+        {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "3d", "escalate_to": "so-nnmt"}])
+    async with running_worker(env.client) as tq:
+        first = await start_dossier(env.client, tq, snap)
+        twin = await start_dossier(env.client, tq, snap)
+        step = (await until(first, assigned("tham-dinh"))).step("tham-dinh")
+        await until(twin, assigned("tham-dinh"))
+        minute = timedelta(minutes=1)  # the clock was moved to 09:00 give or take the calls' milliseconds
+        assert abs(step.due_at - datetime(2027, 3, 8, 9, 0, tzinfo=VN)) < minute
+        assert abs(step.extendable_until - datetime(2027, 3, 5, 9, 0, tzinfo=VN)) < minute
+
+        await env.sleep(datetime(2027, 3, 5, 8, 0, tzinfo=VN) - await env.get_current_time())
+        appointment = datetime(2027, 3, 10, 16, 0, tzinfo=VN)
+        s = await extend(first, "vpdk-tinh", appointment, "chờ kết quả xác minh")
+        assert (s.step("tham-dinh").due_at, s.extensions) == (appointment, 1)
+
+        await env.sleep(datetime(2027, 3, 6, 10, 0, tzinfo=VN) - await env.get_current_time())  # Saturday
+        message = await refused(extend(twin, "vpdk-tinh", appointment, "chờ"), "ExtensionTooLate")
+        assert "by 2027-03-05T09:00" in message
+        await env.sleep(datetime(2027, 3, 8, 7, 45, tzinfo=VN) - await env.get_current_time())  # the due day
+        await refused(extend(twin, "vpdk-tinh", appointment, "chờ"), "ExtensionTooLate")
+        assert (await state(twin)).extensions == 0
 
 
 async def test_an_extension_is_bounded_and_kept_in_working_time(env):
     """A new appointment is at most `max_extension` of working time past the current due
     (a year-9999 instant is refused before it reaches any write), and one asked outside
     working time moves to the end of that working day, saying so."""
-    snap = snapshot(calendar="vn-gov", deadline="3d", max_extension="2d", steps=[
-        {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "1d"},
+    snap = snapshot(calendar="vn-gov", deadline="5d", max_extension="2d", steps=[
+        {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "3d"},
     ])
     # The calendar the workflow computes on: the snapshot its input carries (made now).
     gov = calendar_from_snapshot(load_calendar("vn-gov").snapshot(datetime.now(UTC)))
@@ -295,8 +364,8 @@ async def test_an_extension_is_bounded_and_kept_in_working_time(env):
         handle = await start_dossier(env.client, tq, snap)
         step = (await until(handle, assigned("tham-dinh"))).step("tham-dinh")
         due = step.due_at
-        assert due is not None and step.extendable_from is not None
-        await env.sleep(max(timedelta(0), step.extendable_from - await env.get_current_time()))
+        assert due is not None and step.extendable_until == gov.subtract(due, "1d")
+        assert await env.get_current_time() <= step.extendable_until  # 3 working days: extendable at once
         latest = gov.add(due, "2d")
         message = await refused(extend(handle, "vpdk-tinh", latest + timedelta(minutes=1), "lý do"), "BadExtension")
         assert "max_extension" in message and latest.isoformat() in message

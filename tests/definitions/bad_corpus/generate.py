@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from definitions.limits import (
-    MAX_EXTENSIONS_PER_STEP,
+    MAX_EXTENSIONS,
     MAX_NESTING,
     MAX_STEPS,
     MAX_SUPPLEMENT_REQUESTS,
@@ -471,20 +471,20 @@ CASES: list[Case] = [
          f"{BOMB_BASE} × 3^{BOMB_LEVELS} values",
          sub("              gt: 500\n", BOMB), "in: [&l0", None,
          f"the file expands to more than {YAML_MAX_VALUES} values here (aliases *name repeat what &name marks)"),
-    Case("max-extensions-too-many", "bad-max-extensions", "max_extensions_per_step above MAX_EXTENSIONS_PER_STEP",
-         sub("supplement_deadline: 10d\n", f"supplement_deadline: 10d\nmax_extensions_per_step: {MAX_EXTENSIONS_PER_STEP + 1}\n"),
-         "max_extensions_per_step:", "max_extensions_per_step",
-         f"{MAX_EXTENSIONS_PER_STEP + 1} is out of range; expected a whole number from 0 to {MAX_EXTENSIONS_PER_STEP} "
-         "(MAX_EXTENSIONS_PER_STEP)"),
-    Case("max-extensions-negative", "bad-max-extensions", "max_extensions_per_step is -1",
-         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions_per_step: -1\n"),
-         "max_extensions_per_step:", "max_extensions_per_step", "-1 is out of range; expected a whole number from 0 to"),
-    Case("max-extensions-is-text", "bad-max-extensions", "max_extensions_per_step is a word",
-         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions_per_step: mot\n"),
-         "max_extensions_per_step:", "max_extensions_per_step", "'mot' is not a whole number; expected a whole number"),
-    Case("max-extensions-is-a-boolean", "bad-max-extensions", "max_extensions_per_step is `true`",
-         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions_per_step: true\n"),
-         "max_extensions_per_step:", "max_extensions_per_step", "True is not a whole number"),
+    Case("max-extensions-too-many", "bad-max-extensions", "max_extensions above MAX_EXTENSIONS",
+         sub("supplement_deadline: 10d\n", f"supplement_deadline: 10d\nmax_extensions: {MAX_EXTENSIONS + 1}\n"),
+         "max_extensions:", "max_extensions",
+         f"{MAX_EXTENSIONS + 1} is out of range; expected a whole number from 0 to {MAX_EXTENSIONS} "
+         "(MAX_EXTENSIONS)"),
+    Case("max-extensions-negative", "bad-max-extensions", "max_extensions is -1",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions: -1\n"),
+         "max_extensions:", "max_extensions", "-1 is out of range; expected a whole number from 0 to"),
+    Case("max-extensions-is-text", "bad-max-extensions", "max_extensions is a word",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions: mot\n"),
+         "max_extensions:", "max_extensions", "'mot' is not a whole number; expected a whole number"),
+    Case("max-extensions-is-a-boolean", "bad-max-extensions", "max_extensions is `true`",
+         sub("supplement_deadline: 10d\n", "supplement_deadline: 10d\nmax_extensions: true\n"),
+         "max_extensions:", "max_extensions", "True is not a whole number"),
     Case("max-supplement-requests-zero", "bad-max-supplement-requests", "max_supplement_requests is 0",
          sub("on_supplement: pause\n", "on_supplement: pause\nmax_supplement_requests: 0\n"),
          "max_supplement_requests:", "max_supplement_requests",
@@ -503,6 +503,10 @@ CASES: list[Case] = [
     Case("yaml-billion-laughs", "yaml-too-many-aliases", "the classic alias bomb: 9 lists of 9 aliases (9^9 values)",
          sub("              gt: 500\n", LAUGHS), "in: [&l0", None,
          f"the file has more than {MAX_YAML_ALIASES} aliases (*name, repeating what &name marks) (MAX_YAML_ALIASES)"),
+    # issue 14: a procedure's own receipt cut-off (appended: earlier files keep their numbers)
+    Case("receipt-cutoff-not-a-time", "bad-receipt-cutoff", "receipt_cutoff is 25:00",
+         sub("calendar: vn-gov\n", 'calendar: vn-gov\nreceipt_cutoff: "25:00"\n'), "receipt_cutoff:",
+         "receipt_cutoff", '"25:00" is not a time of day; expected a local time like "15:00"'),
 ]
 
 
@@ -647,11 +651,11 @@ def render() -> dict[str, bytes]:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(HERE.glob("[0-9][0-9]-*.yaml"))
+    return sorted(HERE.glob("[0-9][0-9]*-*.yaml"))  # 01- to 99-, then 100- on
 
 
 def registry_folders() -> list[Path]:
-    return sorted((HERE / "registries").glob("[0-9][0-9]-*"))
+    return sorted((HERE / "registries").glob("[0-9][0-9]*-*"))
 
 
 def main() -> int:
