@@ -27,6 +27,10 @@ DEFAULT_EXTENSIONS_PER_STEP = 1  # Decree 61/2018: one new appointment (under De
 MAX_EXTENSIONS_PER_STEP = 5
 DEFAULT_SUPPLEMENT_REQUESTS = 3  # Decree 118 Art. 16-17: guide once; 766 judges a second request late
 MAX_SUPPLEMENT_REQUESTS = 10
+DEFAULT_OBLIGATION_REQUESTS = 2  # financial obligations (Art. 24) one dossier may be asked for
+MAX_OBLIGATION_REQUESTS = 5
+DEFAULT_RETURNS = 3  # times a dossier may be sent back to an earlier step (approved internal procedures)
+MAX_RETURNS = 20  # each return re-runs steps, so it bounds the dossier's history too
 MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
 
 # A calendar snapshot (definitions/calendar.py): it travels in every dossier's

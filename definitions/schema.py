@@ -29,8 +29,13 @@ from definitions.durations import DURATION_PATTERN
 from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.limits import (
     DEFAULT_EXTENSIONS_PER_STEP,
+    DEFAULT_OBLIGATION_REQUESTS,
+    DEFAULT_RETURNS,
     DEFAULT_SUPPLEMENT_REQUESTS,
     MAX_EXTENSIONS_PER_STEP,
+    MAX_OBLIGATION_REQUESTS,
+    MAX_RETURNS,
+    MAX_STEPS,
     MAX_SUPPLEMENT_REQUESTS,
 )
 
@@ -116,6 +121,14 @@ class Step(_Strict):
     deadline: Duration
     escalate_to: str | None = None
     when: Condition | None = None
+    returns_to: list[str] = Field(
+        default_factory=list, max_length=MAX_STEPS,
+        description="earlier steps of the same sequence this step may send the dossier back to "
+                    "(\"if not approved, send back to step 3\")")
+    returns_result: bool | None = Field(
+        default=None,
+        description="this step hands the result to the applicant (status 9 when it starts, 10 when done); "
+                    "default: the last step when its agency is a one-stop desk")
 
     @property
     def title(self) -> str:
@@ -190,6 +203,14 @@ class Procedure(_Strict):
         description="supplement requests one dossier may get (Decree 118 Art. 16-17: guide once; "
                     "Decision 766 judges a second request late)",
     )
+    on_obligation: Literal["pause", "continue"] = Field(
+        default="pause", description="whether the clocks stop while the applicant pays a financial obligation")
+    max_obligation_requests: StrictInt = Field(
+        default=DEFAULT_OBLIGATION_REQUESTS, ge=0, le=MAX_OBLIGATION_REQUESTS,
+        description="financial obligations (Decree 118 Art. 24) one dossier may be asked to pay")
+    max_returns: StrictInt = Field(
+        default=DEFAULT_RETURNS, ge=0, le=MAX_RETURNS,
+        description="times one dossier may be sent back to an earlier step (`returns_to`)")
     steps: list[Node] = Field(min_length=1)
 
     @field_validator("code", mode="before")
@@ -206,6 +227,11 @@ class Procedure(_Strict):
 
     def iter_steps(self) -> Iterator[Step]:
         yield from iter_steps(self.steps)
+
+    @property
+    def result_step(self) -> str | None:
+        """The step that returns the result to the applicant, if the procedure has one."""
+        return next((step.id for step in self.iter_steps() if step.returns_result), None)
 
 
 def iter_steps(nodes: list[Any]) -> Iterator[Step]:

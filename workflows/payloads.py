@@ -6,7 +6,7 @@ Pure pydantic models: imported by workflow code, activities, the CLI and tests.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -17,23 +17,56 @@ from definitions.schema import ProcedureSnapshot
 
 
 class DossierStatus(StrEnum):
+    SUBMITTED = "submitted"  # nộp trực tuyến, chờ tiếp nhận: waits for a desk to receive it
+    NOT_RECEIVED = "not_received"  # từ chối tiếp nhận (Mẫu 03): refused at the desk, never received
     PROCESSING = "processing"
     AWAITING_SUPPLEMENT = "awaiting_supplement"  # chờ bổ sung: the applicant's turn
+    AWAITING_OBLIGATION = "awaiting_obligation"  # chờ thực hiện nghĩa vụ tài chính: the applicant pays
+    WITHDRAWN = "withdrawn"  # rút hồ sơ / dừng theo yêu cầu (Art. 21, Mẫu 05)
     REJECTED = "rejected"
-    COMPLETED = "completed"
+    RESULT_READY = "result_ready"  # đã xử lý xong: the result waits at the desk
+    COMPLETED = "completed"  # đã trả kết quả: the result reached the applicant
 
 
-# A dossier is open (its clock and the gauges count it) until it is finished.
-OPEN_STATUSES = (DossierStatus.PROCESSING, DossierStatus.AWAITING_SUPPLEMENT)
-FINISHED_STATUSES = (DossierStatus.COMPLETED, DossierStatus.REJECTED)
+# In progress (Biểu 06 columns 11-13; the overdue gauges): received, not yet decided.
+OPEN_STATUSES = (DossierStatus.PROCESSING, DossierStatus.AWAITING_SUPPLEMENT, DossierStatus.AWAITING_OBLIGATION)
+# The applicant holds the dossier: every clock is stopped (Decision 4).
+PAUSED_STATUSES = (DossierStatus.AWAITING_SUPPLEMENT, DossierStatus.AWAITING_OBLIGATION)
+# Ended: the workflow takes no more changes.
+FINISHED_STATUSES = (DossierStatus.COMPLETED, DossierStatus.REJECTED, DossierStatus.WITHDRAWN,
+                     DossierStatus.NOT_RECEIVED)
+# Processing ended (Decision 766's end time): judged, counted as resolved.
+RESOLVED_STATUSES = (DossierStatus.RESULT_READY, DossierStatus.COMPLETED, DossierStatus.REJECTED,
+                     DossierStatus.WITHDRAWN)
 
 
-# Status codes of the national public-service portal (Cổng dịch vụ công quốc gia).
+class PortalStatus(IntEnum):
+    """Status codes of the National Public Service Portal (TrangThaiHoSo, LEGAL.md)."""
+
+    SUBMITTED_ONLINE = 1  # mới đăng ký trực tuyến
+    RECEIVED = 2  # đã tiếp nhận
+    NOT_RECEIVED = 3  # không được tiếp nhận
+    IN_PROGRESS = 4  # đang xử lý
+    SUPPLEMENT_REQUESTED = 5  # yêu cầu bổ sung giấy tờ
+    OBLIGATION_REQUESTED = 6  # yêu cầu thực hiện nghĩa vụ tài chính
+    WITHDRAWAL_REQUESTED = 7  # công dân yêu cầu rút hồ sơ
+    STOPPED = 8  # dừng xử lý
+    FINISHED = 9  # đã xử lý xong
+    RETURNED = 10  # đã trả kết quả
+
+
+# The portal status a dossier shows in each of its statuses (2 and 7 are moments on
+# the way: receipt before the first hand-over, a withdrawal request before the stop).
 PORTAL_STATUS: dict[DossierStatus, int] = {
-    DossierStatus.PROCESSING: 4,  # đang xử lý
-    DossierStatus.AWAITING_SUPPLEMENT: 5,  # yêu cầu bổ sung giấy tờ
-    DossierStatus.REJECTED: 8,  # dừng xử lý
-    DossierStatus.COMPLETED: 10,  # đã trả kết quả
+    DossierStatus.SUBMITTED: PortalStatus.SUBMITTED_ONLINE,
+    DossierStatus.NOT_RECEIVED: PortalStatus.NOT_RECEIVED,
+    DossierStatus.PROCESSING: PortalStatus.IN_PROGRESS,
+    DossierStatus.AWAITING_SUPPLEMENT: PortalStatus.SUPPLEMENT_REQUESTED,
+    DossierStatus.AWAITING_OBLIGATION: PortalStatus.OBLIGATION_REQUESTED,
+    DossierStatus.WITHDRAWN: PortalStatus.STOPPED,
+    DossierStatus.REJECTED: PortalStatus.STOPPED,
+    DossierStatus.RESULT_READY: PortalStatus.FINISHED,
+    DossierStatus.COMPLETED: PortalStatus.RETURNED,
 }
 
 
@@ -48,6 +81,7 @@ class StepStatus(StrEnum):
 class Outcome(StrEnum):
     APPROVED = "approved"
     SUPPLEMENT = "supplement"  # the applicant must supplement documents
+    OBLIGATION = "obligation"  # the applicant must pay (fees, land tax...) before work goes on
     REJECTED = "rejected"
 
 
@@ -70,7 +104,15 @@ class DossierInput(BaseModel):
     received_at: AwareDatetime | None = Field(
         default=None, description="when the desk received it; default: when the workflow starts"
     )
-    received_by: str | None = Field(default=None, description="agency code of the receiving desk")
+    received_by: str | None = Field(
+        default=None, description="agency code of the receiving desk (for an online dossier: the desk it is "
+                                  "addressed to, until a desk receives it)")
+    await_receipt: bool | None = Field(
+        default=None, description="wait for a desk to receive it (status 1) before its clock starts; "
+                                  "default: yes for an online dossier, no otherwise")
+    result_desk: str | None = Field(
+        default=None, description="the desk where the applicant collects the result (Art. 14), "
+                                  "default: the receiving desk")
     calendar: CalendarSnapshot = Field(description="the working-time calendar, resolved at submission")
     webhook_agencies: list[str] = Field(
         default_factory=list, max_length=MAX_STEPS * 2,
@@ -81,7 +123,8 @@ class Note(BaseModel):
     """A line of the process-control sheet that is not a handover."""
 
     at: datetime
-    kind: Literal["supplement_requested", "resubmitted", "extended", "supplement_expired", "rejected"]
+    kind: Literal["supplement_requested", "obligation_requested", "resubmitted", "extended", "supplement_expired",
+                  "rejected", "not_received", "withdrawn", "returned"]
     agency: str | None = None
     step_id: str | None = None
     text: str
@@ -124,7 +167,11 @@ class DossierState(BaseModel):
     channel: Channel
     status: DossierStatus = DossierStatus.PROCESSING
     portal_status: int = PORTAL_STATUS[DossierStatus.PROCESSING]
+    # When the desk received it; for an online dossier not received yet, when it was submitted.
     received_at: datetime
+    submitted_at: datetime | None = None  # an online (or postal) submission waiting for receipt
+    received_by: str | None = None  # the receiving desk (it may not be the competent agency: Art. 14)
+    result_desk: str | None = None  # where the result is returned
     clock_started_at: datetime | None = None
     due_at: datetime | None = None
     original_due_at: datetime | None = None
@@ -133,9 +180,13 @@ class DossierState(BaseModel):
     original_due_basis: DueBasis | None = None
     overdue: bool = False
     verdict: Verdict | None = None
-    completed_at: datetime | None = None
+    completed_at: datetime | None = None  # when it ended (returned, stopped, refused)
+    finished_at: datetime | None = None  # status 9: processing finished, the instant Decision 766 judges
     result_note: str | None = None
     supplement_count: int = 0
+    obligation_count: int = 0
+    return_count: int = 0  # steps sent back to an earlier step
+    extensions: int = 0  # new appointments given (Mẫu 04), per dossier
     paused_at: datetime | None = None
     supplement_due_at: datetime | None = None
     steps: list[StepState] = Field(default_factory=list)
@@ -145,6 +196,11 @@ class DossierState(BaseModel):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def received(self) -> bool:
+        """Received by a desk: counted in every figure (a refused or unreceived one is not)."""
+        return self.status not in (DossierStatus.SUBMITTED, DossierStatus.NOT_RECEIVED)
 
     @property
     def current_agencies(self) -> list[str]:
@@ -172,11 +228,33 @@ class CompleteStep(BaseModel):
 
 
 class Resubmit(BaseModel):
-    """The applicant supplemented the documents, relayed by `agency` (the desk or the
-    agency that received them): it is the change's actor in the audit log."""
+    """The applicant supplemented the documents or paid the financial obligation, relayed
+    by `agency` (the desk or the agency that received them): it is the change's actor in
+    the audit log."""
 
     agency: str = Field(min_length=1, max_length=MAX_DOSSIER_ID)
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+
+
+class DeskAction(BaseModel):
+    """A desk receives an online dossier, refuses it (Mẫu 03), or records the applicant's
+    withdrawal (Mẫu 05). Refusal and withdrawal need a note saying why."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    agency: str = Field(min_length=1, max_length=MAX_DOSSIER_ID)
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+
+
+class ReturnStep(BaseModel):
+    """An agency sends the dossier back to an earlier step (its procedure's `returns_to`)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    step_id: str
+    agency: str
+    to: str
+    note: str = Field(max_length=MAX_NOTE_CHARS)
 
 
 class Extend(BaseModel):
@@ -286,6 +364,7 @@ class DossierEvent(BaseModel):
     actor: str | None = None  # agency code, "applicant" or "system"
     step_id: str | None = None
     note: str | None = None
+    portal_status: int | None = None  # set when the dossier's portal status changed with this event
 
 
 class StoreWrite(BaseModel):
