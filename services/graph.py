@@ -4,7 +4,7 @@ Both are rendered from one :class:`Drawing` of the procedure, built here:
 
 * one node per step: its id, name, agency (the code template, e.g. ``bpmc-xa-{commune}``),
   deadline and whom it escalates to; the step that hands the result to the applicant
-  (``returns_result``) is marked;
+  (``returns_result: true``, :attr:`Procedure.result_step`) is marked;
 * ``parallel:`` blocks as a fork node with an edge to each branch and a join node every
   branch leads to (a branch that is a ``sequence:`` is a chain between them);
 * a step with ``when:`` behind a decision node: an edge labelled with the condition
@@ -94,7 +94,7 @@ class _Builder:
         pending = self._flow(list(p.steps), [(start, None)])
         self._connect(pending, self._node("finish", "finish", ("done",)))
         for step in p.iter_steps():
-            for target in returns_to(step):
+            for target in step.returns_to:
                 if target in self.out.steps:
                     self.out.edges.append(Edge(self.out.steps[step.id], self.out.steps[target], RETURN, back=True))
         return self.out
@@ -137,7 +137,7 @@ class _Builder:
             decision = self._node("d", "decision", ("when",))
             self._connect(pending, decision)
             pending = [(decision, condition_text(step.when))]
-        result = returns_result(step)
+        result = step.id == self.procedure.result_step
         lines = [step.id]
         if step.name:
             lines.append(step.name)
@@ -150,15 +150,6 @@ class _Builder:
         self.out.steps[step.id] = key
         self._connect(pending, key)
         return [(key, None)] + ([(decision, OTHERWISE)] if decision else [])
-
-
-def returns_to(step: Step) -> list[str]:
-    """The earlier steps ``step`` may send the dossier back to (a field of newer schemas)."""
-    return list(getattr(step, "returns_to", None) or [])
-
-
-def returns_result(step: Step) -> bool:
-    return getattr(step, "returns_result", None) is True
 
 
 _SYMBOLS = {"equals": "=", "in": "in", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}

@@ -184,6 +184,52 @@ def test_nested_parallel_is_ordered_and_svg_is_valid_xml() -> None:
     assert ODD_NAME == " ".join(svg_picture.lines[nodes["nhan"]][1:-1])
 
 
+def returning_procedure() -> Procedure:
+    step: dict[str, Any] = {"agency": "so-tu-phap", "deadline": "2d"}
+    return Procedure.model_validate({
+        "code": "9.000002", "name": "Thủ tục có trả lại", "sector": "G99", "level": "tinh", "version": 1,
+        "deadline": "10d",
+        "steps": [
+            step | {"id": "tiep-nhan"},
+            step | {"id": "tham-dinh", "returns_to": ["tiep-nhan"]},
+            {"parallel": [step | {"id": "xac-minh"},
+                          {"sequence": [step | {"id": "du-thao"},
+                                        step | {"id": "ky", "returns_to": ["du-thao", "tham-dinh"]}]}]},
+            step | {"id": "tra-ket-qua", "returns_result": True},
+        ],
+    })
+
+
+@pytest.mark.parametrize("form", ["mermaid", "svg"])
+def test_return_edges_are_dashed_back_edges_and_the_result_step_is_marked(form: str) -> None:
+    procedure = returning_procedure()
+    assert procedure.result_step == "tra-ket-qua"
+    picture = drawn(procedure, form)
+    nodes = picture.step_nodes(procedure)
+    ids = {key: step_id for step_id, key in nodes.items()}
+    back = {(ids[e.source], ids[e.target]) for e in picture.edges if e.back}
+    assert back == {(s.id, target) for s in procedure.iter_steps() for target in s.returns_to}
+    assert {e.label for e in picture.edges if e.back} == {"return"}
+    # Return edges go back: forward, the order is the procedure's (checked without them).
+    expected = before(procedure)
+    assert all((target, source) in expected for source, target in back)
+    for a, key in nodes.items():
+        for b, other in nodes.items():
+            if a != b:
+                assert (other in picture.reachable(key)) == ((a, b) in expected), (a, b)
+    marked = [step_id for step_id, key in nodes.items() if "hands the result to the applicant" in picture.lines[key]]
+    assert marked == ["tra-ket-qua"]
+    if form == "mermaid":
+        assert f"class {nodes['tra-ket-qua']} result" in picture.classes
+
+
+def test_without_returns_there_are_no_back_edges_and_no_result_mark() -> None:
+    for procedure in SHIPPED:
+        if procedure.result_step is None and not any(s.returns_to for s in procedure.iter_steps()):
+            picture = parse_mermaid(to_mermaid(procedure))
+            assert not any(e.back for e in picture.edges) and picture.classes == []
+
+
 def test_the_dot_text_is_what_svg_draws() -> None:
     procedure = SHIPPED[0]
     assert parse_svg(svg(to_dot(procedure))).edges == parse_svg(to_svg(procedure)).edges
