@@ -382,8 +382,9 @@ class DossierWorkflow:
         self._refuse_if_finished()
         st = self._current_step(request.step_id, request.agency)
         if request.outcome not in {o.value for o in Outcome}:
+            *others, last = (o.value for o in Outcome)
             raise refuse("UnknownOutcome", f"unknown outcome {request.outcome!r}: expected "
-                         + ", ".join(o.value for o in Outcome))
+                         f"{', '.join(others)} or {last}")
         if request.outcome != Outcome.APPROVED and not (request.note or "").strip():
             raise refuse("NoteRequired", f"outcome {request.outcome!r} needs a note saying why"
                          + (" (the amount and what it is for)" if request.outcome == Outcome.OBLIGATION else ""))
@@ -392,12 +393,14 @@ class DossierWorkflow:
             raise refuse("DecisionMade", f"dossier {state.dossier_id} is decided (status 9, result at the desk); "
                          f"step {st.id!r} returns the result: only outcome approved")
         if self._held_step is not None:
-            waiting = "supplement" if state.status == DossierStatus.AWAITING_SUPPLEMENT else "financial obligation"
+            supplement = state.status == DossierStatus.AWAITING_SUPPLEMENT
+            waiting = "supplement" if supplement else "financial obligation"
+            kind = "AwaitingSupplement" if supplement else "AwaitingObligation"
             if st.id == self._held_step:
-                raise refuse("AwaitingApplicant", f"step {st.id!r} waits for the applicant's {waiting}; "
+                raise refuse(kind, f"step {st.id!r} waits for the applicant's {waiting}; "
                              "it resumes when the dossier is resubmitted")
             if request.outcome in (Outcome.SUPPLEMENT, Outcome.OBLIGATION):
-                raise refuse("AwaitingApplicant", f"dossier {state.dossier_id} already waits for the applicant's "
+                raise refuse(kind, f"dossier {state.dossier_id} already waits for the applicant's "
                              f"{waiting} asked at step {self._held_step!r}")
         if request.outcome == Outcome.SUPPLEMENT and state.supplement_count >= self._procedure.max_supplement_requests:
             raise refuse("SupplementLimit", f"dossier {state.dossier_id} was already asked to supplement "
@@ -587,7 +590,8 @@ class DossierWorkflow:
         if state.status == DossierStatus.RESULT_READY:
             raise refuse("DecisionMade", f"dossier {state.dossier_id} is decided (status 9); it is not sent back")
         if self._held_step is not None:
-            raise refuse("AwaitingApplicant", f"dossier {state.dossier_id} waits for the applicant; "
+            raise refuse("AwaitingApplicant", f"dossier {state.dossier_id} waits for the applicant "
+                         f"({state.status.value}); "
                          "it is sent back once resubmitted")
         if state.return_count >= self._procedure.max_returns:
             raise refuse("ReturnLimit", f"dossier {state.dossier_id} was already sent back {state.return_count} "

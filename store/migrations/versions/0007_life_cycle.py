@@ -54,7 +54,8 @@ def _open_indexes(open_condition: str) -> list[tuple[str, list[str], str]]:
         ("ix_dossiers_open", ["sector", "level", "status", "procedure_code", "overdue", "due_at", "original_due_at"],
          open_condition),
         ("ix_dossiers_open_by_id", ["id", "sector", "status"], open_condition),
-        ("ix_dossiers_without_due", ["sector", "status", "due_at", "updated_at"], f"{open_condition} AND due_at IS NULL"),
+        ("ix_dossiers_without_due", ["sector", "status", "due_at", "updated_at"],
+         f"{open_condition} AND due_at IS NULL"),
     ]
 
 
