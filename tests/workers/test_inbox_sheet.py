@@ -211,4 +211,4 @@ def test_calendars_apply_refuses_a_broken_calendar_file(sqlite_cli: Cli) -> None
 
 
 def test_calendars_apply_with_no_open_dossier_needs_no_temporal(sqlite_cli: Cli) -> None:
-    assert sqlite_cli.ok("calendars", "apply") == "0 dossiers checked, 0 moved (calendar vn-gov)\n"
+    assert sqlite_cli.ok("calendars", "apply") == "0 dossiers checked, 0 moved (calendars vn-gov, vn-gov-seasonal)\n"
