@@ -16,7 +16,7 @@ three working days of the receiving agency, not 72 hours.  A calendar answers
 Working hours are data: ``working_periods`` for every working day (the simple form),
 optionally varied per weekday (``weekday_periods``, e.g. a Saturday morning) and per
 season (``seasons``: summer/winter hours over MM-DD ranges, each a complete weekly
-schedule).  ``1d`` of working time is a fixed budget, ``day_length``: the length of
+schedule), checked in ``definitions.hours``.  ``1d`` of working time is a fixed budget, ``day_length``: the length of
 the working day when every working day has the same length (8 h for ``vn-gov``, and
 for summer/winter hours of 8 h each), else the file must say it (``day_length: 8h``).
 A day shorter than ``day_length`` (a Saturday morning) uses up less of a ``1d``
@@ -29,14 +29,15 @@ the yaml only adds overrides.  ``continuous`` is built in: plain wall-clock time
 
 Snapshots (for the workflow).  ``calendar.snapshot(at)`` resolves a calendar into a
 small ``CalendarSnapshot``: periods (weekday and seasonal ones too), day length,
-weekend, cut-off, time zone and only the dated
-exceptions to the weekly rule (days off on weekdays, worked weekend days) over a
+weekend, cut-off, time zone and only the dated exceptions to the weekly rule (days
+off on weekdays, worked weekend days) over a
 bounded horizon, by default 1 January of ``at``'s local year minus
 ``SNAPSHOT_YEARS_BEFORE`` to 31 December of that year plus ``SNAPSHOT_YEARS_AFTER``.
 ``calendar_from_snapshot(snapshot)`` gives back a calendar with the same API and
 the same arithmetic (one implementation, ``PeriodCalendar``): inside the horizon it
 answers exactly as the calendar it was taken from; **outside the horizon it knows
-only the weekly weekend rule** (no public holidays, no yaml overrides).  It never
+only the weekly rule** (weekend, weekday and seasonal hours; no public holidays, no
+yaml overrides).  It never
 raises or loops there: every week still has a working day.  Building one reads no
 file but the time zone (``ZoneInfo``, stdlib, cached), calls no ``holidays`` code
 and never asks for the current time, so Temporal workflow code may use it.
