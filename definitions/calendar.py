@@ -437,7 +437,7 @@ class CalendarSnapshot(BaseModel):
         if self.weekday_periods and not self.working_periods:
             raise ValueError("weekday_periods vary the default working_periods: give those too")
         canonical_pairs(self.weekday_periods)
-        check_weekday_periods(self.weekday_periods, self.weekend)
+        check_weekday_periods(self.weekday_periods, self.weekend, "weekday_periods")
         for season in self.seasons:
             check_weekday_periods(season.weekday_periods, self.weekend, f"seasons.{season.name}.weekday_periods")
         check_seasons([(s.name, s.first, s.last) for s in self.seasons], has_default=bool(self.working_periods))

@@ -56,21 +56,23 @@ def check_cutoff(cutoff: time | None) -> time | None:
 
 
 def check_weekday_periods(by_weekday: Iterable[tuple[Weekday, Sequence[Period]]], weekend: Collection[Weekday],
-                           where: str = "weekday_periods") -> None:
-    """Each weekday's own periods: a working weekday, at least one period, in order."""
+                          where: str = "") -> None:
+    """Each weekday's own periods: a working weekday, at least one period, in order.
+    Messages start with ``where.day`` (``day`` alone without ``where``)."""
     for day, periods in by_weekday:
+        at = f"{where}.{day}" if where else day
         if day in weekend:
-            raise ValueError(f"{where}.{day}: {day} is a weekend day, it has no working periods "
+            raise ValueError(f"{at}: {day} is a weekend day, it has no working periods "
                              f"(take it out of `weekend` to give it some)")
         if not periods:
-            raise ValueError(f"{where}.{day}: expected at least one working period "
+            raise ValueError(f"{at}: expected at least one working period "
                              f"(a weekday without work belongs in `weekend`)")
         if len(periods) > MAX_WORKING_PERIODS:
-            raise ValueError(f"{where}.{day}: at most {MAX_WORKING_PERIODS} working periods (MAX_WORKING_PERIODS)")
+            raise ValueError(f"{at}: at most {MAX_WORKING_PERIODS} working periods (MAX_WORKING_PERIODS)")
         try:
             check_periods(periods)
         except ValueError as exc:
-            raise ValueError(f"{where}.{day}: {exc}") from None
+            raise ValueError(f"{at}: {exc}") from None
 
 
 # Seasons are MM-DD ranges; a leap year's days, so that 02-29 is one of them.

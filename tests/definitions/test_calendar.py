@@ -526,10 +526,10 @@ def test_unknown_calendar(name: str) -> None:
         (PROVINCE.replace("working_periods", "weekday_periods"), 4, "weekday_periods: Input should be a valid "
          "dictionary"),
         (PROVINCE.replace("working_periods: [", "weekday_periods: {sat: [[\"08:00\", \"11:00\"]]}\nworking_periods: ["),
-         4, "weekday_periods.sat: sat is a weekend day, it has no working periods (take it out of `weekend`"),
+         4, "weekday_periods: sat: sat is a weekend day, it has no working periods (take it out of `weekend`"),
         (PROVINCE.replace("working_periods: [", "weekday_periods: {fri: [[\"08:00\", \"11:00\"], "
                                                  "[\"10:00\", \"12:00\"]]}\nworking_periods: ["),
-         4, "weekday_periods.fri: working periods must be in order and must not overlap"),
+         4, "weekday_periods: fri: working periods must be in order and must not overlap"),
         (PROVINCE.replace("working_periods: [", "weekday_periods: {fri: [[\"08:00\", \"11:00\"]]}\nworking_periods: ["),
          1, "working days differ in length (3h on fri; 8h on mon,tue,wed,thu)"),
         (PROVINCE.replace("working_periods: [", "day_length: 1d\nworking_periods: ["), 4,
