@@ -19,8 +19,11 @@ from gateway.schemas import (
     AgencyInfo,
     CompleteStepBody,
     ExtendBody,
+    ReasonBody,
     Receipt,
+    ReceiveBody,
     ResubmitBody,
+    ReturnBody,
     SubmitDossier,
 )
 from services.dossiers import DossierUpdate
@@ -33,13 +36,16 @@ from services.submission import (
     local_today,
     prepare_dossier,
 )
+from services.tokens import Caller
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import (
     CompleteStep,
+    DeskAction,
     DossierInput,
     DossierState,
     Extend,
     Resubmit,
+    ReturnStep,
 )
 
 router = APIRouter(prefix="/v1", responses=problems(*AGENCY))
@@ -60,6 +66,9 @@ LINKS = {
     "readSheet": {"operationId": "readSheet", "parameters": _ID},
     "resubmitDossier": {"operationId": "resubmitDossier", "parameters": _ID},
     "extendDossier": {"operationId": "extendDossier", "parameters": _ID},
+    "receiveDossier": {"operationId": "receiveDossier", "parameters": _ID},
+    "refuseDossier": {"operationId": "refuseDossier", "parameters": _ID},
+    "withdrawDossier": {"operationId": "withdrawDossier", "parameters": _ID},
     "publicStatus": {"operationId": "publicStatus", "parameters": _ID},
 }
 
@@ -120,10 +129,12 @@ async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) ->
 async def submit_dossier(body: SubmitDossier, caller: Agency, key: IdempotencyKey, context: Context,
                          request: Request) -> Response:
     """Start a dossier received by your desk. Only agencies that receive dossiers may.
-    The procedure, every agency its steps name (none retired), the calendar and your desk's
+    The procedure, every agency its steps name (none retired), the calendar, your desk's
     receiving scope (`receives:` in agencies.yaml: its levels and communes, or the
-    province-wide list of Decree 118/2025 Art. 14) are checked first: a refused submission
-    starts nothing."""
+    province-wide list of Decree 118/2025 Art. 14) and the `result_desk` (a one-stop desk)
+    are checked first: a refused submission starts nothing. An online dossier (or one with
+    `await_receipt`) waits for your desk to receive it (`/receive`, portal status 1 → 2:
+    its legal clock starts then) or refuse it (`/refuse`)."""
     if not caller.receives_dossiers:
         raise GatewayProblem("not-a-receiving-desk", f"agency {caller.agency} does not receive dossiers")
     if looks_like_path(body.procedure):
@@ -136,7 +147,8 @@ async def submit_dossier(body: SubmitDossier, caller: Agency, key: IdempotencyKe
                           procedure_name=dossier.snapshot.procedure.name,
                           received_at=state.received_at if state else dossier.received_at,
                           due_at=state.due_at if state else None,
-                          status=state.status if state else "processing")
+                          status=state.status if state else ("submitted" if dossier.awaits_receipt
+                                                              else "processing"))
         return Answer(201, receipt.model_dump(mode="json"), {"Location": f"/v1/dossiers/{dossier.dossier_id}"})
 
     return await run_once(context, caller.agency, key, "POST", request.url.path, body.model_dump(mode="json"),
@@ -146,7 +158,8 @@ async def submit_dossier(body: SubmitDossier, caller: Agency, key: IdempotencyKe
 def _prepare(session: Session, context: GatewayContext, body: SubmitDossier, agency: str) -> DossierInput:
     try:
         return prepare_dossier(body.procedure, body.dossier_id, body.data, StoreRegistry(session, context.definitions),
-                               local_today(), body.channel, body.received_at, agency)
+                               local_today(), body.channel, body.received_at, agency,
+                               await_receipt=body.await_receipt, result_desk=body.result_desk)
     except SubmissionError as err:
         raise GatewayProblem("submission-refused", str(err)) from err
 
@@ -156,24 +169,87 @@ def _prepare(session: Session, context: GatewayContext, body: SubmitDossier, age
              summary="Report your step done", responses=problems(403, 404, *POST))
 async def complete_step(dossier_id: DossierId, step_id: StepId, body: CompleteStepBody, caller: Agency,
                         key: IdempotencyKey, context: Context, request: Request) -> Response:
-    """`approved` moves the dossier on; `supplement` stops every clock until the applicant
-    resubmits; `rejected` ends the dossier. Both of the last need a note. Refused, with
-    nothing changed, when the dossier is not one your agency has a part in (404, exactly as for an
-    id that does not exist), the step is another agency's (403), unknown (404), not current
-    or the dossier is finished or waits for the applicant (409)."""
+    """`approved` moves the dossier on; `supplement` (portal status 5) and `obligation` (6:
+    the applicant pays fees or taxes, Decree 118 Art. 24) stop the clocks until the
+    dossier is resubmitted (a procedure with `on_obligation: continue` keeps them running
+    while the applicant pays); `rejected` ends the dossier. All but `approved` need a note
+    (for an obligation: the amount and what it is for). Refused, with nothing changed, when
+    the dossier is not one your agency has a part in (404, exactly as for an id that does
+    not exist), the step is another agency's (403), unknown (404), not current, the dossier
+    is finished, decided (status 9: only `approved`) or waits for the applicant (409)."""
     _known(step_id)
     change = CompleteStep(step_id=step_id, agency=caller.agency, outcome=body.outcome.value, note=body.note)
     return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
                         DossierWorkflow.complete_step, change)
 
 
+@router.post("/dossiers/{dossier_id}/steps/{step_id}/return", operation_id="returnStep",
+             response_model=DossierState, tags=["steps"],
+             summary="Send the dossier back to an earlier step", responses=problems(403, 404, *POST))
+async def return_step(dossier_id: DossierId, step_id: StepId, body: ReturnBody, caller: Agency,
+                      key: IdempotencyKey, context: Context, request: Request) -> Response:
+    """From your current step, back to an earlier one its procedure lists in `returns_to`
+    (an approved internal procedure's "if not approved, send back to step 3"): that step is
+    handed over again, with a new due by its deadline, and the steps between run again;
+    what happened before stays on the sheet. The dossier's legal due does not move (returns
+    are the agencies' time). Refused when `to` is not in `returns_to` (422), the procedure's
+    `max_returns` is reached, the dossier waits for the applicant or is decided (409)."""
+    _known(step_id)
+    change = ReturnStep(step_id=step_id, agency=caller.agency, to=body.to, note=body.note)
+    return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
+                        DossierWorkflow.return_step, change)
+
+
+@router.post("/dossiers/{dossier_id}/receive", operation_id="receiveDossier", response_model=DossierState,
+             tags=["desk"], summary="Receive a dossier submitted online (one-stop desks)",
+             responses=problems(403, 404, *POST))
+async def receive(dossier_id: DossierId, body: ReceiveBody, caller: Agency, key: IdempotencyKey,
+                  context: Context, request: Request) -> Response:
+    """Your desk has checked the dossier submitted to it and receives it (portal status
+    1 → 2, then 4 once handed over): its legal clock starts now (the next working day's
+    start after the receipt cut-off). Your desk must still be a one-stop desk whose
+    receiving scope covers the dossier (403 otherwise); a dossier already received or
+    refused is 409."""
+    return await _at_desk(context, caller, key, request, body.model_dump(mode="json"), dossier_id,
+                          DossierWorkflow.receive, DeskAction(agency=caller.agency, note=body.note))
+
+
+@router.post("/dossiers/{dossier_id}/refuse", operation_id="refuseDossier", response_model=DossierState,
+             tags=["desk"], summary="Refuse to receive a dossier (Mẫu 03; one-stop desks)",
+             responses=problems(403, 404, *POST))
+async def refuse(dossier_id: DossierId, body: ReasonBody, caller: Agency, key: IdempotencyKey,
+                 context: Context, request: Request) -> Response:
+    """Your desk refuses a dossier submitted to it, before receiving it (portal status 3,
+    the reasons on Mẫu 03): it ends, never counted as received. A dossier already received
+    is 409."""
+    return await _at_desk(context, caller, key, request, body.model_dump(mode="json"), dossier_id,
+                          DossierWorkflow.refuse_receipt, DeskAction(agency=caller.agency, note=body.note))
+
+
+@router.post("/dossiers/{dossier_id}/withdraw", operation_id="withdrawDossier", response_model=DossierState,
+             tags=["desk"], summary="The applicant withdraws the dossier (Mẫu 05)",
+             responses=problems(403, 404, *POST))
+async def withdraw(dossier_id: DossierId, body: ReasonBody, caller: Agency, key: IdempotencyKey,
+                   context: Context, request: Request) -> Response:
+    """Recorded by the desk that received the dossier (or an agency holding one of its
+    current steps) at the applicant's request (Decree 118/2025 Art. 21): portal status 7,
+    then stopped (8); every open step leaves its agency's inbox. Allowed until a decision
+    exists: once processing finished (status 9) it is refused (409 `decision-made`), as it
+    is before receipt (409 `not-received`)."""
+    change = DeskAction(agency=caller.agency, note=body.note)
+    return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
+                        DossierWorkflow.withdraw, change)
+
+
 @router.post("/dossiers/{dossier_id}/resubmit", operation_id="resubmitDossier", response_model=DossierState,
              tags=["steps"],
-             summary="The applicant supplemented the documents", responses=problems(403, 404, *POST))
+             summary="The applicant supplemented the documents or paid", responses=problems(403, 404, *POST))
 async def resubmit(dossier_id: DossierId, body: ResubmitBody, caller: Agency, key: IdempotencyKey,
                    context: Context, request: Request) -> Response:
-    """Clocks resume with the working time they had left. For agencies on the dossier (the
-    desk that received it, or one with a step on it), recorded as the one that relayed it."""
+    """The applicant supplemented the documents (portal status 5 → 4) or paid the financial
+    obligation (6 → 4): clocks resume with the working time they had left. For agencies on
+    the dossier (the desk that received it, or one with a step on it), recorded as the one
+    that relayed it."""
     return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
                         DossierWorkflow.resubmit, Resubmit(agency=caller.agency, note=body.note))
 
@@ -189,6 +265,20 @@ async def extend(dossier_id: DossierId, body: ExtendBody, caller: Agency, key: I
     change = Extend(agency=caller.agency, new_due=body.until, reason=body.reason, step_id=body.step_id)
     return await _apply(context, caller.agency, key, request, body.model_dump(mode="json"), dossier_id,
                         DossierWorkflow.extend, change)
+
+
+async def _at_desk(context: GatewayContext, caller: Caller, key: str, request: Request, body: dict[str, Any],
+                   dossier_id: str, update: DossierUpdate, change: DeskAction) -> Response:
+    """Receipt and refusal: for one-stop desks, checked against the registry before the Update."""
+    if not caller.receives_dossiers:
+        raise GatewayProblem("not-a-receiving-desk", f"agency {caller.agency} does not receive dossiers")
+
+    async def operation() -> Answer:
+        state = await dossiers.at_desk(context, dossier_id, update, change, update_id(caller.agency, key),
+                                       caller.agency)
+        return Answer(200, in_utc(state).model_dump(mode="json"))
+
+    return await run_once(context, caller.agency, key, "POST", request.url.path, body, operation)
 
 
 async def _apply(context: GatewayContext, agency: str, key: str, request: Request, body: dict[str, Any],

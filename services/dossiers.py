@@ -32,11 +32,12 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from services.submission import StoreDesks, SubmissionError, check_desk
 from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
 from store import identity, involvement, projection
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DossierInput, DossierState
+from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DeskAction, DossierInput, DossierState
 from workflows.refusals import RefusalKind
 
 UPDATE_TIMEOUT = 30.0  # seconds for a worker to accept or refuse a change
@@ -48,7 +49,7 @@ MEMO_RECEIVED_BY = "lienthong.received_by"
 MEMO_REQUEST = "lienthong.request"
 
 Handle = WorkflowHandle[Any, Any]
-# A DossierWorkflow Update method (complete_step, resubmit, extend, apply_calendar, ...).
+# A DossierWorkflow Update method (complete_step, resubmit, receive, withdraw, return_step, extend, ...).
 DossierUpdate = UpdateMethodMultiParam[..., ChangeAnswer]
 Source = Literal["workflow", "projection"]
 
@@ -75,8 +76,10 @@ class Found:
     received_by: str | None = None
 
     def involves(self, agency: str) -> bool:
-        """Agencies that have or had a step on it, were escalated to, or received it."""
-        return self.received_by == agency or self.state.involves(agency)
+        """Agencies that have or had a step on it, were escalated to, received it (or an
+        online dossier is addressed to them), or return its result."""
+        return agency in (self.received_by, self.state.received_by, self.state.result_desk) or \
+            self.state.involves(agency)
 
 
 def plausible_id(value: str) -> bool:
@@ -243,6 +246,47 @@ class DossierClient:
             raise _unavailable(err) from err
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             raise self._no_worker(UPDATE_TIMEOUT) from err
+
+    async def at_desk(self, dossier_id: str, update: DossierUpdate, action: DeskAction, key: str, *,
+                      caller: str | None = None) -> DossierState:
+        """A desk receives or refuses a dossier waiting for receipt (`receive`,
+        `refuse_receipt`). The desk is checked against the registry first, as at
+        submission: a one-stop desk in service whose receiving scope covers the
+        dossier's procedure for its commune (Decree 118/2025 Art. 14); the workflow then
+        checks it is the desk the dossier is addressed to."""
+        if not plausible_id(dossier_id):
+            raise Refusal(RefusalKind.UNKNOWN_DOSSIER, implausible("dossier", dossier_id))
+        if caller is not None:
+            await self.require_involved(dossier_id, caller)
+        dossier = await self.input_of(dossier_id)
+        if dossier is not None:
+            why = await asyncio.to_thread(self._desk_problem, dossier, action.agency)
+            if why is not None:
+                raise Refusal(RefusalKind.OUT_OF_SCOPE, why)
+        return await self.change(dossier_id, update, action, key)
+
+    def _desk_problem(self, dossier: DossierInput, agency: str) -> str | None:
+        with self.sessions() as session:
+            try:
+                check_desk(agency, dossier, StoreDesks(session))
+            except SubmissionError as err:
+                return f"dossier {dossier.dossier_id}: {err}"
+        return None
+
+    async def input_of(self, dossier_id: str) -> DossierInput | None:
+        """What the dossier was started with (its procedure snapshot and data), from the
+        first event of its history; None when Temporal has forgotten it."""
+        handle = self.handle(dossier_id)
+        try:
+            async for event in handle.fetch_history_events(page_size=1, rpc_timeout=QUERY_TIMEOUT):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                decoded = await self.client.data_converter.decode(payloads, [DossierInput])
+                return decoded[0] if decoded and isinstance(decoded[0], DossierInput) else None
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None
+            raise _unavailable(err) from err
+        return None
 
     @staticmethod
     def _no_worker(seconds: float) -> Refusal:

@@ -130,7 +130,7 @@ class DossierWorkflow:
         self._calendar = calendar_from_snapshot(input.calendar)
         self._webhooks = frozenset(input.webhook_agencies)
         self._received_by = input.received_by
-        self._awaits_receipt = input.await_receipt if input.await_receipt is not None else input.channel == "online"
+        self._awaits_receipt = input.awaits_receipt
         submitted_at = input.received_at or workflow.info().workflow_start_time
         self._state = DossierState(
             dossier_id=input.dossier_id,

@@ -119,6 +119,11 @@ class DossierInput(BaseModel):
         default_factory=list, max_length=MAX_STEPS * 2,
         description="this dossier's agencies (steps and escalations) that have a webhook, at submission")
 
+    @property
+    def awaits_receipt(self) -> bool:
+        """Whether it starts waiting for a desk to receive it (status 1), as the workflow decides."""
+        return self.await_receipt if self.await_receipt is not None else self.channel == "online"
+
 
 class Note(BaseModel):
     """A line of the process-control sheet that is not a handover."""
