@@ -41,11 +41,13 @@ async def change(context: GatewayContext, dossier_id: str, update: DossierUpdate
 
 
 async def at_desk(context: GatewayContext, dossier_id: str, update: DossierUpdate, action: DeskAction,
-                  update_id: str, caller: str) -> DossierState:
+                  update_id: str, caller: str, *, receiving: bool) -> DossierState:
     """Receipt or refusal by `caller`'s desk: checked against the registry (one-stop desk,
-    receiving scope) before the Update; a dossier the caller has no part in is unknown."""
+    and to receive, its receiving scope) before the Update; a dossier the caller has no
+    part in is unknown."""
     try:
-        return await context.dossiers.at_desk(dossier_id, update, action, update_id, caller=caller)
+        return await context.dossiers.at_desk(dossier_id, update, action, update_id, caller=caller,
+                                              receiving=receiving)
     except Refusal as refusal:
         raise problem_of(refusal) from refusal
 

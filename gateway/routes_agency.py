@@ -211,7 +211,7 @@ async def receive(dossier_id: DossierId, body: ReceiveBody, caller: Agency, key:
     receiving scope covers the dossier (403 otherwise); a dossier already received or
     refused is 409."""
     return await _at_desk(context, caller, key, request, body.model_dump(mode="json"), dossier_id,
-                          DossierWorkflow.receive, DeskAction(agency=caller.agency, note=body.note))
+                          DossierWorkflow.receive, DeskAction(agency=caller.agency, note=body.note), receiving=True)
 
 
 @router.post("/dossiers/{dossier_id}/refuse", operation_id="refuseDossier", response_model=DossierState,
@@ -223,7 +223,8 @@ async def refuse(dossier_id: DossierId, body: ReasonBody, caller: Agency, key: I
     the reasons on Mẫu 03): it ends, never counted as received. A dossier already received
     is 409."""
     return await _at_desk(context, caller, key, request, body.model_dump(mode="json"), dossier_id,
-                          DossierWorkflow.refuse_receipt, DeskAction(agency=caller.agency, note=body.note))
+                          DossierWorkflow.refuse_receipt, DeskAction(agency=caller.agency, note=body.note),
+                          receiving=False)
 
 
 @router.post("/dossiers/{dossier_id}/withdraw", operation_id="withdrawDossier", response_model=DossierState,
@@ -268,14 +269,14 @@ async def extend(dossier_id: DossierId, body: ExtendBody, caller: Agency, key: I
 
 
 async def _at_desk(context: GatewayContext, caller: Caller, key: str, request: Request, body: dict[str, Any],
-                   dossier_id: str, update: DossierUpdate, change: DeskAction) -> Response:
+                   dossier_id: str, update: DossierUpdate, change: DeskAction, *, receiving: bool) -> Response:
     """Receipt and refusal: for one-stop desks, checked against the registry before the Update."""
     if not caller.receives_dossiers:
         raise GatewayProblem("not-a-receiving-desk", f"agency {caller.agency} does not receive dossiers")
 
     async def operation() -> Answer:
         state = await dossiers.at_desk(context, dossier_id, update, change, update_id(caller.agency, key),
-                                       caller.agency)
+                                       caller.agency, receiving=receiving)
         return Answer(200, in_utc(state).model_dump(mode="json"))
 
     return await run_once(context, caller.agency, key, "POST", request.url.path, body, operation)

@@ -248,27 +248,28 @@ class DossierClient:
             raise self._no_worker(UPDATE_TIMEOUT) from err
 
     async def at_desk(self, dossier_id: str, update: DossierUpdate, action: DeskAction, key: str, *,
-                      caller: str | None = None) -> DossierState:
-        """A desk receives or refuses a dossier waiting for receipt (`receive`,
-        `refuse_receipt`). The desk is checked against the registry first, as at
-        submission: a one-stop desk in service whose receiving scope covers the
-        dossier's procedure for its commune (Decree 118/2025 Art. 14); the workflow then
-        checks it is the desk the dossier is addressed to."""
+                      caller: str | None = None, receiving: bool = True) -> DossierState:
+        """A desk receives (`receive`) or refuses (`refuse_receipt`, `receiving=False`) a
+        dossier waiting for receipt. The desk is checked against the registry first, as at
+        submission: to receive, a one-stop desk in service whose receiving scope covers the
+        dossier's procedure for its commune (Decree 118/2025 Art. 14); to refuse, a one-stop
+        desk (`services.submission.check_desk`). The workflow then checks it is the desk the
+        dossier is addressed to."""
         if not plausible_id(dossier_id):
             raise Refusal(RefusalKind.UNKNOWN_DOSSIER, implausible("dossier", dossier_id))
         if caller is not None:
             await self.require_involved(dossier_id, caller)
         dossier = await self.input_of(dossier_id)
         if dossier is not None:
-            why = await asyncio.to_thread(self._desk_problem, dossier, action.agency)
+            why = await asyncio.to_thread(self._desk_problem, dossier, action.agency, receiving)
             if why is not None:
                 raise Refusal(RefusalKind.OUT_OF_SCOPE, why)
         return await self.change(dossier_id, update, action, key)
 
-    def _desk_problem(self, dossier: DossierInput, agency: str) -> str | None:
+    def _desk_problem(self, dossier: DossierInput, agency: str, receiving: bool) -> str | None:
         with self.sessions() as session:
             try:
-                check_desk(agency, dossier, StoreDesks(session))
+                check_desk(agency, dossier, StoreDesks(session), receiving=receiving)
             except SubmissionError as err:
                 return f"dossier {dossier.dossier_id}: {err}"
         return None

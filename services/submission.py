@@ -475,12 +475,19 @@ def _received_at(value: datetime | str | None, now: datetime, max_age: timedelta
     return value
 
 
-def check_desk(code: str, dossier: DossierInput, lookup: Desks, label: str = "desk") -> None:
-    """`code` may receive (or refuse) this dossier: a registered one-stop desk, not
-    retired, whose receiving scope covers the dossier's procedure for its commune (the
-    same check as at submission; Decree 118/2025 Art. 14). `SubmissionError` says why not."""
+def check_desk(code: str, dossier: DossierInput, lookup: Desks, label: str = "desk", *,
+               receiving: bool = True) -> None:
+    """`code` may receive this dossier: a registered one-stop desk, not retired, whose
+    receiving scope covers the dossier's procedure for its commune (the same check as at
+    submission; Decree 118/2025 Art. 14). To refuse it (`receiving=False`) a one-stop
+    desk is enough: a dossier outside the desk's scope since it was submitted is one it
+    refuses (Mẫu 03), and one addressed to a desk retired since is refused on its behalf.
+    `SubmissionError` says why not."""
+    if not receiving and lookup.is_retired(code):
+        return
     _check_receiving_desk(code, lookup, label)
-    _check_receiving_scope(code, dossier.snapshot, dossier.data, lookup, label)
+    if receiving:
+        _check_receiving_scope(code, dossier.snapshot, dossier.data, lookup, label)
 
 
 def _check_receiving_desk(code: str | None, lookup: Desks, label: str = "--received-by") -> None:

@@ -49,7 +49,9 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
 
 
 def _submit_parser(action: Any) -> None:
-    submit = action.add_parser("submit", help="start a dossier")
+    text = ("start a dossier received at a one-stop desk, or submitted online to one (it then waits for the desk "
+            "to receive it: portal status 1)")
+    submit = action.add_parser("submit", help=text, description=text)
     submit.add_argument("--procedure", required=True, metavar="CODE[@VERSION]|PATH",
                         help="a deployed procedure (newest version in effect today), or a draft file")
     submit.add_argument("--id", required=True, dest="dossier_id", metavar="ID", help="the dossier code")
@@ -77,7 +79,11 @@ def _submit_parser(action: Any) -> None:
 def _change_parsers(action: Any) -> None:
     request_id = {"metavar": "KEY", "help": "idempotency key: a retried call with the same key applies once"}
 
-    receive = action.add_parser("receive", help="a desk receives a dossier submitted online (portal status 1 → 2): "
+    def add(name: str, text: str, **options: Any) -> Any:
+        # The help in `dossiers --help`, and the description in `dossiers NAME --help`.
+        return action.add_parser(name, help=text, description=text, **options)
+
+    receive = add("receive", "a desk receives a dossier submitted online (portal status 1 → 2): "
                                                 "its legal clock starts now (Decree 118/2025 Art. 14-15)")
     receive.add_argument("dossier_id", metavar="ID")
     receive.add_argument("--agency", required=True, metavar="DESK", help="the desk the dossier is addressed to")
@@ -85,7 +91,7 @@ def _change_parsers(action: Any) -> None:
     receive.add_argument("--request-id", **request_id)
     receive.set_defaults(run=_desk_change, change="receive")
 
-    refuse = action.add_parser("refuse", help="a desk refuses to receive a dossier waiting for receipt (Mẫu 03, "
+    refuse = add("refuse", "a desk refuses to receive a dossier waiting for receipt (Mẫu 03, "
                                               "portal status 3): it never counts as received")
     refuse.add_argument("dossier_id", metavar="ID")
     refuse.add_argument("--agency", required=True, metavar="DESK", help="the desk the dossier is addressed to")
@@ -93,7 +99,7 @@ def _change_parsers(action: Any) -> None:
     refuse.add_argument("--request-id", **request_id)
     refuse.set_defaults(run=_desk_change, change="refuse")
 
-    complete = action.add_parser("complete", help="an agency reports its step done (approved), asks the applicant "
+    complete = add("complete", "an agency reports its step done (approved), asks the applicant "
                                                   "to supplement documents or to pay a financial obligation, or "
                                                   "rejects the dossier")
     complete.add_argument("dossier_id", metavar="ID")
@@ -108,7 +114,7 @@ def _change_parsers(action: Any) -> None:
     complete.add_argument("--request-id", **request_id)
     complete.set_defaults(run=_complete)
 
-    back = action.add_parser("return", help="send the dossier back to an earlier step (the step's `returns_to`, "
+    back = add("return", "send the dossier back to an earlier step (the step's `returns_to`, "
                                             "an approved internal procedure): that step is handed over again; "
                                             "the legal due does not move")
     back.add_argument("dossier_id", metavar="ID")
@@ -119,9 +125,8 @@ def _change_parsers(action: Any) -> None:
     back.add_argument("--request-id", **request_id)
     back.set_defaults(run=_return)
 
-    resubmit = action.add_parser("resubmit", aliases=["pay"],
-                                 help="the applicant supplemented the documents or paid the financial obligation "
-                                      "(`pay` is the same command): the clocks resume (Decree 118 Art. 16, 24)")
+    resubmit = add("resubmit", "the applicant supplemented the documents or paid the financial obligation (`pay` "
+                               "is the same command): the clocks resume (Decree 118 Art. 16, 24)", aliases=["pay"])
     resubmit.add_argument("dossier_id", metavar="ID")
     resubmit.add_argument("--agency", required=True, metavar="CODE",
                           help="the agency relaying the supplement or the payment (the desk that received it, or an "
@@ -130,7 +135,7 @@ def _change_parsers(action: Any) -> None:
     resubmit.add_argument("--request-id", **request_id)
     resubmit.set_defaults(run=_resubmit)
 
-    withdraw = action.add_parser("withdraw", help="the applicant withdraws the dossier (Decree 118 Art. 21, Mẫu 05; "
+    withdraw = add("withdraw", "the applicant withdraws the dossier (Decree 118 Art. 21, Mẫu 05; "
                                                   "portal status 7, then stopped: 8), allowed until a decision "
                                                   "exists; every open step leaves its agency's inbox")
     withdraw.add_argument("dossier_id", metavar="ID")
@@ -141,7 +146,7 @@ def _change_parsers(action: Any) -> None:
     withdraw.add_argument("--request-id", **request_id)
     withdraw.set_defaults(run=_desk_change, change="withdraw")
 
-    extend = action.add_parser("extend", help="a new appointment, with an apology (Mẫu 04)")
+    extend = add("extend", "a new appointment, with an apology (Mẫu 04)")
     extend.add_argument("dossier_id", metavar="ID")
     extend.add_argument("--agency", required=True, metavar="CODE")
     extend.add_argument("--until", required=True, metavar="ISO|+Nd",
@@ -217,19 +222,19 @@ def _resubmit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# The desk's changes: the Update, what it is called in messages, and whether the desk is
-# checked against the registry first (receipt and refusal: services/dossiers.py at_desk).
-_DESK_CHANGES: dict[str, tuple[DossierUpdate, bool]] = {
-    "receive": (DossierWorkflow.receive, True),
-    "refuse": (DossierWorkflow.refuse_receipt, True),
-    "withdraw": (DossierWorkflow.withdraw, False),
+# The desk's changes: the Update, and how the desk is checked against the registry first
+# (services/dossiers.py at_desk): receiving, refusing, or not at all (a withdrawal).
+_DESK_CHANGES: dict[str, tuple[DossierUpdate, str | None]] = {
+    "receive": (DossierWorkflow.receive, "receiving"),
+    "refuse": (DossierWorkflow.refuse_receipt, "refusing"),
+    "withdraw": (DossierWorkflow.withdraw, None),
 }
 
 
 def _desk_change(args: argparse.Namespace, settings: Settings) -> int:
-    update, at_desk = _DESK_CHANGES[args.change]
+    update, desk_check = _DESK_CHANGES[args.change]
     action = DeskAction(agency=args.agency, note=args.note)
-    state = asyncio.run(_change(settings, args.dossier_id, update, action, args.request_id, at_desk=at_desk))
+    state = asyncio.run(_change(settings, args.dossier_id, update, action, args.request_id, desk_check=desk_check))
     if args.change == "receive":
         print(f"dossier {state.dossier_id}: received by {state.received_by} at {when(state.received_at)}; "
               f"dossier {state.status.value} (portal status {state.portal_status}), due {when(state.due_at)}")
@@ -279,15 +284,16 @@ def _until(value: str, dossier_id: str, settings: Settings) -> datetime:
 
 
 async def _change(settings: Settings, dossier_id: str, update: DossierUpdate, arg: Any,
-                  request_id: str | None, *, at_desk: bool = False) -> DossierState:
+                  request_id: str | None, *, desk_check: str | None = None) -> DossierState:
     """Send an Update (idempotency key: --request-id, else a new one) and answer with the
-    dossier's whole state; every refusal is one line. `at_desk`: the desk is checked
-    against the registry first (receipt, refusal)."""
+    dossier's whole state; every refusal is one line. `desk_check` ("receiving" or
+    "refusing"): the desk is checked against the registry first."""
     request_id = request_id or str(uuid.uuid4())
     async with dossier_client(settings) as dossiers:
         try:
-            if at_desk:
-                return await dossiers.at_desk(dossier_id, update, arg, request_id)
+            if desk_check is not None:
+                return await dossiers.at_desk(dossier_id, update, arg, request_id,
+                                              receiving=desk_check == "receiving")
             return await dossiers.change(dossier_id, update, arg, request_id)
         except Refusal as refusal:
             raise refused(refusal, request_id=request_id) from refusal

@@ -78,8 +78,15 @@ def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
               json.dumps(DATA, ensure_ascii=False), "--channel", "online", "--received-by", COMMUNE_DESK)
 
     out = cli.ok(*submit)
-    assert dossier in out and "1.012756@1" in out and "due:" in out
-    assert cli.refused(*submit) == f"dossier {dossier} already exists (status processing)"
+    assert dossier in out and "1.012756@1" in out and f"waiting:  for {COMMUNE_DESK} to receive it" in out
+    assert cli.refused(*submit) == f"dossier {dossier} already exists (status submitted)"
+
+    # Online: nothing is routed until the desk it is addressed to receives it (portal status 1 → 2 → 4).
+    waiting = cli.until(dossier, lambda s: s["status"] == "submitted", "submitted")
+    assert waiting["portal_status"] == 1 and waiting["due_at"] is None
+    assert "addressed to: bpmc-xa-xa-tan-lap (waiting for it" in cli.ok("dossiers", "show", dossier)
+    received = cli.ok("dossiers", "receive", dossier, "--agency", COMMUNE_DESK, "--note", "đủ thành phần")
+    assert received.startswith(f"dossier {dossier}: received by {COMMUNE_DESK} at ") and "due " in received
 
     # Steps not routed yet, or held by another agency, are refused and change nothing.
     cli.until(dossier, assigned("tiep-nhan"), "tiep-nhan assigned")
