@@ -53,10 +53,19 @@ async def test_a_dossier_and_its_sheet_for_the_agencies_on_it(api: Api) -> None:
     desk, land = api.stack.token(DESK), api.stack.token(LAND_OFFICE)
     province = api.stack.token(PROVINCE_DESK)
     dossier_id = f"HS-GW-{uuid.uuid4().hex[:8]}"
-    # Received by the provincial desk, routed to the commune's: both may read it.
+    # Submitted online to the provincial desk (Art. 14: T.GW01 is on the province-wide list),
+    # received there, routed to the commune's: both may read it. Before receipt only the
+    # desk it is addressed to knows it.
     received = await api.post("/v1/dossiers", province, {"procedure": "T.GW01", "dossier_id": dossier_id,
                                                          "data": DATA, "channel": "online"})
     assert received.status_code == 201, received.text
+    assert received.json()["status"] == "submitted" and received.json()["due_at"] is None
+    await api.until(dossier_id, lambda s: s.status == "submitted", "submitted")
+    assert (await api.get(f"/v1/dossiers/{dossier_id}", province)).json()["portal_status"] == 1
+    for token in (desk, land):
+        assert (await api.get(f"/v1/dossiers/{dossier_id}", token)).status_code == 404
+    taken = await api.post(f"/v1/dossiers/{dossier_id}/receive", province, {})
+    assert taken.status_code == 200 and taken.json()["received_by"] == PROVINCE_DESK, taken.text
     await api.assigned(dossier_id, "tiep-nhan")
     for token in (province, desk):
         reply = await api.get(f"/v1/dossiers/{dossier_id}", token)
@@ -69,8 +78,14 @@ async def test_a_dossier_and_its_sheet_for_the_agencies_on_it(api: Api) -> None:
     assert sheet.status_code == 200, sheet.text
     body = sheet.json()
     assert body["source"] == "workflow" and body["channel"] == "online"
+    # The receiving desk and the competent agencies, both on the sheet (Art. 14).
+    assert body["received_by"] == PROVINCE_DESK and body["result_desk"] == PROVINCE_DESK
     assert [(h["step_id"], h["from"], h["to"]) for h in body["handovers"]] == [
         ("tiep-nhan", "applicant", DESK), ("tham-dinh", DESK, LAND_OFFICE)]
+    assert [c["portal_status"] for c in body["portal_history"]] == [1, 2, 4]
+    await api.settled(dossier_id)  # the inbox reads the store
+    inbox = (await api.get("/v1/inbox?limit=200", land)).json()
+    assert next(i for i in inbox["items"] if i["dossier_id"] == dossier_id)["received_by"] == PROVINCE_DESK
 
 
 async def test_a_dossier_temporal_has_forgotten_is_read_from_the_projection(api: Api) -> None:
