@@ -33,6 +33,11 @@ DEFAULT_RETURNS = 3  # times a dossier may be sent back to an earlier step (appr
 MAX_RETURNS = 20  # each return re-runs steps, so it bounds the dossier's history too
 MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
 
+# A message to the National Public Service Portal (activities/portal_payload.py) carries the
+# dossier's processing timeline (QuaTrinhXuLy): its latest entries up to this many. A dossier
+# at every bound above could have thousands; a real one has tens.
+MAX_PORTAL_TIMELINE_ENTRIES = 500
+
 # A calendar snapshot (definitions/calendar.py): it travels in every dossier's
 # workflow input and in `calendars apply` Updates, so it stays small.
 MAX_WORKING_PERIODS = 8  # periods in one working day

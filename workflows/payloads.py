@@ -379,3 +379,20 @@ class StoreWrite(BaseModel):
     state: DossierState
     steps: list[str] = Field(default_factory=list)  # ids of the step rows to rewrite
     routings: list[Routing] = Field(default_factory=list)
+    # The applicant's name from the dossier's data (`applicant_name`), for the National
+    # Portal's outbox (ChuHoSo) only: the projection and the audit log never hold it.
+    applicant: str | None = None
+
+
+# Keys of a dossier's data that name the applicant (chủ hồ sơ), first found wins.
+APPLICANT_FIELDS = ("applicant", "applicant_name", "chu_ho_so", "ho_ten")
+MAX_APPLICANT_CHARS = 200  # a person's or an organisation's name, as the portal takes it
+
+
+def applicant_name(data: dict[str, Any]) -> str | None:
+    """The applicant's name in `data`: the first of APPLICANT_FIELDS holding text."""
+    for key in APPLICANT_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:MAX_APPLICANT_CHARS]
+    return None
