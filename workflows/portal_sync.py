@@ -54,14 +54,14 @@ class PortalSyncWorkflow:
         self._delivered = 0
 
     @workflow.run
-    async def run(self) -> None:
-        while self._rounds < ROUNDS_PER_RUN and not workflow.info().is_continue_as_new_suggested():
+    async def run(self, rounds_per_run: int = ROUNDS_PER_RUN) -> None:
+        while self._rounds < rounds_per_run and not workflow.info().is_continue_as_new_suggested():
             done: PortalRound = await workflow.execute_activity(
                 DELIVER_ACTIVITY, result_type=PortalRound, start_to_close_timeout=ROUND_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT, retry_policy=DELIVERY_RETRY)
             self._rounds += 1
             self._delivered += done.delivered
-        workflow.continue_as_new()
+        workflow.continue_as_new(rounds_per_run)
 
     @workflow.query
     def delivered(self) -> int:
