@@ -26,8 +26,10 @@ Choices made without the official schema (say so to the portal's operators):
 
 * instants are ISO 8601 with the Vietnamese offset (``2026-03-02T08:00:00+07:00``);
   some provincial services use ``yyyyMMddHHmmss``: change `_instant`;
-* NguoiXuLy is the actor of the audit log (an agency code, ``system`` or
+* NguoiXuLy is the actor of the audit log (an agency code, ``system``, ``operator`` or
   ``applicant``): lienthong knows agencies, not their officers, so ChucDanh is not sent;
+* NoiDungXuLy says what happened in Vietnamese, the step's name, and the note a desk
+  or an agency wrote (the workflow's own notes are not sent);
 * DonViXuLy is the receiving desk (it answers to the applicant), else the first
   step's agency; PhongBanXuLy is the agency holding the step;
 * NgayTuChoi is set for a dossier refused at the desk (3) or rejected (8), not for a
@@ -76,6 +78,9 @@ WHAT = {
     "completed": "Đã trả kết quả",
     "extended": "Xin lỗi và hẹn lại ngày trả kết quả",
 }
+# Actors that are not an agency: their events' notes are the workflow's own bookkeeping
+# (English), not what a desk or an agency wrote, and are not sent.
+NOT_AGENCIES = frozenset({"system", "operator", "applicant"})
 ENDED = (PortalStatus.STOPPED, PortalStatus.FINISHED, PortalStatus.RETURNED)
 NOT_RECEIVED = (PortalStatus.SUBMITTED_ONLINE, PortalStatus.NOT_RECEIVED)
 
@@ -129,7 +134,7 @@ def _entry(state: DossierState, event: DossierEvent, status: PortalStatus) -> di
     what = WHAT.get(event.kind, event.kind)
     if step is not None:
         what += f": {step.name}"
-    if event.note:
+    if event.note and event.actor not in NOT_AGENCIES:
         what += f" ({event.note})"
     return {
         "NguoiXuLy": event.actor,
@@ -145,7 +150,7 @@ def _entry(state: DossierState, event: DossierEvent, status: PortalStatus) -> di
 def _unit(state: DossierState, event: DossierEvent, step: StepState | None) -> str | None:
     if step is not None and step.agency:
         return step.agency
-    if event.actor not in (None, "system", "applicant"):
+    if event.actor is not None and event.actor not in NOT_AGENCIES:
         return event.actor
     return state.received_by
 

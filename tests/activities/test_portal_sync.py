@@ -226,3 +226,78 @@ async def test_the_sync_continues_as_new_and_goes_on(private_time_skipping_env, 
         history = await client.get_workflow_handle(PORTAL_SYNC_ID, run_id=first).fetch_history()
         assert len(history.events) < 40  # two rounds, then a new run
     assert_each_once_in_order(fake, "HS-A")
+
+
+REVIEWED = [
+    {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"},
+    {"id": "tham-dinh", "agency": "vpdk-tinh", "deadline": "2d"},
+    {"id": "phe-duyet", "agency": "so-nnmt", "deadline": "1d", "returns_to": ["tham-dinh"]},
+    {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "1d", "returns_result": True},
+]
+DESK = "bpmc-xa-xa-tan-lap"
+
+
+async def test_a_dossier_never_waits_for_the_portal_and_its_whole_life_reaches_it_in_order(
+        private_time_skipping_env, sessions, fake):
+    """The real DossierWorkflow, online, with a supplement and a return, while the portal
+    is down from start to end; then the portal comes back and gets every change once."""
+    from tests.workflows import harness
+
+    client = private_time_skipping_env.client
+    fake.stop()
+    config = PortalConfig(url=fake.url, batch_size=3, timeout=5.0, poll=0.05, idle=0.3, round_seconds=1.0)
+    async with harness.running_worker(client, sessions, portal=config) as tq:
+        await portal.ensure_portal_sync(client, tq)
+        sync = client.get_workflow_handle_for(PortalSyncWorkflow.run, PORTAL_SYNC_ID)
+        try:
+            data = {"commune": "xa-tan-lap", "area_m2": 120, "applicant": "Trần Thị C"}
+            handle = await harness.start_dossier(client, tq, harness.snapshot(deadline="6d", steps=REVIEWED), data,
+                                                 channel="online", received_by=DESK)
+            await harness.until(handle, lambda s: s.status == "submitted", "submitted")
+            await harness.desk(handle, "receive", DESK, note="đủ thành phần")
+            await harness.until(handle, harness.assigned("tiep-nhan"))
+            await harness.complete(handle, "tiep-nhan", DESK)
+            await harness.until(handle, harness.assigned("tham-dinh"))
+            await harness.complete(handle, "tham-dinh", "vpdk-tinh", "supplement", note="Thiếu bản vẽ")
+            await harness.resubmit(handle)
+            await harness.until(handle, harness.assigned("tham-dinh"))
+            await harness.complete(handle, "tham-dinh", "vpdk-tinh")
+            await harness.until(handle, harness.assigned("phe-duyet"))
+            await harness.send_back(handle, "phe-duyet", "so-nnmt", "tham-dinh", note="Chưa đạt: thiếu trích đo")
+            await harness.until(handle, harness.assigned("tham-dinh"))
+            await harness.complete(handle, "tham-dinh", "vpdk-tinh")
+            await harness.until(handle, harness.assigned("phe-duyet"))
+            await harness.complete(handle, "phe-duyet", "so-nnmt")
+            await harness.until(handle, harness.assigned("tra-ket-qua"))
+            await harness.complete(handle, "tra-ket-qua", DESK)
+            final = await harness.finished(handle)  # the portal is still down
+            assert final.status == "completed"
+            events = await harness.audit_log(tq, handle)
+            assert fake.taken == [] and delivered_of(sessions, handle.id) == 0
+
+            fake.start()
+            with sessions() as session:
+                queued = [(r.seq, r.portal_status) for r in portal_outbox.list_rows(session, handle.id)]
+            await until("every change delivered", lambda: delivered_of(sessions, handle.id) == len(queued))
+        finally:
+            await sync.terminate(reason="test finished")
+
+    # Every status change and timeline step, in the audit log's order, each once.
+    sent_kinds = {"step_assigned", "step_completed", "step_returned", "extended", "calendar_applied"}
+    expected = [kind for kind, status in events if status is not None or kind in sent_kinds]
+    taken = [(key, body) for key, body in fake.taken if key.startswith(f"{handle.id}:")]
+    assert [key for key, _ in taken] == [f"{handle.id}:{seq}" for seq, _ in queued]
+    assert len(taken) == len(expected) and len(fake.keys()) == len(set(fake.keys()))
+    statuses = [body["TrangThaiHoSo"] for _, body in taken]
+    assert [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]] == [1, 2, 4, 5, 4, 9, 10]
+    last = taken[-1][1]
+    assert (last["MaHoSo"], last["ChuHoSo"], last["KenhThucHien"], last["DonViXuLy"]) == \
+        (handle.id, "Trần Thị C", 2, DESK)
+    assert last["NgayTra"] is not None and last["NgayKetThucXuLy"] is not None
+    assert len(last["QuaTrinhXuLy"]) == len(expected)
+    assert any("Chưa đạt: thiếu trích đo" in e["NoiDungXuLy"] for e in last["QuaTrinhXuLy"])
+
+
+def delivered_of(sessions: sessionmaker[Session], dossier_id: str) -> int:
+    with sessions() as session:
+        return sum(1 for r in portal_outbox.list_rows(session, dossier_id) if r.delivered_at is not None)

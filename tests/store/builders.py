@@ -142,8 +142,7 @@ def portal_journey(dossier_id: str = "HS-2026-000001", applicant: str | None = "
                event(5, "step_assigned", "tham-dinh")], state(1)),
         write([event(6, "step_completed", "tham-dinh", actor="vpdk-tinh", note="đủ điều kiện"),
                event(7, "result_ready", portal=9), event(8, "step_assigned", "tra-ket-qua")],
-              # TODO(issue 14 merge): DossierStatus.RESULT_READY once migration 0007 allows it
-              state(2, DossierStatus.PROCESSING, portal_status=9, finished_at=finished, verdict="early")),
+              state(2, DossierStatus.RESULT_READY, finished_at=finished, verdict="early")),
         write([event(9, "step_completed", "tra-ket-qua", actor="bpmc-xa-xa-tan-lap"),
                event(10, "completed", portal=10)],
               state(3, DossierStatus.COMPLETED, finished_at=finished, completed_at=returned, verdict="early")),
