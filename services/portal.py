@@ -5,6 +5,7 @@ asks of the outbox (`lienthong portal status | parked | retry`)."""
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,7 +13,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from store import portal_outbox
-from store.portal_outbox import Backlog, Parked
+from store.portal_outbox import Backlog, Failure, Parked
 from workflows.portal_sync import PORTAL_SYNC_ID, PortalSyncWorkflow
 
 
@@ -26,10 +27,21 @@ async def ensure_portal_sync(client: Client, task_queue: str) -> str:
     return handle.result_run_id or ""
 
 
-def backlog(sessions: sessionmaker[Session]) -> tuple[Backlog, datetime]:
-    """The outbox's backlog, and the instant it was read at."""
+@dataclass(frozen=True)
+class SyncStatus:
+    backlog: Backlog
+    failure: Failure | None  # the oldest waiting change that failed
+    at: datetime  # when read
+
+    @property
+    def lag_seconds(self) -> float:
+        oldest = self.backlog.oldest_pending_at
+        return 0.0 if oldest is None else max(0.0, (self.at - oldest).total_seconds())
+
+
+def status(sessions: sessionmaker[Session]) -> SyncStatus:
     with sessions() as session:
-        return portal_outbox.backlog(session), datetime.now(UTC)
+        return SyncStatus(portal_outbox.backlog(session), portal_outbox.oldest_failure(session), datetime.now(UTC))
 
 
 def parked(sessions: sessionmaker[Session], dossier_ids: Collection[str] = ()) -> list[Parked]:

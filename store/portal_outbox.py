@@ -214,6 +214,23 @@ def backlog(session: Session) -> Backlog:
     return Backlog(int(pending), oldest, int(parked or 0))
 
 
+@dataclass(frozen=True)
+class Failure:
+    dossier_id: str
+    seq: int
+    attempts: int
+    last_error: str
+
+
+def oldest_failure(session: Session) -> Failure | None:
+    """The oldest waiting change that has failed: what holds the sync up."""
+    row = session.execute(
+        select(PortalOutboxRow.dossier_id, PortalOutboxRow.seq, PortalOutboxRow.attempts, PortalOutboxRow.last_error)
+        .where(_pending(), PortalOutboxRow.last_error.is_not(None))
+        .order_by(PortalOutboxRow.created_at, PortalOutboxRow.id).limit(1)).first()
+    return None if row is None else Failure(row.dossier_id, row.seq, row.attempts, row.last_error)
+
+
 def list_rows(session: Session, dossier_id: str) -> Sequence[PortalOutboxRow]:
     return session.scalars(select(PortalOutboxRow).where(PortalOutboxRow.dossier_id == dossier_id)
                            .order_by(PortalOutboxRow.seq)).all()

@@ -33,6 +33,7 @@ from workers import (
     commands_codec,
     commands_dossiers,
     commands_monitoring,
+    commands_portal,
     commands_processes,
     commands_registry,
     commands_store,
@@ -110,7 +111,7 @@ class _Parser(argparse.ArgumentParser):
 
 # Each module adds its commands (add_parsers), in the order `lienthong --help` lists them.
 COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_store,
-                   commands_calendars, commands_tokens, commands_codec)
+                   commands_calendars, commands_tokens, commands_codec, commands_portal)
 
 
 def _parser() -> argparse.ArgumentParser:
