@@ -60,7 +60,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
     try:
         kind = documents.form_kind(options, args.form)
     except UnknownForm as err:
-        raise CliError(str(err), code=2) from err
+        raise CliError(str(err), exit_code=2) from err
 
     async def make(dossiers: DossierClient) -> Document:
         found = await dossiers.load(args.dossier_id)
@@ -89,7 +89,7 @@ def _produce(settings: Settings, make: Callable[[DossierClient], Awaitable[Docum
             except Refusal as refusal:
                 raise refused(refusal) from refusal
             except NotApplicable as err:
-                raise CliError(str(err), code=NOT_APPLICABLE) from err
+                raise CliError(str(err), exit_code=NOT_APPLICABLE) from err
             except (BookError, FormTemplateError) as err:
                 raise CliError(str(err)) from err
 
