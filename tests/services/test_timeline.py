@@ -334,3 +334,19 @@ def test_a_dossier_not_received_yet_has_no_rows_and_a_naive_now_is_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         render_timeline(s, load_calendar("vn-gov"), datetime(2026, 3, 2, 12))
     assert re.search(r"Mới đăng ký trực tuyến \(mã 1\)", picture.text)
+
+
+def test_an_obligation_not_paid_yet_is_shaded_to_now():
+    calendar = load_calendar("vn-gov")
+    start = datetime(2026, 3, 2, 8, tzinfo=VN)  # a Monday
+    asked, now = datetime(2026, 3, 3, 9, tzinfo=VN), datetime(2026, 3, 9, 9, tzinfo=VN)
+    s = _state([_step("xac-dinh-thue", start, 0, StepStatus.ASSIGNED)], [])
+    s.status, s.portal_status = DossierStatus.AWAITING_OBLIGATION, 6
+    s.notes = [Note(at=asked, kind="obligation_requested", step_id="xac-dinh-thue", text="Lệ phí trước bạ")]
+    picture = Picture(render_timeline(s, calendar, now), calendar)
+    (pause,) = picture.pauses()
+    assert pause.get("data-kind") == "obligation"
+    assert near(float(pause.get("x")), picture.x(asked))
+    assert near(float(pause.get("width")), picture.width(asked, now))  # 4 working days, not 6 calendar days
+    assert calendar.elapsed(asked, now) == timedelta(hours=32)
+    assert "Chờ thực hiện nghĩa vụ tài chính (mã 6)" in picture.text
