@@ -33,6 +33,10 @@ DEFAULT_RETURNS = 3  # times a dossier may be sent back to an earlier step (appr
 MAX_RETURNS = 20  # each return re-runs steps, so it bounds the dossier's history too
 MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
 
+# A dossier's timeline picture (services/timeline.py): its current steps (at most
+# MAX_STEPS) always have a row; earlier passes fill the rest, the most recent first.
+MAX_TIMELINE_ROWS = 2 * MAX_STEPS
+
 # A calendar snapshot (definitions/calendar.py): it travels in every dossier's
 # workflow input and in `calendars apply` Updates, so it stays small.
 MAX_WORKING_PERIODS = 8  # periods in one working day

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from definitions.calendar import CalendarFileError, UnknownCalendarError, load_calendar
 from definitions.loader import looks_like_path
 from gateway import dossiers
 from gateway.auth import Agency
@@ -36,6 +37,8 @@ from services.submission import (
     local_today,
     prepare_dossier,
 )
+from services.timeline import MEDIA_TYPE as SVG
+from services.timeline import render_timeline
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import (
     CompleteStep,
@@ -61,6 +64,7 @@ _ID = {"dossier_id": "$response.body#/dossier_id"}
 LINKS = {
     "readDossier": {"operationId": "readDossier", "parameters": _ID},
     "readSheet": {"operationId": "readSheet", "parameters": _ID},
+    "readTimeline": {"operationId": "readTimeline", "parameters": _ID},
     "resubmitDossier": {"operationId": "resubmitDossier", "parameters": _ID},
     "extendDossier": {"operationId": "extendDossier", "parameters": _ID},
     "publicStatus": {"operationId": "publicStatus", "parameters": _ID},
@@ -112,6 +116,31 @@ async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) ->
     """Phiếu kiểm soát quá trình giải quyết hồ sơ: one row per handover, with dues and verdicts."""
     found = await dossiers.visible(context, dossier_id, caller.agency)
     return build_sheet(found.state, found.source)
+
+
+@router.get("/dossiers/{dossier_id}/timeline", operation_id="readTimeline", tags=["dossiers"],
+            summary="The dossier's timeline, as a picture (SVG)", response_class=Response,
+            responses=problems(*READ_DOSSIER, 500) | {200: {
+                "description": "an SVG document (UTF-8)", "content": {SVG: {"schema": {"type": "string"}}}}})
+async def read_timeline(dossier_id: DossierId, caller: Agency, context: Context) -> Response:
+    """Each hand-over as a bar on a working-time axis (the dossier's calendar: nights,
+    weekends and days off take no width): assigned, due (and the legal due once
+    extended), completed; the part past the legal due marked late; the applicant's
+    turns (supplement, financial obligation) shaded; receipt, the appointment, status 9
+    and the end marked. For the agencies that may read the dossier (as its sheet)."""
+    found = await dossiers.visible(context, dossier_id, caller.agency)
+    state = found.state
+
+    def draw() -> str:
+        try:
+            calendar = load_calendar(state.calendar, context.definitions)
+        except (UnknownCalendarError, CalendarFileError) as err:  # an operator's broken file: 500, said so
+            raise GatewayProblem("internal-error", f"calendar {state.calendar!r} of dossier {dossier_id} cannot be "
+                                                   f"read: {' '.join(str(err).split())}") from err
+        return render_timeline(state, calendar, datetime.now(UTC))
+
+    svg = await asyncio.to_thread(draw)  # a long dossier's working-time walk is CPU work
+    return Response(svg, media_type=SVG, headers={SOURCE_HEADER: found.source})
 
 
 FormId = Annotated[str, Path(description="a form's number in the edition in use (01-06), or its kind's name",
