@@ -388,15 +388,19 @@ class StoreWrite(BaseModel):
     applicant: str | None = None
 
 
-# Keys of a dossier's data that name the applicant (chủ hồ sơ), first found wins.
-APPLICANT_FIELDS = ("applicant", "applicant_name", "chu_ho_so", "ho_ten")
+# Where a dossier's data names the applicant (chủ hồ sơ), first found wins: the same
+# fields the printed forms read (services/documents/fields.py).
+APPLICANT_FIELDS = ("applicant_name", "applicant", "applicant.name")
 MAX_APPLICANT_CHARS = 200  # a person's or an organisation's name, as the portal takes it
 
 
 def applicant_name(data: dict[str, Any]) -> str | None:
     """The applicant's name in `data`: the first of APPLICANT_FIELDS holding text."""
-    for key in APPLICANT_FIELDS:
-        value = data.get(key)
+    for path in APPLICANT_FIELDS:
+        first, _, rest = path.partition(".")
+        value = data.get(first)
+        if rest:
+            value = value.get(rest) if isinstance(value, dict) else None
         if isinstance(value, str) and value.strip():
-            return value.strip()[:MAX_APPLICANT_CHARS]
+            return " ".join(value.split())[:MAX_APPLICANT_CHARS]
     return None

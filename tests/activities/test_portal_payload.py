@@ -122,3 +122,14 @@ def test_a_delivered_payload_keeps_no_name():
     assert kept["ChuHoSo"] is None and {k: v for k, v in kept.items() if k != "ChuHoSo"} == \
         {k: v for k, v in payload.items() if k != "ChuHoSo"}
     assert change(portal_journey(applicant=None)[0], 1, 2)["ChuHoSo"] is None
+
+
+def test_the_applicant_s_name_is_read_where_the_forms_read_it():
+    from workflows.payloads import applicant_name
+
+    assert applicant_name({"applicant_name": " Lê  Văn B ", "applicant": "x"}) == "Lê Văn B"
+    assert applicant_name({"applicant": "Nguyễn Văn A"}) == "Nguyễn Văn A"
+    assert applicant_name({"applicant": {"name": "Trần Thị C", "address": "xã Tân Lập"}}) == "Trần Thị C"
+    assert applicant_name({"applicant": {"address": "x"}, "commune": "xa-tan-lap"}) is None
+    assert applicant_name({"applicant_name": 12, "applicant": ""}) is None
+    assert len(applicant_name({"applicant": "A" * 1000}) or "") == 200
