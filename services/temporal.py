@@ -148,9 +148,10 @@ async def register_search_attributes(client: Client, namespace: str = "default")
 
 
 async def wait_for_first_state(handle: WorkflowHandle[Any, DossierState], seconds: float) -> DossierState | None:
-    """The dossier's state once a worker has computed its due date (or recorded that it
-    waits for a desk to receive it: no due before receipt), or None after `seconds` (a
-    submission is accepted either way; the due comes when a worker runs)."""
+    """The dossier's state once a worker has computed its due date (or, for a dossier
+    waiting for a desk to receive it, has recorded it as submitted: no clock runs yet),
+    or None after `seconds` (a submission is accepted either way; the due comes when a
+    worker runs)."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + seconds
     while loop.time() < give_up:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -62,6 +63,8 @@ SUBMITTED_DOSSIER = f"status = '{DossierStatus.SUBMITTED.value}'"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
 OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
+PORTAL_PENDING = "delivered_at IS NULL AND parked_at IS NULL"  # waits to be sent (migration 0008)
+PORTAL_PARKED = "parked_at IS NOT NULL AND delivered_at IS NULL"  # the portal refused it for good
 
 
 class Base(DeclarativeBase):
@@ -279,6 +282,36 @@ class WebhookDeliveryRow(Base):
     at: Mapped[datetime]
 
 
+class PortalOutboxRow(Base):
+    """One change for the National Public Service Portal (migration 0008): written with
+    the audit-log event that caused it, in the same transaction, keyed like it by
+    (dossier_id, seq); sent in seq order per dossier by the portal sync
+    (activities/portal.py). `payload` is the adapter's (activities/portal_payload.py)."""
+
+    __tablename__ = "portal_outbox"
+    __table_args__ = (
+        UniqueConstraint("dossier_id", "seq"),
+        CheckConstraint("portal_status BETWEEN 1 AND 10", name="portal_status"),
+        # What waits, per dossier in seq order (the claim: only a dossier's oldest is
+        # sent) and oldest first (the claim's order, the lag gauge).
+        _partial("ix_portal_outbox_pending", "dossier_id", "seq", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_pending_created", "created_at", "id", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_parked", "dossier_id", "seq", where=PORTAL_PARKED),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # the audit-log event (dossier_events.seq) that caused it
+    kind: Mapped[str]  # that event's kind
+    portal_status: Mapped[int]  # TrangThaiHoSo after the change
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]  # the portal answered 2xx
+    attempts: Mapped[int]  # POSTs made for it (the failed ones and the one delivered)
+    last_error: Mapped[str | None] = mapped_column(Text)  # the last failure (no person data)
+    parked_at: Mapped[datetime | None]  # refused for good (a 4xx about the change itself): not sent again
+
+
 # ----------------------------------------------------------------------------- HTTP gateway (migration 0002)
 
 
@@ -312,3 +345,25 @@ class GatewayRequestRow(Base):
     status_code: Mapped[int | None]  # None while that request is in progress
     response: Mapped[dict[str, Any] | None]  # {"body": ..., "headers": {...}}
     completed_at: Mapped[datetime | None]
+
+
+# ----------------------------------------------------------------------------- documents (migration 0009)
+
+
+class ReceiptBookRow(Base):
+    """An entry of a desk's receipt book (sổ theo dõi hồ sơ, Mẫu 07; "Quyển số / Số" on the
+    receipt slip Mẫu 01): one number per received dossier, per desk and per year (the
+    volume), given once and never changed (store/receipt_book.py says in which order)."""
+
+    __tablename__ = "receipt_book"
+    __table_args__ = (
+        UniqueConstraint("dossier_id"),
+        CheckConstraint("number >= 1", name="number_positive"),
+    )
+
+    desk: Mapped[str] = mapped_column(primary_key=True)  # the receiving desk's agency code
+    volume: Mapped[int] = mapped_column(primary_key=True)  # the year of receipt, Vietnam time
+    number: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[str]
+    received_at: Mapped[datetime]  # the audit log's "received" instant
+    assigned_at: Mapped[datetime]
