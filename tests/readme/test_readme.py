@@ -43,6 +43,7 @@ from tests.support.codec import TEST_CONVERTER, TEST_KEYS
 from tests.support.pictures import SVG, parse_mermaid
 from workers.cli import run
 from workflows.dossier import DossierWorkflow
+from workflows.payloads import DossierState
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -50,7 +51,8 @@ LIENTHONG = Path(sys.executable).parent / "lienthong"
 MARKER = "<!-- readme-test: pasted in order -->"
 GATEWAY = "http://127.0.0.1:8080"  # what the README says `make run` serves
 EXPORTER = "http://127.0.0.1:9464"
-CHANGES = ("dossiers submit", "dossiers complete", "dossiers resubmit", "dossiers extend", "-X POST")
+CHANGES = ("dossiers submit", "dossiers complete", "dossiers resubmit", "dossiers pay", "dossiers extend",
+           "dossiers receive", "dossiers refuse", "dossiers withdraw", "dossiers return", "-X POST")
 DOSSIER_ID = re.compile(r"\bHS-\d{4}-\d{6}\b")
 QUOTED = re.compile(r'→ "([^"]*)"')
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -247,6 +249,15 @@ class Walkthrough:
             else:
                 pytest.fail(f"the store never caught up with dossier {dossier_id} (seq {target})")
 
+    def state(self, dossier_id: str) -> DossierState:
+        """The workflow's `state` query (through the test codec)."""
+
+        async def query() -> DossierState:
+            client = await Client.connect(self.stack.address, data_converter=TEST_CONVERTER)
+            return await client.get_workflow_handle_for(DossierWorkflow.run, dossier_id).query(DossierWorkflow.state)
+
+        return asyncio.run(query())
+
     async def _workflow_seq(self, dossier_id: str) -> int:
         client = await Client.connect(self.stack.address, data_converter=TEST_CONVERTER)
         handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)
@@ -339,6 +350,38 @@ def extended(_: Walkthrough, ran: Ran) -> None:
     assert "dossier HS-2026-000124: extended until" in ran.out
 
 
+def waiting_for_receipt(walk: Walkthrough, ran: Ran) -> None:
+    assert "due:" not in ran.out, ran.out  # no clock before receipt
+    state = walk.state("HS-2026-000125")
+    assert (state.status, state.portal_status, state.received_by) == ("submitted", 1, "bpmc-xa-xa-tan-lap")
+
+
+def awaiting_the_desk(_: Walkthrough, ran: Ran) -> None:
+    lines = ran.out.splitlines()
+    waiting = lines[:lines.index("1 waiting for receipt") + 1]
+    assert [line.split()[0] for line in waiting[2:-1]] == ["HS-2026-000125"], ran.out
+    assert "HS-2026-000124" in ran.out.split("1 waiting for receipt")[1]  # its open step, below
+
+
+def received_online(walk: Walkthrough, ran: Ran) -> None:
+    state = walk.state("HS-2026-000125")
+    assert state.status == "processing" and state.received_by == "bpmc-xa-xa-tan-lap" and state.due_at is not None
+    assert state.submitted_at is not None and state.received_at >= state.submitted_at
+
+
+def withdrawn(walk: Walkthrough, ran: Ran) -> None:
+    state = walk.state("HS-2026-000125")
+    assert (state.status, state.portal_status) == ("withdrawn", 8)
+    assert all(st.status != "assigned" for st in state.steps)  # out of every inbox
+
+
+def withdrawn_sheet(_: Walkthrough, ran: Ran) -> None:
+    lines = ran.out.splitlines()
+    history = lines[lines.index("portal status:") + 1:lines.index("result:")]
+    assert [int(line.split()[2]) for line in history] == [1, 2, 4, 7, 8], ran.out
+    assert "  received by bpmc-xa-xa-tan-lap; result returned at bpmc-xa-xa-tan-lap" in lines
+
+
 def token_printed(_: Walkthrough, ran: Ran) -> None:
     assert ran.out == "" and "shown once" in ran.err  # the token went into $TOKEN
 
@@ -399,6 +442,11 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong dossiers timeline HS-2026-000123", timeline_picture),
     ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000124 --received-at", submitted_with_a_due),
     ("lienthong dossiers extend HS-2026-000124", extended),
+    ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000125 --channel online", waiting_for_receipt),
+    ("lienthong inbox bpmc-xa-xa-tan-lap", awaiting_the_desk),
+    ("lienthong dossiers receive HS-2026-000125", received_online),
+    ("lienthong dossiers withdraw HS-2026-000125", withdrawn),
+    ("lienthong dossiers sheet HS-2026-000125", withdrawn_sheet),
     ("lienthong dossiers resync HS-2026-000123", lines_of("up to date HS-2026-000123")),
     ("lienthong calendars apply --calendar vn-gov", lines_of("0 moved")),
     ("TOKEN=$(lienthong agencies issue-token vpdk-tinh)", token_printed),
