@@ -282,13 +282,35 @@ def overview() -> dashboard.Dashboard:
                   legend="store writes {{task_queue}}"),
         ], (5, 8, 16, 43), unit="s"),
     ]
+    # Issue 14: the applicant's turn (portal 5, 6), withdrawals (7), online dossiers at the desks (1).
+    waiting = [
+        stat_panel(24, "Awaiting the applicant's payment",
+                   'sum(lienthong_dossiers_awaiting_applicant{reason="obligation"})', (4, 4, 0, 49), NEUTRAL,
+                   description="Financial obligations (Decree 118 Art. 24, portal status 6): clocks stopped while "
+                               "the applicant pays."),
+        stat_panel(25, "Longest wait for a payment",
+                   'max(lienthong_dossier_applicant_wait_oldest_seconds{reason="obligation"})', (4, 4, 4, 49),
+                   [("green", None), ("orange", 30 * DAY)], unit="s",
+                   description="Since the latest request of the dossier waiting longest (alert past 30 days)."),
+        stat_panel(26, "Withdrawals not stopped", "sum(lienthong_dossiers_withdrawal_requested)", (4, 4, 8, 49),
+                   [("green", None), ("red", 1)],
+                   description="Portal status 7 is a moment: a withdrawal stops the dossier in the same write."),
+        stat_panel(27, "Online dossiers waiting for receipt", "sum(lienthong_dossiers_awaiting_receipt)",
+                   (4, 4, 12, 49), NEUTRAL, description="Portal status 1: submitted online, not yet received or "
+                                                        "refused by a desk; their legal time has not started."),
+        bar_gauge_panel(28, "Oldest receipt wait by desk, working time",
+                        "topk(20, max by (desk) (lienthong_dossier_receipt_wait_oldest_working_seconds) > 0)",
+                        "{{desk}}", (8, 8, 16, 49), [("green", None), ("orange", 4 * 3600), ("red", 8 * 3600)],
+                        unit="s", description="In each dossier's calendar (alert past 8 working hours, a choice)."),
+    ]
     return _with_rows(
         board(OVERVIEW_UID, "lienthong — overview",
               "Overdue dossiers by sector and agency, on-time rate against the 99% target, volumes.",
               "Sector drill-down", SECTOR_UID),
         [(row(1, "Now", 0), now), (row(8, "By sector and agency", 5), by_sector),
          (row(14, "On time (Decision 766) and volume", 24), on_time),
-         (row(19, "Health of the monitoring and the workers", 42), health)])
+         (row(19, "Health of the monitoring and the workers", 42), health),
+         (row(23, "Waiting for the applicant and for the desks", 48), waiting)])
 
 
 def sector() -> dashboard.Dashboard:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.types import JSONDocument, UTCDateTime
-from workflows.payloads import OPEN_STATUSES, DossierStatus, StepStatus
+from workflows.payloads import OPEN_STATUSES, PAUSED_STATUSES, DossierStatus, PortalStatus, StepStatus
 
 # Stable constraint names, so migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -59,6 +59,8 @@ def _partial(name: str, *columns: str, where: str) -> Index:
 
 OPEN_DOSSIER = _one_of("status", tuple(s.value for s in OPEN_STATUSES))
 SUBMITTED_DOSSIER = f"status = '{DossierStatus.SUBMITTED.value}'"
+AWAITING_APPLICANT = _one_of("status", tuple(s.value for s in PAUSED_STATUSES))
+WITHDRAWAL_REQUESTED = f"portal_status = {PortalStatus.WITHDRAWAL_REQUESTED.value}"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
 OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
@@ -148,6 +150,10 @@ class DossierRow(Base):
         _partial("ix_dossiers_without_due", "sector", "status", "due_at", "updated_at", where=OPEN_WITHOUT_DUE),
         # Online dossiers waiting for a desk to receive them (migration 0007).
         _partial("ix_dossiers_awaiting_receipt", "received_by", "received_at", where=SUBMITTED_DOSSIER),
+        # The applicant's turn (portal 5 and 6) and withdrawals not stopped yet (7) (migration 0011).
+        _partial("ix_dossiers_awaiting_applicant", "sector", "level", "status", "awaiting_since",
+                 where=AWAITING_APPLICANT),
+        _partial("ix_dossiers_withdrawal_requested", "sector", "level", where=WITHDRAWAL_REQUESTED),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
@@ -166,6 +172,9 @@ class DossierRow(Base):
     received_at: Mapped[datetime]  # for a dossier not received yet (submitted), when it was submitted
     received_by: Mapped[str | None]  # the receiving desk, or the desk it is addressed to (migration 0007)
     finished_at: Mapped[datetime | None]  # status 9: processing finished (migration 0007)
+    # When the applicant's current turn began (supplement or obligation requested); NULL
+    # while the agencies hold the dossier (migration 0011).
+    awaiting_since: Mapped[datetime | None]
     clock_started_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
     original_due_at: Mapped[datetime | None]
