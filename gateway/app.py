@@ -55,6 +55,7 @@ TAGS = [
     {"name": "inbox", "description": "What is waiting for your agency."},
     {"name": "dossiers", "description": "Submit and read dossiers."},
     {"name": "steps", "description": "Finish, resubmit and extend: the changes agencies make."},
+    {"name": "documents", "description": "The printed forms of Circular 03/2025/TT-VPCP, as HTML or PDF."},
     {"name": "public", "description": "No token needed; no personal data."},
     {"name": "meta", "description": "Problem types and health."},
 ]

@@ -31,6 +31,7 @@ from workers import (
     commands_bench,
     commands_calendars,
     commands_codec,
+    commands_documents,
     commands_dossiers,
     commands_monitoring,
     commands_processes,
@@ -70,7 +71,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (CliError, DeployError) as err:
         for detail in err.details:
             print(detail, flush=True)
-        return _fail(str(err))
+        return _fail(str(err), code=err.exit_code if isinstance(err, CliError) else 1)
     except StartError as err:  # a process that cannot start (port, store, Temporal)
         return _fail(str(err))
     except DatabaseURLError as err:  # a URL no server can fix
@@ -109,8 +110,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each module adds its commands (add_parsers), in the order `lienthong --help` lists them.
-COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_store,
-                   commands_calendars, commands_tokens, commands_codec)
+COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_documents,
+                   commands_store, commands_calendars, commands_tokens, commands_codec)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ from store.db import make_engine, make_session_factory
 from store.models import DefinitionRow
 from tests.processes import free_port, stop_process
 from tests.support.codec import TEST_CONVERTER, TEST_KEYS
+from tests.support.pictures import SVG, parse_mermaid
+from workers.cli import run
 from workflows.dossier import DossierWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,6 +275,12 @@ def deployed_v2_by_name(walk: Walkthrough, ran: Ran) -> None:
     assert by == "Nguyễn Văn B"
 
 
+def graph_of_land(_: Walkthrough, ran: Ran) -> None:
+    picture = parse_mermaid(ran.out)
+    assert picture.title.startswith("1.012756@1 ")  # the shipped folder holds version 1 only
+    assert {"tiep-nhan", "tham-dinh", "lay-y-kien-so", "tra-ket-qua"} <= {lines[0] for lines in picture.lines.values()}
+
+
 def submitted_with_a_due(_: Walkthrough, ran: Ran) -> None:
     assert re.search(r"^due: +\d{4}-\d{2}-\d{2} \d{2}:\d{2}$", ran.out, flags=re.M), ran.out  # Vietnam time
 
@@ -314,6 +323,16 @@ def sheet_json(_: Walkthrough, ran: Ran) -> None:
                                                            "ubnd-xa-xa-tan-lap")]
     assert [n["kind"] for n in sheet["notes"]] == ["supplement_requested", "resubmitted"]
     assert utc_everywhere(sheet) > 5
+
+
+def timeline_picture(_: Walkthrough, ran: Ran) -> None:
+    written = re.search(r"written to (\S+\.svg)$", ran.out.strip())
+    assert written, ran.out
+    root = ET.fromstring(Path(written.group(1)).read_bytes())
+    rows = [g.get("data-step") for g in root.iter(f"{SVG}g") if "row" in (g.get("class") or "").split()]
+    # The parallel branches, handed over at one instant, in the procedure's order.
+    assert rows == ["tiep-nhan", "xac-nhan-hien-trang", "xac-dinh-nghia-vu-tai-chinh", "tham-dinh"], rows
+    assert [r.get("data-kind") for r in root.iter(f"{SVG}rect") if r.get("data-kind")] == ["supplement"]
 
 
 def extended(_: Walkthrough, ran: Ran) -> None:
@@ -359,6 +378,7 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong definitions deploy definitions", lines_of("unchanged 1.012756@1")),
     ("lienthong definitions list", lines_of("1.012756@1", "3.000722@1")),
     ("lienthong definitions show 1.012756@1", lines_of("procedure:      1.012756@1", 'code: "1.012756"')),
+    ("lienthong definitions graph 1.012756", graph_of_land),
     ("NEW=$(mktemp -d) && cp -R", nothing),
     ("sed -e", nothing),
     ('lienthong definitions deploy "$NEW" --by', deployed_v2_by_name),
@@ -376,6 +396,7 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong inbox vpdk-tinh --limit 50 --offset 0 --json", cli_inbox),
     ("lienthong dossiers sheet HS-2026-000123", sheet_text),
     ("lienthong dossiers sheet HS-2026-000123 --json", sheet_json),
+    ("lienthong dossiers timeline HS-2026-000123", timeline_picture),
     ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000124 --received-at", submitted_with_a_due),
     ("lienthong dossiers extend HS-2026-000124", extended),
     ("lienthong dossiers resync HS-2026-000123", lines_of("up to date HS-2026-000123")),
@@ -413,6 +434,20 @@ def test_the_readme_marks_its_walkthrough_and_every_command_has_a_check() -> Non
     # Pasted commands name only the addresses `make run` serves by default.
     assert {m for c in commands for m in re.findall(r"https?://[^/\s]+", c)} == {GATEWAY, EXPORTER}
     assert sum(bool(quoted(c)) for c in commands) >= 15
+
+
+def test_the_readme_graph_is_what_the_command_prints(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The ```mermaid block under "Drawing a procedure" is pasted output, kept current."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Drawing a procedure"):]
+    blocks = re.findall(r"\n```mermaid\n(.*?)```\n", section, flags=re.S)
+    command = re.search(r"as `(lienthong definitions graph [^`]+)` prints it", section)
+    assert blocks and command, "the README's graph section has no mermaid block or no command"
+    monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(REPO / "definitions"))
+    monkeypatch.setenv("LIENTHONG_DATABASE_URL", "sqlite://")
+    assert run(shlex.split(command.group(1))[1:]) == 0
+    assert capsys.readouterr().out == blocks[0], "regenerate the README's graph: " + command.group(1)
 
 
 def test_the_readme_walkthrough_runs_as_pasted(stack: Stack, tmp_path: Path) -> None:
