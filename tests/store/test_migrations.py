@@ -10,13 +10,14 @@ from typing import cast
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Table, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import identity, projection
 from store.db import make_engine, make_session_factory
-from store.migrate import current, downgrade, head, main, upgrade
+from store.migrate import alembic_config, current, downgrade, head, main, upgrade
 from store.models import DossierIdRow, DossierRow, DossierStepRow, SectorRow, metadata
 from tests.conftest import REPO
 from tests.store.builders import make_state
@@ -362,8 +363,16 @@ def _awaiting_since(url: str) -> dict[str, datetime | None]:
         engine.dispose()
 
 
+def _before(revision: str) -> str:
+    """The revision ``revision`` follows (the chain may gain revisions in between)."""
+    before = ScriptDirectory.from_config(alembic_config()).get_revision(revision).down_revision
+    assert isinstance(before, str), before
+    return before
+
+
 def test_0011_fills_when_the_applicants_turn_began_and_downgrade_drops_it(db_url: str) -> None:
-    assert upgrade(db_url, "0007") == "0007"
+    previous = _before("0011")
+    assert upgrade(db_url, previous) == previous
     requested = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
     paused = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
     waiting = make_state("HS-NOTE", progress=1).model_copy(update={
@@ -393,7 +402,7 @@ def test_0011_fills_when_the_applicants_turn_began_and_downgrade_drops_it(db_url
     # The projection writes the same value from then on.
     assert projection.awaiting_since(waiting) == requested and projection.awaiting_since(paying) == paused
 
-    assert downgrade(db_url, "0007") == "0007"
+    assert downgrade(db_url, previous) == previous
     assert _indexes(db_url) == old
     engine = make_engine(db_url)
     try:
