@@ -51,3 +51,7 @@ MAX_JSON_NUMBER_CHARS = 32  # a number as written: a double needs at most 24 (-1
 # A YAML file of definitions (definitions/yaml_source.py), checked before it is read or parsed.
 MAX_YAML_FILE_BYTES = 1024 * 1024  # the largest shipped file is a few kilobytes
 MAX_YAML_ALIASES = 20  # aliases (*name) in one file: a few for shared lists, never a bomb
+
+# The Biểu 06 report (services/report.py): the longest period one report covers (a year,
+# leap day included). Its queries read the audit log up to the period's end.
+MAX_REPORT_DAYS = 366

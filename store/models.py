@@ -57,6 +57,13 @@ def _partial(name: str, *columns: str, where: str) -> Index:
     return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
+# Audit-log kinds the Biểu 06 report reads (services/report.py), in the partial index
+# ix_dossier_events_report (migration 0010): receipt, the end events of Decision 766's
+# priority, a due recorded passed, and the applicant's pauses and their ends.
+REPORT_EVENT_KINDS = ("received", "result_ready", "completed", "withdrawn", "rejected", "dossier_overdue",
+                      "supplement_requested", "obligation_requested", "resubmitted")
+TOKEN_ROLES = ("agency", "monitoring")  # gateway_tokens.role (migration 0010)
+
 OPEN_DOSSIER = "status IN ('processing', 'awaiting_supplement')"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
@@ -219,7 +226,12 @@ class DossierEventRow(Base):
     the transitions of a workflow task a dead worker never completed (store/projection.py)."""
 
     __tablename__ = "dossier_events"
-    __table_args__ = (CheckConstraint("seq >= 1", name="seq_positive"),)
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        # The report's events by kind and instant, covering (migration 0010).
+        _partial("ix_dossier_events_report", "kind", "at", "dossier_id", "seq", "actor",
+                 where=_one_of("kind", REPORT_EVENT_KINDS)),
+    )
 
     dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)
@@ -278,14 +290,17 @@ class WebhookDeliveryRow(Base):
 
 class GatewayTokenRow(Base):
     """An agency's bearer token for the HTTP gateway. Only the sha256 of its secret is
-    kept: a leaked database does not let anyone act as an agency."""
+    kept: a leaked database does not let anyone act as an agency. Its role (migration
+    0010): `agency` acts for the agency on /v1; `monitoring` reads the province's reports
+    (/v1/reports) for the monitoring team of the unit it is issued to, and nothing else."""
 
     __tablename__ = "gateway_tokens"
-    __table_args__ = (Index(None, "agency"),)
+    __table_args__ = (Index(None, "agency"), CheckConstraint(_one_of("role", TOKEN_ROLES), name="role"))
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the public part, printed with the token
     agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"))
     secret_sha256: Mapped[str]  # hex
+    role: Mapped[str] = mapped_column(server_default=TOKEN_ROLES[0])
     created_at: Mapped[datetime]
     created_by: Mapped[str]
     revoked_at: Mapped[datetime | None]

@@ -35,6 +35,7 @@ from workers import (
     commands_monitoring,
     commands_processes,
     commands_registry,
+    commands_report,
     commands_store,
     commands_tokens,
 )
@@ -110,7 +111,7 @@ class _Parser(argparse.ArgumentParser):
 
 # Each module adds its commands (add_parsers), in the order `lienthong --help` lists them.
 COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_store,
-                   commands_calendars, commands_tokens, commands_codec)
+                   commands_calendars, commands_tokens, commands_codec, commands_report)
 
 
 def _parser() -> argparse.ArgumentParser:
