@@ -18,6 +18,7 @@ from temporalio.client import Client
 from config.settings import Settings
 from services.codec import CodecAccess
 from services.dossiers import DossierClient
+from services.report import ReportOptions
 from store.db import database_url, make_engine, make_session_factory
 
 T = TypeVar("T")
@@ -42,12 +43,13 @@ class GatewayContext:
     task_queue: str
     definitions: Path
     codec_access: CodecAccess = field(default_factory=CodecAccess)  # the /codec endpoint's operators
+    report_options: ReportOptions = field(default_factory=ReportOptions)  # time zone and Biểu 06 choices
 
     @classmethod
     def from_settings(cls, client: Client, settings: Settings) -> GatewayContext:
         """The context a gateway process serves with: its store, queue, definitions, operators."""
         return cls(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
-                   settings.definitions, CodecAccess.from_settings(settings))
+                   settings.definitions, CodecAccess.from_settings(settings), ReportOptions.of(settings))
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store"))
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -105,6 +105,11 @@ GROUPS = ((3, 6, "Số hồ sơ nhận giải quyết"), (7, 10, "Số hồ sơ 
           (11, 13, "Số hồ sơ đang giải quyết"))
 
 
+def group_of(number: int) -> str:
+    """The header group a column of 3-13 is under."""
+    return next(title for first, last, title in GROUPS if first <= number <= last)
+
+
 class ReportError(ValueError):
     """A period or grouping that cannot be reported; the message says what was expected."""
 
@@ -157,16 +162,29 @@ def period(first_day: date, last_day: date, zone: str, now: datetime) -> Period:
 # --------------------------------------------------------------------------- the answer
 
 
+_DEFAULT = {name: f.default for name, f in Settings.model_fields.items()}
+
+
 class Rules(BaseModel):
     """The choices the figures were computed with (config/settings.py)."""
 
-    paused_within_time: bool = Field(description="LIENTHONG_REPORT_PAUSED_WITHIN_TIME")
-    withdrawn_on_time: bool = Field(description="LIENTHONG_REPORT_WITHDRAWN_ON_TIME")
+    paused_within_time: bool = Field(default=_DEFAULT["report_paused_within_time"],
+                                     description="LIENTHONG_REPORT_PAUSED_WITHIN_TIME")
+    withdrawn_on_time: bool = Field(default=_DEFAULT["report_withdrawn_on_time"],
+                                    description="LIENTHONG_REPORT_WITHDRAWN_ON_TIME")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report is computed with, from the settings (read once by a long-lived process)."""
+
+    timezone: str = _DEFAULT["province_timezone"]
+    rules: Rules = field(default_factory=Rules)
 
     @classmethod
-    def of(cls, settings: Settings) -> Rules:
-        return cls(paused_within_time=settings.report_paused_within_time,
-                   withdrawn_on_time=settings.report_withdrawn_on_time)
+    def of(cls, settings: Settings) -> ReportOptions:
+        return cls(settings.province_timezone, Rules(paused_within_time=settings.report_paused_within_time,
+                                                     withdrawn_on_time=settings.report_withdrawn_on_time))
 
 
 class ReportRow(BaseModel):
@@ -311,15 +329,15 @@ def _figures_query(p: Period, by: Grouping, rules: Rules) -> Any:
     )
 
 
-def build_report(session: Session, first_day: date, last_day: date, by: str, *, settings: Settings,
-                 now: datetime | None = None) -> Report:
+def build_report(session: Session, first_day: date, last_day: date, by: str, *,
+                 options: ReportOptions = ReportOptions(), now: datetime | None = None) -> Report:
     """Biểu 06 for days `first_day`..`last_day` (included), grouped `by`."""
     if by not in GROUPINGS:
         raise ReportError(f"cannot group by {by!r}: expected one of {', '.join(GROUPINGS)}")
     grouping: Grouping = by  # type: ignore[assignment]
     now = now or datetime.now(UTC)
-    p = period(first_day, last_day, settings.province_timezone, now)
-    rules = Rules.of(settings)
+    p = period(first_day, last_day, options.timezone, now)
+    rules = options.rules
     found = session.execute(_figures_query(p, grouping, rules)).all()
     width = 2 if grouping == "level" else 1
     groups: list[tuple[tuple[str, ...], str, tuple[int, ...]]] = []
@@ -425,7 +443,7 @@ def table_lines(report: Report) -> list[str]:
         cells += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
         lines.append("  ".join(cells).rstrip())
     lines.append("")
-    lines += [f"({c.number}) {c.header} — {c.english}" for c in COLUMNS[2:]]
+    lines += [f"({c.number}) {group_of(c.number)}: {c.header} — {c.english}" for c in COLUMNS[2:]]
     lines += [f"warning: {w}" for w in report.warnings]
     return lines
 

@@ -42,7 +42,8 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         first = reports.parse_day(args.first, "--from")
         last = reports.parse_day(args.last, "--to")
         with store_sessions(settings) as sessions, sessions() as session:
-            made = reports.build_report(session, first, last, args.by, settings=settings, now=datetime.now(UTC))
+            made = reports.build_report(session, first, last, args.by, options=reports.ReportOptions.of(settings),
+                                        now=datetime.now(UTC))
     except reports.ReportError as err:
         raise CliError(str(err)) from err
     if args.format == "xlsx":

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from services import report as reports
-from services.report import Report, ReportError, build_report
+from services.report import Report, ReportError, ReportOptions, build_report
 from store.projection import write_changes
 from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
 
@@ -131,7 +131,7 @@ def _report(sessions: sessionmaker[Session], by: str = "level", first: date = JA
             now: datetime = AFTER, **rules: bool) -> Report:
     settings = Settings(**{f"report_{name}": value for name, value in rules.items()})  # type: ignore[arg-type]
     with sessions() as session:
-        return build_report(session, first, last, by, settings=settings, now=now)
+        return build_report(session, first, last, by, options=ReportOptions.of(settings), now=now)
 
 
 def _cells(made: Report) -> list[tuple[str, str, str, tuple[int, ...]]]:
@@ -239,7 +239,7 @@ def test_bad_grouping_and_day_are_refused(deployed_sessions: sessionmaker[Sessio
 def test_the_day_boundaries_follow_the_province_time_zone(mix: sessionmaker[Session]) -> None:
     settings = Settings(province_timezone="UTC")
     with mix() as session:
-        made = build_report(session, JAN_1, JAN_31, "sector", settings=settings, now=AFTER)
+        made = build_report(session, JAN_1, JAN_31, "sector", options=ReportOptions.of(settings), now=AFTER)
     by_code = {row.code: row.figures() for row in made.rows}
     # In UTC, P (23:30 on 31 December in Vietnam = 16:30 UTC) still is December's, and L
     # (00:10 on 1 February in Vietnam = 17:10 UTC on 31 January) becomes January's.
@@ -257,7 +257,7 @@ def test_formats_carry_the_same_columns(mix: sessionmaker[Session]) -> None:
     assert json.loads(made.model_dump_json())["rows"][0]["received_total"] == made.total.received_total
     lines = reports.table_lines(made)
     assert lines[0].startswith("Biểu 06/VPCP/KSTT") and lines[1] == "Kỳ báo cáo: từ ngày 01/01/2026 đến ngày 31/01/2026"
-    assert "(13) Quá hạn — in progress overdue" in lines
+    assert "(13) Số hồ sơ đang giải quyết: Quá hạn — in progress overdue" in lines
 
     book = load_workbook(io.BytesIO(reports.to_xlsx(made)))
     sheet = book.active
