@@ -148,9 +148,10 @@ def _observe(event: DossierEvent, state: DossierState) -> None:
 
 def working_time(state: DossierState) -> timedelta | None:
     """Working time from the clock's start to the result, on the dossier's calendar,
-    less the working time the applicant held the dossier (supplement requested →
-    resubmitted). None when the dossier is not finished or its calendar is unknown."""
-    start, end = state.clock_started_at, state.completed_at
+    less the working time the applicant held the dossier (supplement or financial
+    obligation requested → resubmitted). None when the dossier is not finished or its calendar is unknown."""
+    # Decision 766's end time: processing finished (status 9) when it did, else the end.
+    start, end = state.clock_started_at, state.finished_at or state.completed_at
     if start is None or end is None:
         return None
     calendar = load_calendar(state.calendar)
@@ -159,7 +160,7 @@ def working_time(state: DossierState) -> timedelta | None:
     total = calendar.elapsed(start, end)
     paused_since: datetime | None = None
     for note in sorted(state.notes, key=lambda n: n.at):
-        if note.kind == "supplement_requested" and paused_since is None:
+        if note.kind in ("supplement_requested", "obligation_requested") and paused_since is None:
             paused_since = note.at
         elif note.kind == "resubmitted" and paused_since is not None:
             total -= _overlap(calendar, paused_since, note.at, start, end)

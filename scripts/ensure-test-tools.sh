@@ -3,6 +3,7 @@
 #   prometheus              promtool (rule checks and tests) and the server (integration test)
 #   prometheus-alertmanager amtool (the Alertmanager config and its routes)
 #   docker-compose          `docker-compose config` on the stack (no engine needed)
+#   graphviz                dot, which draws `lienthong definitions graph --format svg`
 # As root (a fresh CI machine) they are installed with apt-get; otherwise the script
 # says in one line what to run, and fails. (PostgreSQL: scripts/ensure-postgres.sh,
 # which the tests call themselves.)
@@ -12,6 +13,7 @@ missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v dot >/dev/null || missing+=(graphviz)
 ((${#missing[@]})) || exit 0
 
 if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then

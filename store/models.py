@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.types import JSONDocument, UTCDateTime
-from workflows.payloads import DossierStatus, StepStatus
+from workflows.payloads import OPEN_STATUSES, DossierStatus, StepStatus
 
 # Stable constraint names, so migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -64,7 +64,8 @@ REPORT_EVENT_KINDS = ("received", "result_ready", "completed", "withdrawn", "rej
                       "supplement_requested", "obligation_requested", "resubmitted")
 TOKEN_ROLES = ("agency", "monitoring")  # gateway_tokens.role (migration 0010)
 
-OPEN_DOSSIER = "status IN ('processing', 'awaiting_supplement')"
+OPEN_DOSSIER = _one_of("status", tuple(s.value for s in OPEN_STATUSES))
+SUBMITTED_DOSSIER = f"status = '{DossierStatus.SUBMITTED.value}'"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
 OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
@@ -152,6 +153,8 @@ class DossierRow(Base):
         # Stuck dossiers (migration 0005): abandoned ones, and open ones without a due.
         _partial("ix_dossiers_abandoned", "sector", "status", where=ABANDONED_DOSSIER),
         _partial("ix_dossiers_without_due", "sector", "status", "due_at", "updated_at", where=OPEN_WITHOUT_DUE),
+        # Online dossiers waiting for a desk to receive them (migration 0007).
+        _partial("ix_dossiers_awaiting_receipt", "received_by", "received_at", where=SUBMITTED_DOSSIER),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
@@ -167,7 +170,9 @@ class DossierRow(Base):
     channel: Mapped[str]
     status: Mapped[str]  # a DossierStatus, or ABANDONED
     portal_status: Mapped[int]
-    received_at: Mapped[datetime]
+    received_at: Mapped[datetime]  # for a dossier not received yet (submitted), when it was submitted
+    received_by: Mapped[str | None]  # the receiving desk, or the desk it is addressed to (migration 0007)
+    finished_at: Mapped[datetime | None]  # status 9: processing finished (migration 0007)
     clock_started_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
     original_due_at: Mapped[datetime | None]
@@ -240,6 +245,7 @@ class DossierEventRow(Base):
     actor: Mapped[str | None]
     step_id: Mapped[str | None]
     note: Mapped[str | None] = mapped_column(Text)
+    portal_status: Mapped[int | None]  # the status this event moved its dossier to (migration 0007)
     recorded_at: Mapped[datetime]
 
 

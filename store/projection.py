@@ -51,7 +51,7 @@ _UPSERT_DOSSIER = insert_on_conflict(
     where='"dossiers"."last_seq" <= excluded."last_seq" AND ("dossiers"."run_id" IS NULL OR '
           'excluded."run_id" IS NULL OR "dossiers"."run_id" = excluded."run_id")', returning='"id"')
 _EVENTS = cast(Table, DossierEventRow.__table__)
-_REWRITTEN = ("kind", "at", "actor", "step_id", "note")
+_REWRITTEN = ("kind", "at", "actor", "step_id", "note", "portal_status")
 _REWRITE_EVENT = (_EVENTS.update()
                   .where(_EVENTS.c.dossier_id == bindparam("b_dossier_id"), _EVENTS.c.seq == bindparam("b_seq"))
                   .values({name: bindparam(f"b_{name}") for name in _REWRITTEN}))
@@ -205,7 +205,8 @@ def open_dossier_ids(session: Session, calendar: str | None = None) -> list[str]
 
 def _event_values(event: DossierEvent, now: datetime) -> dict[str, Any]:
     return {"dossier_id": event.dossier_id, "seq": event.seq, "kind": event.kind, "at": event.at,
-            "actor": event.actor, "step_id": event.step_id, "note": event.note, "recorded_at": now}
+            "actor": event.actor, "step_id": event.step_id, "note": event.note, "portal_status": event.portal_status,
+            "recorded_at": now}
 
 
 def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | None = None) -> dict[str, Any]:
@@ -222,6 +223,8 @@ def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | 
         "status": state.status.value,
         "portal_status": state.portal_status,
         "received_at": state.received_at,
+        "received_by": state.received_by,
+        "finished_at": state.finished_at,
         "clock_started_at": state.clock_started_at,
         "due_at": state.due_at,
         "original_due_at": state.original_due_at,

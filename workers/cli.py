@@ -71,7 +71,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (CliError, DeployError) as err:
         for detail in err.details:
             print(detail, flush=True)
-        return _fail(str(err))
+        return _fail(str(err), code=err.exit_code if isinstance(err, CliError) else 1)
     except StartError as err:  # a process that cannot start (port, store, Temporal)
         return _fail(str(err))
     except DatabaseURLError as err:  # a URL no server can fix

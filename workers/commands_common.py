@@ -22,12 +22,14 @@ from workflows.refusals import RefusalKind
 
 
 class CliError(Exception):
-    """A refusal: printed as one line on stderr, exit code 1. `details` (e.g. every
-    `PATH:LINE: message` of a broken file) are printed on stdout before it."""
+    """A refusal: printed as one line on stderr, exit code 1 (2: a bad argument, like a
+    usage error). `details` (e.g. every `PATH:LINE: message` of a broken file) are
+    printed on stdout before it."""
 
-    def __init__(self, message: str, details: list[str] | None = None) -> None:
+    def __init__(self, message: str, details: list[str] | None = None, *, exit_code: int = 1) -> None:
         super().__init__(message)
         self.details = list(details or [])
+        self.exit_code = exit_code
 
 
 # ----------------------------------------------------------------------------- text

@@ -1,5 +1,5 @@
-"""`lienthong db …` and `lienthong definitions deploy|list|show|diff`: the database
-schema and the definition registry.
+"""`lienthong db …` and `lienthong definitions deploy|list|show|diff|graph`: the
+database schema, the definition registry, and pictures of the definitions folder.
 
 Deploy is all or nothing: every given file is validated first (any problem: nothing
 is written), then the agency/sector registries and every procedure go in ONE
@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from definitions.loader import DefinitionError, load_catalog, load_procedures, validate_paths
+from definitions.loader import DefinitionError, find_procedure, load_catalog, load_procedures, validate_paths
+from definitions.schema import Procedure
 from services.deploy import DeployError, default_deployer, deploy_paths
+from services.graph import FORMATS, GraphError, render
 from services.submission import SubmissionError, parse_ref
 from store import registry
 from store.migrate import current, head, upgrade
@@ -61,6 +65,14 @@ def _definitions_parsers(commands: Any, parser_class: type[argparse.ArgumentPars
     diff_parser.add_argument("v1", type=positive, metavar="V1")
     diff_parser.add_argument("v2", type=positive, metavar="V2")
     diff_parser.set_defaults(run=diff)
+    graph_parser = which.add_parser("graph", help="draw a procedure of the definitions folder: Mermaid or SVG")
+    graph_parser.add_argument("ref", metavar="CODE[@VERSION]",
+                              help="the newest version in LIENTHONG_DEFINITIONS without @VERSION (or a file path)")
+    graph_parser.add_argument("--format", choices=FORMATS,
+                              help="mermaid (text), or svg (needs Graphviz's dot); default: svg for an "
+                                   "--out FILE ending in .svg, mermaid otherwise")
+    graph_parser.add_argument("--out", type=Path, metavar="FILE", help="write the picture there (default: stdout)")
+    graph_parser.set_defaults(run=graph)
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -173,6 +185,42 @@ def diff(args: argparse.Namespace, settings: Settings) -> int:
     for line in lines:
         print(line, end="" if line.endswith("\n") else "\n")
     return 0
+
+
+# ----------------------------------------------------------------------------- graph
+
+
+def graph(args: argparse.Namespace, settings: Settings) -> int:
+    """Nothing is written unless the whole picture was drawn."""
+    out: Path | None = args.out
+    form = args.format or ("svg" if out is not None and out.suffix.lower() == ".svg" else "mermaid")
+    procedure = _folder_procedure(args.ref, settings.definitions)
+    try:
+        picture = render(procedure, form)
+    except GraphError as err:
+        raise CliError(str(err)) from err
+    if out is None:
+        sys.stdout.write(picture)
+        return 0
+    try:
+        out.write_text(picture, encoding="utf-8")
+    except OSError as err:
+        raise CliError(f"cannot write {out}: {err.strerror or err}") from err
+    print(f"{procedure.ref} drawn as {form} in {out}")
+    return 0
+
+
+def _folder_procedure(ref: str, root: Path) -> Procedure:
+    """CODE@VERSION, or CODE's newest version in the folder whatever its effective_from
+    (an operator draws the version they are writing), or a procedure file."""
+    try:
+        catalog = load_catalog(root)
+        return find_procedure(ref, catalog, date.max).procedure
+    except DefinitionError as err:
+        raise CliError(f"{len(err.problems)} problem(s) in the definitions: nothing drawn",
+                       [str(problem) for problem in err.problems]) from err
+    except LookupError as err:
+        raise CliError(str(err), exit_code=2) from err
 
 
 def _definition(session: Session, code: str, version: int | None) -> DefinitionRow:

@@ -31,16 +31,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from definitions.calendar import calendar_from_snapshot, judge
     from definitions.limits import MAX_CALENDAR_APPLICATIONS
-    from definitions.schema import Parallel, Sequence, Step, UnknownAgencyError, resolve_agency
+    from definitions.schema import Parallel, Sequence, Step, UnknownAgencyError, iter_steps, resolve_agency
     from workflows import search_attributes as sa
     from workflows.clock import due as compute_due
     from workflows.clock import resumed_due
     from workflows.payloads import (
+        PAUSED_STATUSES,
         PORTAL_STATUS,
         AgencyNotification,
         ApplyCalendar,
         ChangeAnswer,
         CompleteStep,
+        DeskAction,
         DossierEvent,
         DossierInput,
         DossierResult,
@@ -51,7 +53,9 @@ with workflow.unsafe.imports_passed_through():
         Extend,
         Note,
         Outcome,
+        PortalStatus,
         Resubmit,
+        ReturnStep,
         Routing,
         StepState,
         StepStatus,
@@ -126,6 +130,8 @@ class DossierWorkflow:
         self._calendar = calendar_from_snapshot(input.calendar)
         self._webhooks = frozenset(input.webhook_agencies)
         self._received_by = input.received_by
+        self._awaits_receipt = input.await_receipt if input.await_receipt is not None else input.channel == "online"
+        submitted_at = input.received_at or workflow.info().workflow_start_time
         self._state = DossierState(
             dossier_id=input.dossier_id,
             procedure_code=procedure.code,
@@ -139,7 +145,12 @@ class DossierWorkflow:
             # The start event's time (`workflow_start_time`), not workflow.now() nor
             # `start_time` (the first workflow task's, which a replay can see later):
             # a replay (a query on an evicted dossier) must rebuild the same state.
-            received_at=input.received_at or workflow.info().workflow_start_time,
+            received_at=submitted_at,
+            submitted_at=submitted_at if self._awaits_receipt else None,
+            received_by=input.received_by,  # before receipt: the desk it is addressed to
+            result_desk=input.result_desk,
+            status=DossierStatus.SUBMITTED if self._awaits_receipt else DossierStatus.PROCESSING,
+            portal_status=PortalStatus.SUBMITTED_ONLINE if self._awaits_receipt else PortalStatus.RECEIVED,
             steps=[
                 StepState(id=step.id, name=step.title, deadline=step.deadline, escalate_to=step.escalate_to)
                 for step in procedure.iter_steps()
@@ -150,7 +161,8 @@ class DossierWorkflow:
         self._events: list[DossierEvent] = []  # recorded, not yet written
         self._routings: list[Routing] = []
         self._written_rows: dict[str, tuple[Any, ...]] = {}
-        self._supplement_step: str | None = None
+        self._held_step: str | None = None  # the step waiting for the applicant (supplement, obligation)
+        self._returning: dict[str, str] = {}  # step id -> the earlier step it sent the dossier back to
         self._calendar_applications = 0
         self._ended = False
         self._notifications: list[asyncio.Future[None]] = []
@@ -165,15 +177,24 @@ class DossierWorkflow:
     @workflow.run
     async def run(self, input: DossierInput) -> DossierResult:
         state = self._state
-        state.clock_started_at = self._calendar.start_of_clock(state.received_at)
-        set_due(state, self._due(state.clock_started_at, self._procedure.deadline), original=True)
-        self._record("received", actor=input.received_by or "applicant", note=f"channel {input.channel}")
         # Background loops: their pending waits are simply dropped when the run returns.
         asyncio.ensure_future(self._write_changes())
         asyncio.ensure_future(self._watch_dues())
-        await self._run_nodes(list(self._procedure.steps))
+        if self._awaits_receipt:
+            # Submitted online (or posted): nothing counts until a desk receives it (status 1 -> 2).
+            self._record("submitted", actor="applicant", note=f"channel {input.channel}",
+                         portal=PortalStatus.SUBMITTED_ONLINE, at=state.received_at)
+            await workflow.wait_condition(lambda: self._ended or state.status != DossierStatus.SUBMITTED)
+        else:
+            self._receive(input.received_by, state.received_at, note=f"channel {input.channel}")
         if not self._ended:
-            self._finish(DossierStatus.COMPLETED, actor="system", note=None)
+            await self._run_nodes(list(self._procedure.steps))
+        if not self._ended:
+            if state.status != DossierStatus.RESULT_READY:
+                # No step returns the result: processing ends with the last step, and the
+                # result is handed over with it (status 9 and 10 at the same instant).
+                self._finish_processing(note="no result step: the result is returned with the last step")
+            self._finish(DossierStatus.COMPLETED, actor=self._state.result_desk or "system", note=None)
         # The final transition is written, in-flight Updates have their answers, and
         # webhooks still being retried finish (or fail and are recorded).
         await workflow.wait_condition(
@@ -183,16 +204,47 @@ class DossierWorkflow:
         return DossierResult(dossier_id=state.dossier_id, status=state.status, portal_status=state.portal_status,
                              verdict=state.verdict, completed_at=state.completed_at, last_event_seq=self._seq)
 
+    def _receive(self, desk: str | None, at: datetime, note: str | None) -> None:
+        """Received by a desk (status 2): the legal clock starts (the next working day's
+        start when the calendar says so)."""
+        state = self._state
+        state.received_at = at
+        state.received_by = desk
+        self._received_by = desk
+        state.result_desk = state.result_desk or desk
+        state.status = DossierStatus.PROCESSING
+        state.portal_status = PortalStatus.RECEIVED
+        state.clock_started_at = self._calendar.start_of_clock(at)
+        set_due(state, self._due(state.clock_started_at, self._procedure.deadline), original=True)
+        self._record("received", actor=desk or "applicant", note=note, portal=PortalStatus.RECEIVED, at=at)
+
     async def _run_nodes(self, nodes: list[Any]) -> None:
-        for node in nodes:
-            if self._ended:
-                return
+        index = 0
+        while index < len(nodes) and not self._ended:
+            node = nodes[index]
             if isinstance(node, Step):
                 await self._run_step(node)
+                target = self._returning.pop(node.id, None)
+                if target is not None:
+                    # Sent back (a `returns_to` of this list, checked by the loader): run again from there.
+                    index = next(i for i, n in enumerate(nodes) if isinstance(n, Step) and n.id == target)
+                    self._reset_steps(nodes[index:])
+                    continue
             elif isinstance(node, Parallel):
                 await asyncio.gather(*(self._run_nodes([branch]) for branch in node.parallel))
             elif isinstance(node, Sequence):
                 await self._run_nodes(list(node.sequence))
+            index += 1
+
+    def _reset_steps(self, nodes: list[Any]) -> None:
+        """Steps a return goes back over start again; their earlier pass stays on the sheet."""
+        for step in iter_steps(nodes):
+            st = self._step_state(step.id)
+            if st.status != StepStatus.PENDING or st.assigned_at is not None:
+                self._state.earlier_passes.append(st.model_copy())
+            fresh = StepState(id=st.id, name=st.name, deadline=st.deadline, escalate_to=step.escalate_to)
+            for name in StepState.model_fields:
+                setattr(st, name, getattr(fresh, name))
 
     async def _run_step(self, step: Step) -> None:
         st = self._step_state(step.id)
@@ -202,13 +254,19 @@ class DossierWorkflow:
             self._record("step_skipped", step_id=step.id,
                          note=f"condition on {cond.field!r} ({cond.operator}) is false")
             return
-        if self._state.paused_at is not None:
+        if self._held_step is not None:
             # A step reached while the applicant holds the dossier starts when they give it back.
-            await workflow.wait_condition(lambda: self._ended or self._state.paused_at is None)
+            await workflow.wait_condition(lambda: self._ended or self._held_step is None)
         if self._ended:
             return
+        state = self._state
+        result_step = step.id == self._procedure.result_step
+        if result_step:
+            self._finish_processing(note=None)
         try:
             st.agency = resolve_agency(step.agency, self._input.data)
+            if result_step and state.result_desk:
+                st.agency = state.result_desk  # returned where the applicant collects it (Art. 14)
             if step.escalate_to:
                 st.escalate_to = resolve_agency(step.escalate_to, self._input.data)
         except UnknownAgencyError as err:  # submission checks this; a bug if it happens
@@ -216,11 +274,15 @@ class DossierWorkflow:
         st.status = StepStatus.ASSIGNED
         # Until an agency has finished something, the dossier has been with the
         # receiving desk since receipt; later steps start at their handover.
-        first = not any(s.status == StepStatus.COMPLETED for s in self._state.steps)
-        st.assigned_at = self._state.received_at if first else workflow.now()
-        assert self._state.clock_started_at is not None
-        set_due(st, self._due(max(st.assigned_at, self._state.clock_started_at), step.deadline), original=True)
-        self._record("step_assigned", step_id=st.id, actor="system", note=f"routed to {st.agency}")
+        first = state.return_count == 0 and not any(s.status == StepStatus.COMPLETED for s in state.steps)
+        st.assigned_at = state.received_at if first else workflow.now()
+        assert state.clock_started_at is not None
+        set_due(st, self._due(max(st.assigned_at, state.clock_started_at), step.deadline), original=True)
+        # The first hand-over after receipt moves the portal status from 2 to 4.
+        portal = None
+        if state.portal_status == PortalStatus.RECEIVED:
+            state.portal_status = portal = PortalStatus.IN_PROGRESS
+        self._record("step_assigned", step_id=st.id, actor="system", note=f"routed to {st.agency}", portal=portal)
         self._route(st, "assigned")
         await workflow.wait_condition(lambda: self._ended or st.status != StepStatus.ASSIGNED)
 
@@ -230,12 +292,13 @@ class DossierWorkflow:
         """The dues whose passing is still to be acted on. While the applicant holds
         the dossier only the supplement deadline runs."""
         state = self._state
-        if self._ended:
-            return []
+        if self._ended or state.status == DossierStatus.SUBMITTED:
+            return []  # no clock runs before receipt
         if state.paused_at is not None:
             dues = [(SUPPLEMENT_DUE, state.supplement_due_at)]
         else:
-            dues = [(DOSSIER_DUE, state.due_at)]
+            # Once processing finished (status 9) the dossier is judged: only the return step's due runs.
+            dues = [] if state.status == DossierStatus.RESULT_READY else [(DOSSIER_DUE, state.due_at)]
             dues += [(st.id, st.due_at) for st in state.steps if st.status == StepStatus.ASSIGNED]
         return [(key, at) for key, at in dues if at is not None and self._fired.get(key) != at]
 
@@ -269,7 +332,7 @@ class DossierWorkflow:
         if key == SUPPLEMENT_DUE:
             note = f"the applicant did not supplement within {self._procedure.supplement_deadline}"
             state.notes.append(Note(at=workflow.now(), kind="supplement_expired", text=note,
-                                    step_id=self._supplement_step))
+                                    step_id=self._held_step))
             self._finish(DossierStatus.REJECTED, actor="system", note=note)
         elif key == DOSSIER_DUE:
             assert state.due_at is not None
@@ -297,8 +360,8 @@ class DossierWorkflow:
         outcome = Outcome(request.outcome)
         now = workflow.now()
         st.note = request.note
-        if outcome == Outcome.SUPPLEMENT:
-            self._request_supplement(st, request)
+        if outcome in (Outcome.SUPPLEMENT, Outcome.OBLIGATION):
+            self._ask_applicant(st, request, outcome)
         elif outcome == Outcome.REJECTED:
             self._judge_step(st, outcome, now)
             st.status = StepStatus.REJECTED
@@ -319,22 +382,34 @@ class DossierWorkflow:
         self._refuse_if_finished()
         st = self._current_step(request.step_id, request.agency)
         if request.outcome not in {o.value for o in Outcome}:
-            raise refuse("UnknownOutcome", f"unknown outcome {request.outcome!r}: expected approved, "
-                         "supplement or rejected")
+            *others, last = (o.value for o in Outcome)
+            raise refuse("UnknownOutcome", f"unknown outcome {request.outcome!r}: expected "
+                         f"{', '.join(others)} or {last}")
         if request.outcome != Outcome.APPROVED and not (request.note or "").strip():
-            raise refuse("NoteRequired", f"outcome {request.outcome!r} needs a note saying why")
+            raise refuse("NoteRequired", f"outcome {request.outcome!r} needs a note saying why"
+                         + (" (the amount and what it is for)" if request.outcome == Outcome.OBLIGATION else ""))
         state = self._state
-        if state.paused_at is not None:
-            if st.id == self._supplement_step:
-                raise refuse("AwaitingSupplement", f"step {st.id!r} waits for the applicant's supplement; "
+        if state.status == DossierStatus.RESULT_READY and request.outcome != Outcome.APPROVED:
+            raise refuse("DecisionMade", f"dossier {state.dossier_id} is decided (status 9, result at the desk); "
+                         f"step {st.id!r} returns the result: only outcome approved")
+        if self._held_step is not None:
+            supplement = state.status == DossierStatus.AWAITING_SUPPLEMENT
+            waiting = "supplement" if supplement else "financial obligation"
+            kind = "AwaitingSupplement" if supplement else "AwaitingObligation"
+            if st.id == self._held_step:
+                raise refuse(kind, f"step {st.id!r} waits for the applicant's {waiting}; "
                              "it resumes when the dossier is resubmitted")
-            if request.outcome == Outcome.SUPPLEMENT:
-                raise refuse("AwaitingSupplement", f"dossier {state.dossier_id} already awaits a "
-                             f"supplement requested at step {self._supplement_step!r}")
-        allowed = self._procedure.max_supplement_requests
-        if request.outcome == Outcome.SUPPLEMENT and state.supplement_count >= allowed:
+            if request.outcome in (Outcome.SUPPLEMENT, Outcome.OBLIGATION):
+                raise refuse(kind, f"dossier {state.dossier_id} already waits for the applicant's "
+                             f"{waiting} asked at step {self._held_step!r}")
+        if request.outcome == Outcome.SUPPLEMENT and state.supplement_count >= self._procedure.max_supplement_requests:
             raise refuse("SupplementLimit", f"dossier {state.dossier_id} was already asked to supplement "
-                         f"{state.supplement_count} time(s); procedure {state.procedure_code} allows {allowed}")
+                         f"{state.supplement_count} time(s); procedure {state.procedure_code} allows "
+                         f"{self._procedure.max_supplement_requests}")
+        if request.outcome == Outcome.OBLIGATION and state.obligation_count >= self._procedure.max_obligation_requests:
+            raise refuse("ObligationLimit", f"dossier {state.dossier_id} was already asked to pay "
+                         f"{state.obligation_count} time(s); procedure {state.procedure_code} allows "
+                         f"{self._procedure.max_obligation_requests}")
 
     def _judge_step(self, st: StepState, outcome: Outcome, now: datetime) -> None:
         assert st.original_due_at and st.original_due_day_start
@@ -342,53 +417,64 @@ class DossierWorkflow:
         st.outcome = outcome
         st.verdict = judge(now, st.original_due_at, st.original_due_day_start)
 
-    def _request_supplement(self, st: StepState, request: CompleteStep) -> None:
+    def _ask_applicant(self, st: StepState, request: CompleteStep, outcome: Outcome) -> None:
+        """The applicant's turn: documents to supplement (status 5) or a financial
+        obligation to pay (status 6). The step leaves the agency's inbox until the
+        dossier is resubmitted; the clocks stop unless the procedure says otherwise."""
         state = self._state
         now = workflow.now()
-        state.status = DossierStatus.AWAITING_SUPPLEMENT
+        supplement = outcome == Outcome.SUPPLEMENT
+        state.status = DossierStatus.AWAITING_SUPPLEMENT if supplement else DossierStatus.AWAITING_OBLIGATION
         state.portal_status = PORTAL_STATUS[state.status]
-        state.paused_at = now
-        state.supplement_count += 1
-        self._supplement_step = st.id
-        state.notes.append(Note(at=now, kind="supplement_requested", agency=request.agency, step_id=st.id,
-                                text=request.note or ""))
-        if self._procedure.supplement_deadline:
-            state.supplement_due_at = self._due(now, self._procedure.supplement_deadline).due_at
-        self._record("supplement_requested", step_id=st.id, actor=request.agency, note=request.note)
+        if supplement or self._procedure.on_obligation == "pause":
+            state.paused_at = now
+        self._held_step = st.id
+        kind = "supplement_requested" if supplement else "obligation_requested"
+        if supplement:
+            state.supplement_count += 1
+            if self._procedure.supplement_deadline:
+                state.supplement_due_at = self._due(now, self._procedure.supplement_deadline).due_at
+        else:
+            state.obligation_count += 1
+        state.notes.append(Note(at=now, kind=kind, agency=request.agency, step_id=st.id, text=request.note or ""))
+        self._record(kind, step_id=st.id, actor=request.agency, note=request.note, portal=state.portal_status)
         self._route(st, "withdrawn")
 
     @workflow.update
     async def resubmit(self, request: Resubmit) -> ChangeAnswer:
         state = self._state
         now = workflow.now()
-        assert state.paused_at is not None and state.due_at is not None and state.original_due_at is not None
-        mode = self._procedure.on_supplement
-        restarted = self._calendar.start_of_clock(now)
+        assert state.due_at is not None and state.original_due_at is not None
+        supplement = state.status == DossierStatus.AWAITING_SUPPLEMENT
+        if state.paused_at is not None:
+            # A payment resumes the clocks where they stopped; a supplement as the procedure says.
+            mode = self._procedure.on_supplement if supplement else "pause"
+            restarted = self._calendar.start_of_clock(now)
 
-        def resumed(due_at: datetime, deadline: str) -> Due:
-            return resumed_due(self._calendar, mode, paused_at=state.paused_at,  # type: ignore[arg-type]
-                               restarted_at=restarted, due_at=due_at, deadline=deadline)
+            def resumed(due_at: datetime, deadline: str) -> Due:
+                return resumed_due(self._calendar, mode, paused_at=state.paused_at,  # type: ignore[arg-type]
+                                   restarted_at=restarted, due_at=due_at, deadline=deadline)
 
-        # Each clock is re-applied: the dossier's legal due and its appointment,
-        # then every open step's original and current due.
-        set_due(state, resumed(state.original_due_at, self._procedure.deadline), current=False, original=True)
-        set_due(state, resumed(state.due_at, self._procedure.deadline))
-        for st in state.steps:
-            if st.status == StepStatus.ASSIGNED:
-                assert st.original_due_at and st.due_at
-                set_due(st, resumed(st.original_due_at, st.deadline), current=False, original=True)
-                set_due(st, resumed(st.due_at, st.deadline))
-        if mode == "restart":
-            state.clock_started_at = restarted
+            # Each clock is re-applied: the dossier's legal due and its appointment,
+            # then every open step's original and current due.
+            set_due(state, resumed(state.original_due_at, self._procedure.deadline), current=False, original=True)
+            set_due(state, resumed(state.due_at, self._procedure.deadline))
+            for st in state.steps:
+                if st.status == StepStatus.ASSIGNED:
+                    assert st.original_due_at and st.due_at
+                    set_due(st, resumed(st.original_due_at, st.deadline), current=False, original=True)
+                    set_due(st, resumed(st.due_at, st.deadline))
+            if mode == "restart":
+                state.clock_started_at = restarted
         state.status = DossierStatus.PROCESSING
         state.portal_status = PORTAL_STATUS[state.status]
         state.paused_at = None
         state.supplement_due_at = None
-        step_id, self._supplement_step = self._supplement_step, None
-        text = request.note or "documents supplemented"
+        step_id, self._held_step = self._held_step, None
+        text = request.note or ("documents supplemented" if supplement else "financial obligation paid")
         state.notes.append(Note(at=now, kind="resubmitted", agency=request.agency, step_id=step_id, text=text))
         self._record("resubmitted", step_id=step_id, actor=request.agency,
-                     note=f"{text} (relayed by {request.agency})")
+                     note=f"{text} (relayed by {request.agency})", portal=state.portal_status)
         step = self._step_state(step_id) if step_id is not None else None
         if step is not None:
             self._route(step, "resumed")
@@ -400,10 +486,116 @@ class DossierWorkflow:
         if request.agency != self._received_by and not self._state.involves(request.agency):
             raise refuse("WrongAgency", f"agency {request.agency} has no part in dossier {self._state.dossier_id}; "
                          "the desk that received it or an agency with a step on it relays a supplement")
-        if self._state.status != DossierStatus.AWAITING_SUPPLEMENT:
+        if self._state.status not in PAUSED_STATUSES:
             raise refuse("NotAwaitingSupplement",
-                         f"dossier {self._state.dossier_id} is not waiting for a supplement "
-                         f"(status {self._state.status.value})")
+                         f"dossier {self._state.dossier_id} is not waiting for the applicant (a supplement or a "
+                         f"financial obligation); its status is {self._state.status.value}")
+
+    # ------------------------------------------------------- the desk and returns
+
+    @workflow.update
+    async def receive(self, request: DeskAction) -> ChangeAnswer:
+        """A desk receives a dossier submitted online (status 1 -> 2): its clock starts now."""
+        self._receive(request.agency, workflow.now(), note=request.note)
+        return await self._answer(None)
+
+    @receive.validator
+    def _validate_receive(self, request: DeskAction) -> None:
+        self._refuse_if_not_awaiting_receipt(request, "receive")
+
+    @workflow.update
+    async def refuse_receipt(self, request: DeskAction) -> ChangeAnswer:
+        """A desk refuses to receive it (Mẫu 03, status 3): never received, in no figure."""
+        state = self._state
+        state.received_by = request.agency
+        state.notes.append(Note(at=workflow.now(), kind="not_received", agency=request.agency,
+                                text=request.note or ""))
+        self._finish(DossierStatus.NOT_RECEIVED, actor=request.agency, note=request.note)
+        return await self._answer(None)
+
+    @refuse_receipt.validator
+    def _validate_refuse_receipt(self, request: DeskAction) -> None:
+        self._refuse_if_not_awaiting_receipt(request, "refuse")
+        if not (request.note or "").strip():
+            raise refuse("NoteRequired", "a refusal needs a note with the reasons (it goes on Mẫu 03)")
+
+    def _refuse_if_not_awaiting_receipt(self, request: DeskAction, action: str) -> None:
+        self._refuse_if_finished()
+        state = self._state
+        if state.status != DossierStatus.SUBMITTED:
+            raise refuse("AlreadyReceived", f"dossier {state.dossier_id} was already received by "
+                         f"{state.received_by or 'its desk'} at {state.received_at.isoformat()}; "
+                         f"only a dossier waiting for receipt can be {action}d")
+        if self._input.received_by and request.agency != self._input.received_by:
+            raise refuse("WrongAgency", f"dossier {state.dossier_id} was submitted to desk "
+                         f"{self._input.received_by}, not {request.agency}")
+
+    @workflow.update
+    async def withdraw(self, request: DeskAction) -> ChangeAnswer:
+        """The applicant withdraws (Art. 21, Mẫu 05): status 7, then stopped (8). Every
+        open step leaves its agency's inbox."""
+        self._state.notes.append(Note(at=workflow.now(), kind="withdrawn", agency=request.agency,
+                                      text=request.note or ""))
+        self._record("withdrawal_requested", actor=request.agency, note=request.note,
+                     portal=PortalStatus.WITHDRAWAL_REQUESTED)
+        self._finish(DossierStatus.WITHDRAWN, actor=request.agency, note=request.note)
+        return await self._answer(None)
+
+    @withdraw.validator
+    def _validate_withdraw(self, request: DeskAction) -> None:
+        self._refuse_if_finished()
+        state = self._state
+        if not (request.note or "").strip():
+            raise refuse("NoteRequired", "a withdrawal needs a note: the applicant's request and its date")
+        if state.status == DossierStatus.SUBMITTED:
+            raise refuse("NotReceived", f"dossier {state.dossier_id} was not received yet: the desk receives it "
+                         "or refuses it (Mẫu 03)")
+        if state.status == DossierStatus.RESULT_READY:
+            raise refuse("DecisionMade", f"dossier {state.dossier_id} is already decided (status 9 since "
+                         f"{state.finished_at.isoformat() if state.finished_at else '?'}): a withdrawal is allowed "
+                         "only while no decision exists (Decree 118 Art. 21)")
+        if request.agency != self._received_by and request.agency not in state.current_agencies:
+            raise refuse("WrongAgency", f"agency {request.agency} neither received dossier {state.dossier_id} nor "
+                         "holds one of its current steps")
+
+    @workflow.update
+    async def return_step(self, request: ReturnStep) -> ChangeAnswer:
+        """Send the dossier back to an earlier step: that step is assigned again (its
+        agency, a new due by its deadline); the legal total due does not move."""
+        state = self._state
+        st = self._step_state(request.step_id)
+        now = workflow.now()
+        state.return_count += 1
+        st.note = request.note
+        st.status = StepStatus.RETURNED  # its run ends; it is reset with the steps after the target
+        self._returning[st.id] = request.to
+        state.notes.append(Note(at=now, kind="returned", agency=request.agency, step_id=st.id,
+                                text=f"to {request.to}: {request.note}"))
+        self._record("step_returned", step_id=st.id, actor=request.agency, note=f"to {request.to}: {request.note}")
+        self._route(st, "withdrawn")
+        return await self._answer(st)
+
+    @return_step.validator
+    def _validate_return_step(self, request: ReturnStep) -> None:
+        self._refuse_if_finished()
+        state = self._state
+        st = self._current_step(request.step_id, request.agency)
+        step = next(s for s in self._procedure.iter_steps() if s.id == st.id)
+        if not request.note.strip():
+            raise refuse("NoteRequired", "a return needs a note saying why")
+        if request.to not in step.returns_to:
+            allowed = ", ".join(step.returns_to) or "none"
+            raise refuse("BadReturn", f"step {st.id!r} may return dossier {state.dossier_id} to: {allowed} "
+                         f"(its procedure's returns_to), not {request.to!r}")
+        if state.status == DossierStatus.RESULT_READY:
+            raise refuse("DecisionMade", f"dossier {state.dossier_id} is decided (status 9); it is not sent back")
+        if self._held_step is not None:
+            raise refuse("AwaitingApplicant", f"dossier {state.dossier_id} waits for the applicant "
+                         f"({state.status.value}); "
+                         "it is sent back once resubmitted")
+        if state.return_count >= self._procedure.max_returns:
+            raise refuse("ReturnLimit", f"dossier {state.dossier_id} was already sent back {state.return_count} "
+                         f"time(s); procedure {state.procedure_code} allows {self._procedure.max_returns}")
 
     @workflow.update
     async def extend(self, request: Extend) -> ChangeAnswer:
@@ -541,6 +733,7 @@ class DossierWorkflow:
                 StepStatus.COMPLETED: "it is already completed",
                 StepStatus.SKIPPED: "it was skipped",
                 StepStatus.REJECTED: "it rejected the dossier",
+                StepStatus.RETURNED: "it sent the dossier back to an earlier step",
             }[st.status]
             raise refuse("NotCurrent", f"step {step_id!r} of dossier {self._state.dossier_id} is not "
                          f"current: {why}", *([NOT_ROUTED_YET] if st.status == StepStatus.PENDING else []))
@@ -549,24 +742,42 @@ class DossierWorkflow:
                          f"{st.agency}, not {agency}")
         return st
 
+    def _judge(self) -> None:
+        """Decision 766: the end of handling against the appointment (the legal due,
+        supplement time taken out); a dossier that ends while waiting for a supplement
+        it was asked for more than once is late."""
+        state = self._state
+        assert state.original_due_at and state.original_due_day_start
+        verdict = judge(workflow.now(), state.original_due_at, state.original_due_day_start)
+        asked_again = state.status == DossierStatus.AWAITING_SUPPLEMENT and state.supplement_count > 1
+        state.verdict = "late" if asked_again else verdict
+
+    def _finish_processing(self, note: str | None) -> None:
+        """Status 9: every step before the result's return is done; judged now."""
+        state = self._state
+        self._judge()
+        state.status = DossierStatus.RESULT_READY
+        state.portal_status = PortalStatus.FINISHED
+        state.finished_at = workflow.now()
+        self._record("result_ready", actor="system", note=note or f"verdict {state.verdict}",
+                     portal=PortalStatus.FINISHED)
+
     def _finish(self, status: DossierStatus, *, actor: str, note: str | None, step_id: str | None = None) -> None:
         state = self._state
         self._ended = True
         now = workflow.now()
+        if state.received and state.finished_at is None:
+            self._judge()  # stopped before processing finished: judged at the stop
         state.status = status
         state.portal_status = PORTAL_STATUS[status]
         state.completed_at = now
         state.result_note = note
         state.paused_at = None
-        assert state.original_due_at and state.original_due_day_start
-        verdict = judge(now, state.original_due_at, state.original_due_day_start)
-        # Decision 766: asking the applicant to supplement more than once counts as late.
-        state.verdict = "late" if state.supplement_count > 1 else verdict
         withdrawn = [s for s in state.steps if s.status == StepStatus.ASSIGNED]
         for st in withdrawn:
             st.status = StepStatus.SKIPPED
             st.note = f"dossier {status.value} before this step finished"
-        self._record(status.value, step_id=step_id, actor=actor, note=note)
+        self._record(status.value, step_id=step_id, actor=actor, note=note, portal=state.portal_status)
         for st in withdrawn:
             self._route(st, "withdrawn")
 
@@ -587,12 +798,15 @@ class DossierWorkflow:
     # ------------------------------------------------------- recording (the store)
 
     def _record(self, kind: str, *, step_id: str | None = None, actor: str | None = None,
-                note: str | None = None) -> None:
-        """Queue an audit-log event; the writer takes everything queued in this activation."""
+                note: str | None = None, portal: int | None = None, at: datetime | None = None) -> None:
+        """Queue an audit-log event; the writer takes everything queued in this activation.
+        `portal` is the portal status the event moved the dossier to; `at` the legal
+        instant when it is not now (a receipt recorded with its own time)."""
         self._seq += 1
         self._state.last_event_seq = self._seq
         self._events.append(DossierEvent(dossier_id=self._state.dossier_id, seq=self._seq, kind=kind,
-                                         at=workflow.now(), actor=actor, step_id=step_id, note=note))
+                                         at=at or workflow.now(), actor=actor, step_id=step_id, note=note,
+                                         portal_status=int(portal) if portal is not None else None))
 
     def _route(self, st: StepState, reason: str) -> None:
         """An inbox change for the agency holding `st`, written with the events."""

@@ -76,6 +76,7 @@ class StepStatus(StrEnum):
     COMPLETED = "completed"
     SKIPPED = "skipped"
     REJECTED = "rejected"
+    RETURNED = "returned"  # sent the dossier back to an earlier step (an earlier pass, on the sheet)
 
 
 class Outcome(StrEnum):
@@ -190,6 +191,9 @@ class DossierState(BaseModel):
     paused_at: datetime | None = None
     supplement_due_at: datetime | None = None
     steps: list[StepState] = Field(default_factory=list)
+    # Earlier passes of steps a return sent the dossier back over (bounded by the
+    # procedure's max_returns): what happened before stays on the sheet.
+    earlier_passes: list[StepState] = Field(default_factory=list)
     notes: list[Note] = Field(default_factory=list)
     last_event_seq: int = 0  # the audit-log event this state follows (projection ordering)
 

@@ -39,6 +39,8 @@ from store.db import make_engine, make_session_factory
 from store.models import DefinitionRow
 from tests.processes import free_port, stop_process
 from tests.support.codec import TEST_CONVERTER, TEST_KEYS
+from tests.support.pictures import parse_mermaid
+from workers.cli import run
 from workflows.dossier import DossierWorkflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,6 +274,12 @@ def deployed_v2_by_name(walk: Walkthrough, ran: Ran) -> None:
     assert by == "Nguyễn Văn B"
 
 
+def graph_of_land(_: Walkthrough, ran: Ran) -> None:
+    picture = parse_mermaid(ran.out)
+    assert picture.title.startswith("1.012756@1 ")  # the shipped folder holds version 1 only
+    assert {"tiep-nhan", "tham-dinh", "lay-y-kien-so", "tra-ket-qua"} <= {lines[0] for lines in picture.lines.values()}
+
+
 def submitted_with_a_due(_: Walkthrough, ran: Ran) -> None:
     assert re.search(r"^due: +\d{4}-\d{2}-\d{2} \d{2}:\d{2}$", ran.out, flags=re.M), ran.out  # Vietnam time
 
@@ -359,6 +367,7 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong definitions deploy definitions", lines_of("unchanged 1.012756@1")),
     ("lienthong definitions list", lines_of("1.012756@1", "3.000722@1")),
     ("lienthong definitions show 1.012756@1", lines_of("procedure:      1.012756@1", 'code: "1.012756"')),
+    ("lienthong definitions graph 1.012756", graph_of_land),
     ("NEW=$(mktemp -d) && cp -R", nothing),
     ("sed -e", nothing),
     ('lienthong definitions deploy "$NEW" --by', deployed_v2_by_name),
@@ -413,6 +422,20 @@ def test_the_readme_marks_its_walkthrough_and_every_command_has_a_check() -> Non
     # Pasted commands name only the addresses `make run` serves by default.
     assert {m for c in commands for m in re.findall(r"https?://[^/\s]+", c)} == {GATEWAY, EXPORTER}
     assert sum(bool(quoted(c)) for c in commands) >= 15
+
+
+def test_the_readme_graph_is_what_the_command_prints(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The ```mermaid block under "Drawing a procedure" is pasted output, kept current."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Drawing a procedure"):]
+    blocks = re.findall(r"\n```mermaid\n(.*?)```\n", section, flags=re.S)
+    command = re.search(r"as `(lienthong definitions graph [^`]+)` prints it", section)
+    assert blocks and command, "the README's graph section has no mermaid block or no command"
+    monkeypatch.setenv("LIENTHONG_DEFINITIONS", str(REPO / "definitions"))
+    monkeypatch.setenv("LIENTHONG_DATABASE_URL", "sqlite://")
+    assert run(shlex.split(command.group(1))[1:]) == 0
+    assert capsys.readouterr().out == blocks[0], "regenerate the README's graph: " + command.group(1)
 
 
 def test_the_readme_walkthrough_runs_as_pasted(stack: Stack, tmp_path: Path) -> None:

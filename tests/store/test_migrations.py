@@ -150,10 +150,18 @@ def _projection(url: str) -> tuple[int, int, int]:
         engine.dispose()
 
 
+COLUMNS_0007 = {"received_by", "finished_at"}
+
+
 def _apply_before_0004(session: Session, state: DossierState, seq: int) -> None:
     """`apply_state` as the projection wrote a new dossier before 0004 (no run_id column)."""
+    _apply_old(session, state, seq, {"run_id"} | COLUMNS_0007)
+
+
+def _apply_old(session: Session, state: DossierState, seq: int, missing: set[str] = COLUMNS_0007) -> None:
+    """`apply_state` as the projection wrote a new dossier before the migration that added `missing`."""
     now = datetime.now(UTC)
-    values = {k: v for k, v in projection._dossier_values(state, seq, now).items() if k != "run_id"}
+    values = {k: v for k, v in projection._dossier_values(state, seq, now).items() if k not in missing}
     session.execute(insert(cast(Table, DossierRow.__table__)).values(values))
     session.execute(insert(cast(Table, DossierStepRow.__table__)), projection._step_values(state))
 
@@ -192,7 +200,7 @@ def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_ur
     assert _indexes(db_url) == old
     assert _projection(db_url) == before
     assert upgrade(db_url) == head()
-    assert set(_indexes(db_url)) == set(new) | set(INDEXES_0005)
+    assert set(_indexes(db_url)) == set(new) | set(INDEXES_0005) | set(INDEXES_0007)
 
 
 def test_0004_reserves_every_projected_id_and_downgrade_drops_the_reservations(db_url: str) -> None:
@@ -264,7 +272,7 @@ def test_0005_allows_abandoned_and_downgrade_gives_back_the_last_known_status(db
     engine = make_engine(db_url)
     with make_session_factory(engine).begin() as session:
         for n, progress in enumerate([0, 1, 3]):  # the last one is completed
-            projection.apply_state(session, make_state(f"HS-{n}", progress=progress), 1)
+            _apply_old(session, make_state(f"HS-{n}", progress=progress), 1)
     engine.dispose()
     before = (_projection(db_url), _statuses(db_url))
     assert before[1] == {"HS-0": "processing", "HS-1": "processing", "HS-2": "completed"}
@@ -293,3 +301,43 @@ def test_0005_allows_abandoned_and_downgrade_gives_back_the_last_known_status(db
     assert upgrade(db_url) == head()
     _set_status(db_url, "HS-1", "abandoned")
     assert _statuses(db_url)["HS-1"] == "abandoned"
+
+
+# The life-cycle index of 0007 (online dossiers waiting for receipt).
+INDEXES_0007 = {"ix_dossiers_awaiting_receipt": ("dossiers", ["received_by", "received_at"], ("'submitted'",))}
+
+
+def test_0007_allows_the_life_cycle_statuses_and_records_portal_statuses(db_url: str) -> None:
+    assert upgrade(db_url, "0006") == "0006"
+    engine = make_engine(db_url)
+    with make_session_factory(engine).begin() as session:
+        for n, progress in enumerate([0, 1, 3]):
+            _apply_old(session, make_state(f"HS-{n}", progress=progress), 1)
+    engine.dispose()
+    before = (_projection(db_url), _statuses(db_url))
+    with pytest.raises(IntegrityError):  # 0006 refuses the new statuses
+        _set_status(db_url, "HS-1", "awaiting_obligation")
+    old = _indexes(db_url)
+
+    assert upgrade(db_url, "0007") == "0007"
+    new = _indexes(db_url)
+    for name, (table, columns, conditions) in INDEXES_0007.items():
+        assert new[name][:2] == (table, columns), name
+        where = new[name][2]
+        assert where is not None and all(c in where for c in conditions), (name, where)
+    # The open-dossier indexes now count dossiers awaiting a financial obligation.
+    for name in ("ix_dossiers_open", "ix_dossiers_open_by_id", "ix_dossiers_without_due"):
+        assert "'awaiting_obligation'" in (new[name][2] or ""), name
+        assert "'awaiting_obligation'" not in (old[name][2] or ""), name
+    assert (_projection(db_url), _statuses(db_url)) == before
+    for status in ("submitted", "not_received", "awaiting_obligation", "withdrawn", "result_ready"):
+        _set_status(db_url, "HS-1", status)
+        assert _statuses(db_url)["HS-1"] == status
+    with pytest.raises(IntegrityError):
+        _set_status(db_url, "HS-1", "forgotten")
+    _set_status(db_url, "HS-1", "processing")
+
+    assert downgrade(db_url, "0006") == "0006"
+    assert _indexes(db_url) == old
+    assert (_projection(db_url), _statuses(db_url)) == before
+    assert upgrade(db_url) == head()

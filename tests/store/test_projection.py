@@ -75,6 +75,8 @@ def test_projection_equals_the_event_state(sessions: sessionmaker[Session]) -> N
         "status": "processing",
         "portal_status": 4,
         "received_at": state.received_at,
+        "received_by": None,
+        "finished_at": None,
         "clock_started_at": state.clock_started_at,
         "due_at": state.due_at,
         "original_due_at": state.original_due_at,

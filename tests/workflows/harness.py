@@ -27,7 +27,17 @@ from store.db import make_engine, make_session_factory
 from store.migrate import upgrade
 from workers.worker import build_worker
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import ChangeAnswer, CompleteStep, DossierInput, DossierResult, DossierState, Extend, Resubmit
+from workflows.payloads import (
+    ChangeAnswer,
+    CompleteStep,
+    DeskAction,
+    DossierInput,
+    DossierResult,
+    DossierState,
+    Extend,
+    Resubmit,
+    ReturnStep,
+)
 
 BASE_PROCEDURE: dict[str, Any] = {
     "code": "T.000001",
@@ -131,12 +141,14 @@ async def start_dossier(
     received_at: datetime | None = None,
     dossier_id: str | None = None,
     sessions: sessionmaker[Session] | None = None,
+    **fields: Any,
 ) -> WorkflowHandle[DossierWorkflow, DossierResult]:
+    """`fields`: more of DossierInput (channel, received_by, await_receipt, result_desk)."""
     dossier_id = dossier_id or f"HS-{uuid.uuid4().hex[:10]}"
     handle = await client.start_workflow(
         DossierWorkflow.run,
         dossier_input(snap or snapshot(), dossier_id, DATA if data is None else data, received_at,
-                      sessions or _stores.get(task_queue)),
+                      sessions or _stores.get(task_queue), **fields),
         id=dossier_id,
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -178,6 +190,20 @@ async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierResult], note:
     assert agency is not None
     change = Resubmit(agency=agency, note=note)
     return await _after(handle, await handle.execute_update(DossierWorkflow.resubmit, change))
+
+
+async def desk(handle: WorkflowHandle[DossierWorkflow, DossierResult], action: str, agency: str,
+               note: str | None = None) -> DossierState:
+    """A desk's change: `receive`, `refuse_receipt` or `withdraw`."""
+    update = {"receive": DossierWorkflow.receive, "refuse_receipt": DossierWorkflow.refuse_receipt,
+              "withdraw": DossierWorkflow.withdraw}[action]
+    return await _after(handle, await handle.execute_update(update, DeskAction(agency=agency, note=note)))
+
+
+async def send_back(handle: WorkflowHandle[DossierWorkflow, DossierResult], step_id: str, agency: str, to: str,
+                    note: str = "chưa đạt, trả lại") -> DossierState:
+    change = ReturnStep(step_id=step_id, agency=agency, to=to, note=note)
+    return await _after(handle, await handle.execute_update(DossierWorkflow.return_step, change))
 
 
 async def extend(handle: WorkflowHandle[DossierWorkflow, DossierResult], agency: str, new_due: datetime,
@@ -225,3 +251,19 @@ async def recorded_events(handle) -> list[str]:
             break
         await asyncio.sleep(0.05)
     return [kind for kind in kinds if "WORKFLOW_TASK" not in kind]
+
+
+async def audit_log(task_queue: str, handle: WorkflowHandle[DossierWorkflow, DossierResult]) -> list[tuple[str, int | None]]:
+    """(kind, portal status) of the dossier's audit-log events in the worker's store, once
+    the store holds every event the workflow recorded (writes follow the answers)."""
+    from store.projection import list_events
+
+    sessions = _stores[task_queue]
+    for _ in range(200):
+        wanted = (await handle.query(DossierWorkflow.state)).last_event_seq
+        with sessions() as session:
+            rows = [(row.kind, row.portal_status) for row in list_events(session, handle.id)]
+        if len(rows) >= wanted:
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the store holds {len(rows)} of {wanted} events of {handle.id}")

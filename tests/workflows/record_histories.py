@@ -32,6 +32,10 @@ Scenarios:
   `<stem>.supplement-resubmitted`. "The step" is the first one after the desk's
   receipt that escalates, else the first one after the receipt.
 
+* `life_cycle`, `refused_at_desk`, `withdrawn`: the legal life cycle (issue 14) on a
+  small reviewed procedure: online receipt, a financial obligation, a return to an
+  earlier step, status 9 then 10; a refusal at the desk; a withdrawal.
+
 A recorded history must end in completion and hold no failed workflow task (a bug
 in the workflow); a scenario that cannot be recorded is reported and the others
 are still written.
@@ -75,9 +79,11 @@ from tests.workflows.harness import (
     DATA,
     assigned,
     complete,
+    desk,
     extend,
     resubmit,
     running_worker,
+    send_back,
     snapshot,
     start_dossier,
     state,
@@ -180,6 +186,75 @@ async def full_journey(env: WorkflowEnvironment) -> str:
                for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED]
     assert refused == ["MissingSecret"], refused  # the escalation's delivery, recorded as notification_failed
     return checked(history)
+
+
+# --------------------------------------------------------------------------- the life cycle (issue 14)
+
+DESK = "bpmc-xa-xa-tan-lap"
+REVIEWED = snapshot(
+    code="R.000002", deadline="6d",
+    steps=[
+        {"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "0.5d"},
+        {"id": "xac-dinh-thue", "agency": "thue-co-so", "deadline": "2d"},
+        {"id": "phe-duyet", "agency": "so-nnmt", "deadline": "1d", "returns_to": ["xac-dinh-thue"]},
+        {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "0.5d", "returns_result": True},
+    ],
+)
+
+
+async def life_cycle(env: WorkflowEnvironment) -> str:
+    """Online: submitted (1), received (2, 4), a financial obligation (6) paid a week
+    later, the approval sends it back to the tax step once, then processing finishes (9)
+    and the desk returns the result (10)."""
+    async with running_worker(env.client) as tq:
+        h = await start_dossier(env.client, tq, REVIEWED, data=DATA, dossier_id="HS-REPLAY-LIFE-CYCLE",
+                                channel="online", received_by=DESK)
+        await until(h, lambda s: s.status == "submitted", "submitted")
+        await env.sleep(timedelta(hours=2))
+        await desk(h, "receive", DESK, note="đủ thành phần hồ sơ")
+        await until(h, assigned("tiep-nhan"))
+        await complete(h, "tiep-nhan", DESK)
+        await until(h, assigned("xac-dinh-thue"))
+        await complete(h, "xac-dinh-thue", "thue-co-so", "obligation", note="Lệ phí trước bạ 1.200.000 đ")
+        await env.sleep(timedelta(days=7))
+        await resubmit(h, note="đã nộp", agency=DESK)
+        await complete(h, "xac-dinh-thue", "thue-co-so")
+        await until(h, assigned("phe-duyet"))
+        await send_back(h, "phe-duyet", "so-nnmt", "xac-dinh-thue", note="Tính lại diện tích chịu thuế")
+        await until(h, assigned("xac-dinh-thue"))
+        await complete(h, "xac-dinh-thue", "thue-co-so")
+        await until(h, assigned("phe-duyet"))
+        await complete(h, "phe-duyet", "so-nnmt")
+        s = await until(h, assigned("tra-ket-qua"))
+        assert s.status == "result_ready", s.status
+        await env.sleep(timedelta(days=2))
+        await complete(h, "tra-ket-qua", DESK)
+        await h.result()
+        return checked(await h.fetch_history())
+
+
+async def refused_at_desk(env: WorkflowEnvironment) -> str:
+    """Online, refused by the desk it was sent to (3): never received."""
+    async with running_worker(env.client) as tq:
+        h = await start_dossier(env.client, tq, REVIEWED, data=DATA, dossier_id="HS-REPLAY-REFUSED",
+                                channel="online", received_by=DESK)
+        await until(h, lambda s: s.status == "submitted", "submitted")
+        await desk(h, "refuse_receipt", DESK, note="Không thuộc thẩm quyền giải quyết")
+        await h.result()
+        return checked(await h.fetch_history())
+
+
+async def withdrawn(env: WorkflowEnvironment) -> str:
+    """In person; withdrawn at the applicant's request (7, 8) while the tax step runs."""
+    async with running_worker(env.client) as tq:
+        h = await start_dossier(env.client, tq, REVIEWED, data=DATA, dossier_id="HS-REPLAY-WITHDRAWN",
+                                received_by=DESK)
+        await until(h, assigned("tiep-nhan"))
+        await complete(h, "tiep-nhan", DESK)
+        await until(h, assigned("xac-dinh-thue"))
+        await desk(h, "withdraw", DESK, note="Đơn xin rút hồ sơ")
+        await h.result()
+        return checked(await h.fetch_history())
 
 
 # --------------------------------------------------------------------------- shipped procedures
@@ -310,7 +385,8 @@ def supplement(snap: ProcedureSnapshot) -> tuple[str, Scenario]:
 
 
 def scenarios() -> dict[str, Scenario]:
-    found: dict[str, Scenario] = {"full_journey": full_journey}
+    found: dict[str, Scenario] = {"full_journey": full_journey, "life_cycle": life_cycle,
+                                  "refused_at_desk": refused_at_desk, "withdrawn": withdrawn}
     for path in shipped_files():
         snap = shipped_snapshot(path)
         sup_name, sup = supplement(snap)
