@@ -53,17 +53,28 @@ class Dossier:
         events = [DossierEvent(dossier_id=self.id, seq=seq, kind=kind, at=local(at),
                                actor=desk if kind == "received" else "system")
                   for seq, (kind, at) in enumerate(self.events, start=1)]
-        ended = {kind for kind, _ in self.events} & {"result_ready", "completed", "withdrawn", "rejected"}
-        # Statuses the store's CHECK takes on every revision (the report reads events, not statuses).
-        status = DossierStatus.COMPLETED if ended else DossierStatus.PROCESSING
+        # The status the last of its status events left it in (the report reads events, not statuses).
+        status = DossierStatus.PROCESSING
+        for kind, _ in self.events:
+            status = STATUS_AFTER.get(kind, status)
+        at = {kind: local(when) for kind, when in self.events}
         state = DossierState(
             dossier_id=self.id, procedure_code="P-" + self.sector, procedure_version=1,
             procedure_name=f"Thủ tục {self.sector}", content_hash="0" * 64, sector=self.sector, level=self.level,
             calendar="vn-gov", channel=self.channel, status=status, received_at=events[0].at,  # type: ignore[arg-type]
             original_due_at=local(self.due), due_at=local(self.due), verdict=self.verdict,  # type: ignore[arg-type]
-            completed_at=events[-1].at if ended else None)
+            finished_at=at.get("result_ready"),
+            completed_at=at.get("completed") or at.get("withdrawn") or at.get("rejected") or at.get("not_received"))
         write_changes(session, StoreWrite(events=events, state=state))
 
+
+STATUS_AFTER = {
+    "submitted": DossierStatus.SUBMITTED, "not_received": DossierStatus.NOT_RECEIVED,
+    "received": DossierStatus.PROCESSING, "resubmitted": DossierStatus.PROCESSING,
+    "supplement_requested": DossierStatus.AWAITING_SUPPLEMENT, "obligation_requested": DossierStatus.AWAITING_OBLIGATION,
+    "withdrawn": DossierStatus.WITHDRAWN, "rejected": DossierStatus.REJECTED,
+    "result_ready": DossierStatus.RESULT_READY, "completed": DossierStatus.COMPLETED,
+}
 
 # The mix: each dossier's expected place in January 2026 is in its comment.
 MIX = [
@@ -160,14 +171,20 @@ def test_every_cell_of_the_mix_by_level_then_sector(mix: sessionmaker[Session]) 
 
 
 def test_the_choices_in_the_settings_move_only_their_dossiers(mix: sessionmaker[Session]) -> None:
+    with mix.begin() as session:  # late, then supplemented and back at the agency: not waiting any more
+        Dossier("R", "xa", DAT_DAI, "in_person", [
+            ("received", "2026-01-05 09:00"), ("dossier_overdue", "2026-01-07 17:00"),
+            ("supplement_requested", "2026-01-08 09:00"), ("resubmitted", "2026-01-12 09:00")],
+            due="2026-01-07 17:00").write(session)
+    assert _report(mix).rows[4].figures() == (4, 1, 2, 1, 1, 0, 0, 1, 3, 1, 2)
     paused = _report(mix, paused_within_time=True)
-    # E waits for the applicant, late before it did: within time by this choice.
-    assert paused.rows[4].figures() == (3, 1, 1, 1, 1, 0, 0, 1, 2, 2, 0)
+    # E waits for the applicant, late before it did: within time by this choice; R is overdue still.
+    assert paused.rows[4].figures() == (4, 1, 2, 1, 1, 0, 0, 1, 3, 2, 1)
     assert paused.rules.paused_within_time and not paused.rules.withdrawn_on_time
     withdrawn = _report(mix, withdrawn_on_time=True)
     # F was withdrawn: on time by this choice, whatever the workflow judged.
-    assert withdrawn.rows[4].figures() == (3, 1, 1, 1, 1, 0, 1, 0, 2, 1, 1)
-    assert withdrawn.rows[3].figures() == _sum(XA_HO_TICH, (3, 1, 1, 1, 1, 0, 1, 0, 2, 1, 1))
+    assert withdrawn.rows[4].figures() == (4, 1, 2, 1, 1, 0, 1, 0, 3, 1, 2)
+    assert withdrawn.rows[3].figures() == _sum(XA_HO_TICH, (4, 1, 2, 1, 1, 0, 1, 0, 3, 1, 2))
 
 
 def test_a_period_not_over_is_reported_as_of_now(mix: sessionmaker[Session]) -> None:
@@ -287,3 +304,28 @@ def test_a_resolved_dossier_without_a_verdict_is_named_in_a_warning(deployed_ses
 def test_the_period_bound_is_named(deployed_sessions: sessionmaker[Session]) -> None:
     made = _report(deployed_sessions, first=JAN_1, last=JAN_1 + timedelta(days=365), now=datetime(2027, 6, 1, tzinfo=UTC))
     assert (made.last_day - made.first_day).days + 1 == reports.MAX_REPORT_DAYS
+
+
+def test_the_audit_log_is_read_from_the_report_index_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """SQLite's plan (PostgreSQL plans by table size): a covering search of the partial
+    index of migration 0010 by kind and instant, never a scan of the audit log."""
+    from sqlalchemy import text
+
+    from store.db import make_engine
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        p = reports.period(JAN_1, JAN_31, "Asia/Ho_Chi_Minh", AFTER)
+        for by in reports.GROUPINGS:
+            query = reports._figures_query(p, by, reports.Rules())  # type: ignore[arg-type]
+            with engine.connect() as connection:
+                sql = str(query.compile(connection, compile_kwargs={"literal_binds": True}))
+                plan = [row[3] for row in connection.execute(text("EXPLAIN QUERY PLAN " + sql))]
+            assert any(step.startswith("SEARCH dossier_events USING COVERING INDEX ix_dossier_events_report")
+                       for step in plan), plan
+            assert not any(step.startswith("SCAN dossier_events") for step in plan), plan
+    finally:
+        engine.dispose()
