@@ -25,6 +25,7 @@ from tests.workflows.harness import (
     assigned,
     complete,
     desk,
+    extend,
     resubmit,
     running_worker,
     snapshot,
@@ -184,3 +185,29 @@ async def test_every_cell_and_the_gauges_at_the_same_instant(env, deployed_sessi
     for (level, sector), figures in cells(so_far).items():
         held = sum(n for (s, lv, _), n in gauges.open.items() if (s, lv) == (sector, level))
         assert (figures[8], figures[10]) == (held, gauges.overdue.get((sector, level), 0)), (level, sector)
+
+
+async def test_a_new_appointment_does_not_make_a_late_dossier_on_time(env, deployed_sessions) -> None:  # type: ignore[no-untyped-def]
+    """Where the report and the exporter differ, on purpose: a dossier given a new
+    appointment (Mẫu 04) before its legal due is overdue for Biểu 06 once the legal due
+    passes, as its verdict will be late; the exporter's gauge follows the appointment
+    (its alerts are about dossiers past what the applicant was told)."""
+    sessions = deployed_sessions
+    one_step = snapshot(code="T.R08", sector=DAT_DAI, level="xa", deadline="1d",
+                        steps=[{"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"}])
+    async with running_worker(env.client, sessions) as tq:
+        handle = await start_dossier(env.client, tq, one_step, received_by=DESK)
+        received = (await until(handle, assigned("tiep-nhan"))).received_at
+        await env.sleep(timedelta(hours=12))
+        await extend(handle, DESK, received + timedelta(days=1, hours=12), "Chờ kết quả xác minh")
+        await env.sleep(timedelta(hours=13))  # past the legal due, before the new appointment
+        await settled(sessions, [handle])
+        now = await env.get_current_time()
+        with sessions() as session:
+            today = now.astimezone(HCM).date()
+            made = build_report(session, today - timedelta(days=3), today, "sector", now=now)
+            gauges = read_gauges(session, now)
+        assert made.total.figures()[8:] == (1, 0, 1)
+        assert sum(gauges.open.values()) == 1 and sum(gauges.overdue.values()) == 0
+        await complete(handle, "tiep-nhan", DESK)
+        assert (await until(handle, lambda s: s.verdict is not None, "judged")).verdict == "late"
