@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     codec_operators: SecretStr | None = Field(
         default=None, description="who may use the gateway's /codec endpoint: `NAME:SHA256_OF_TOKEN,...`")
     codec_ui_origins: str = Field(default="", description="origins of the Temporal UI allowed to call /codec (CORS)")
+    # Printed forms (services/documents; README "Documents"). The numbering is the province's
+    # choice: Circular 03/2025/TT-VPCP's, or the 01/2018 one many provinces still print.
+    forms_edition: Literal["03/2025", "01/2018"] = "03/2025"
+    forms_templates: Path | None = Field(
+        default=None, description="a folder of the province's own templates, used before the shipped ones")
+    forms_authority: str = Field(default="", max_length=200,
+                                 description="the header's upper line (cơ quan chủ quản), e.g. UBND TỈNH …")
+    forms_place: str = Field(default="", max_length=100, description="the place before the date (địa danh)")
     # The Biểu 06 report (services/report.py; README "The Biểu 06 report"). Day boundaries
     # of a period are local midnights in this zone.
     province_timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone of the province")

@@ -56,6 +56,7 @@ TAGS = [
     {"name": "inbox", "description": "What is waiting for your agency."},
     {"name": "dossiers", "description": "Submit and read dossiers."},
     {"name": "steps", "description": "Finish, resubmit and extend: the changes agencies make."},
+    {"name": "documents", "description": "The printed forms of Circular 03/2025/TT-VPCP, as HTML or PDF."},
     {"name": "reports", "description": "The province's periodic reports (Biểu 06), for monitoring tokens."},
     {"name": "public", "description": "No token needed; no personal data."},
     {"name": "meta", "description": "Problem types and health."},

@@ -74,6 +74,17 @@ _TYPES = [
                 "Only a dossier whose status is `awaiting_supplement` can be resubmitted."),
     ProblemType("not-late", 409, "The step is neither late nor about to be",
                 "An extension (with an apology) opens when less than one working day is left."),
+    ProblemType("unknown-form", 404, "Unknown form",
+                "`form` is a number of the forms' edition in use (Circular 03/2025/TT-VPCP by default: 01 receipt, "
+                "02 supplement request, 03 refusal, 04 apology, 05 stop notice, 06 process-control sheet) or a "
+                "kind's name (receipt, supplement-request, refusal, apology, stop-notice, control-sheet)."),
+    ProblemType("not-acceptable", 406, "No acceptable media type",
+                "A form is given as `text/html` or `application/pdf`: send an `Accept` header naming one of them."),
+    ProblemType("form-not-applicable", 409, "The form does not apply to the dossier",
+                "E.g. a refusal for a dossier the desk received, an apology without a new appointment, a stop "
+                "notice for a dossier not stopped, a supplement request when none was asked; `detail` says why."),
+    ProblemType("form-template-error", 500, "A form's template cannot be rendered",
+                "The province's template (LIENTHONG_FORMS_TEMPLATES) has an error; `detail` names the file and line."),
     ProblemType("dossier-exists", 409, "A dossier with this id exists", "Dossier ids are never reused."),
     ProblemType("refused", 409, "Refused by the dossier", "The dossier refused the change; `detail` says why."),
     ProblemType("idempotency-key-in-use", 409, "A request with this Idempotency-Key is in progress",

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from definitions.calendar import CalendarFileError, UnknownCalendarError, load_calendar
 from definitions.loader import looks_like_path
 from gateway import dossiers
 from gateway.auth import Agency, Caller
 from gateway.context import GatewayContext, get_context
 from gateway.idempotency import HEADER, KEY_PATTERN, Answer, run_once, update_id
-from gateway.problems import GatewayProblem
+from gateway.problems import GatewayProblem, problem_of
 from gateway.responses import AGENCY, POST, READ_DOSSIER, problems
 from gateway.schemas import (
     AgencyInfo,
@@ -23,7 +25,9 @@ from gateway.schemas import (
     ResubmitBody,
     SubmitDossier,
 )
-from services.dossiers import DossierUpdate
+from services import documents
+from services.documents import FormTemplateError, NotApplicable, UnknownForm
+from services.dossiers import DossierUpdate, Refusal
 from services.inbox import InboxPage, read_page
 from services.instants import in_utc
 from services.sheet import Sheet, build_sheet
@@ -33,6 +37,8 @@ from services.submission import (
     local_today,
     prepare_dossier,
 )
+from services.timeline import MEDIA_TYPE as SVG
+from services.timeline import render_timeline
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import (
     CompleteStep,
@@ -58,6 +64,7 @@ _ID = {"dossier_id": "$response.body#/dossier_id"}
 LINKS = {
     "readDossier": {"operationId": "readDossier", "parameters": _ID},
     "readSheet": {"operationId": "readSheet", "parameters": _ID},
+    "readTimeline": {"operationId": "readTimeline", "parameters": _ID},
     "resubmitDossier": {"operationId": "resubmitDossier", "parameters": _ID},
     "extendDossier": {"operationId": "extendDossier", "parameters": _ID},
     "publicStatus": {"operationId": "publicStatus", "parameters": _ID},
@@ -109,6 +116,98 @@ async def read_sheet(dossier_id: DossierId, caller: Agency, context: Context) ->
     """Phiếu kiểm soát quá trình giải quyết hồ sơ: one row per handover, with dues and verdicts."""
     found = await dossiers.visible(context, dossier_id, caller.agency)
     return build_sheet(found.state, found.source)
+
+
+@router.get("/dossiers/{dossier_id}/timeline", operation_id="readTimeline", tags=["dossiers"],
+            summary="The dossier's timeline, as a picture (SVG)", response_class=Response,
+            responses=problems(*READ_DOSSIER, 500) | {200: {
+                "description": "an SVG document (UTF-8)", "content": {SVG: {"schema": {"type": "string"}}}}})
+async def read_timeline(dossier_id: DossierId, caller: Agency, context: Context) -> Response:
+    """Each hand-over as a bar on a working-time axis (the dossier's calendar: nights,
+    weekends and days off take no width): assigned, due (and the legal due once
+    extended), completed; the part past the legal due marked late; the applicant's
+    turns (supplement, financial obligation) shaded; receipt, the appointment, status 9
+    and the end marked. For the agencies that may read the dossier (as its sheet)."""
+    found = await dossiers.visible(context, dossier_id, caller.agency)
+    state = found.state
+
+    def draw() -> str:
+        try:
+            calendar = load_calendar(state.calendar, context.definitions)
+        except (UnknownCalendarError, CalendarFileError) as err:  # an operator's broken file: 500, said so
+            raise GatewayProblem("internal-error", f"calendar {state.calendar!r} of dossier {dossier_id} cannot be "
+                                                   f"read: {' '.join(str(err).split())}") from err
+        return render_timeline(state, calendar, datetime.now(UTC))
+
+    svg = await asyncio.to_thread(draw)  # a long dossier's working-time walk is CPU work
+    return Response(svg, media_type=SVG, headers={SOURCE_HEADER: found.source})
+
+
+FormId = Annotated[str, Path(description="a form's number in the edition in use (01-06), or its kind's name",
+                             examples=["01", "receipt"], max_length=40)]
+HTML, PDF = "text/html", "application/pdf"
+DOCUMENT_CONTENT = {HTML: {"schema": {"type": "string"}}, PDF: {"schema": {"type": "string", "format": "binary"}}}
+
+
+@router.get("/dossiers/{dossier_id}/documents/{form}", operation_id="readDocument", tags=["documents"],
+            summary="A printed form of the dossier (HTML or PDF)", response_class=Response,
+            responses=problems(*READ_DOSSIER, 406, 409, 500) | {200: {"content": DOCUMENT_CONTENT,
+                                                                       "description": "the form, on A4"}})
+async def read_document(dossier_id: DossierId, form: FormId, caller: Agency, context: Context,
+                        accept: Annotated[str | None, Header(
+                            description="`text/html` (the default) or `application/pdf`")] = None) -> Response:
+    """The forms of Circular 03/2025/TT-VPCP for this dossier: receipt slip (01), supplement
+    request (02), refusal (03), apology with the new appointment (04), stop notice (05),
+    process-control sheet (06), in the numbering the province configured. For agencies with
+    a part in the dossier, as every read; a form that does not apply to it (yet) is 409.
+    Blank lines are left where lienthong does not know a field (README "Documents")."""
+    try:
+        kind = documents.form_kind(context.forms, form)
+    except UnknownForm as err:
+        raise GatewayProblem("unknown-form", str(err)) from err
+    media = negotiate(accept)
+    if media is None:
+        raise GatewayProblem("not-acceptable", f"Accept {accept[:100]!r} names neither {HTML} nor {PDF}"
+                             if accept else "no media type")
+    found = await dossiers.visible(context, dossier_id, caller.agency)
+    try:
+        document = await documents.dossier_form(context.dossiers, found, kind, context.forms)
+    except Refusal as refusal:
+        raise problem_of(refusal) from refusal
+    except NotApplicable as err:
+        raise GatewayProblem("form-not-applicable", str(err)) from err
+    except FormTemplateError as err:
+        raise GatewayProblem("form-template-error", str(err)) from err
+    disposition = f'inline; filename="{document.name}.{"pdf" if media == PDF else "html"}"'
+    headers = {SOURCE_HEADER: found.source, "Content-Disposition": disposition}
+    if media == PDF:
+        return Response(await asyncio.to_thread(document.pdf), media_type=PDF, headers=headers)
+    return Response(document.html, media_type=f"{HTML}; charset=utf-8", headers=headers)
+
+
+def negotiate(accept: str | None) -> str | None:
+    """text/html or application/pdf, whichever `accept` prefers (HTML on a tie, on */* and
+    without the header); None when it accepts neither."""
+    if accept is None or not accept.strip():
+        return HTML
+    best: tuple[float, int, str] | None = None
+    for part in accept.split(",")[:20]:  # a bounded list: nobody prefers among more
+        media, *params = (item.strip() for item in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        offers = {HTML: [HTML], PDF: [PDF], "text/*": [HTML], "application/*": [PDF], "*/*": [HTML]}.get(media, [])
+        for offer in offers:
+            rank = (quality, 1 if offer == HTML else 0, offer)
+            if quality > 0 and (best is None or rank[:2] > best[:2]):
+                best = rank
+    return best[2] if best else None
 
 
 # ----------------------------------------------------------------------------- changing

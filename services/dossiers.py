@@ -32,6 +32,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from services.codec import CodecError
 from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
 from store import identity, involvement, projection
 from workflows import search_attributes as sa
@@ -326,6 +327,25 @@ class DossierClient:
         with self.sessions() as session:
             state = projection.get_dossier(session, dossier_id)
             return None if state is None else (state, identity.received_by(session, dossier_id))
+
+    async def data(self, dossier_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The dossier's data (the applicant's part of its workflow input), decrypted by this
+        client's codec from the first event of its history: the store never holds it. (None,
+        why) when Temporal no longer has the history (retention) or the configured keys do
+        not decrypt it; the engine not answering is a Refusal like any other read's."""
+        handle = self.handle(dossier_id)
+        try:
+            async for event in handle.fetch_history_events(page_size=1, rpc_timeout=QUERY_TIMEOUT):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                [dossier] = await self.client.data_converter.decode(payloads, [DossierInput])
+                return (dossier.data, None) if isinstance(dossier, DossierInput) else (None, "unexpected input")
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None, "Temporal no longer keeps its history"
+            raise _unavailable(err) from err
+        except CodecError as err:
+            return None, " ".join(str(err).split())
+        return None, "its history has no start event"
 
     async def _from_workflow(self, dossier_id: str, *, describe: bool, run_id: str | None = None) -> Found:
         handle: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id, run_id=run_id)

@@ -327,3 +327,25 @@ class GatewayRequestRow(Base):
     status_code: Mapped[int | None]  # None while that request is in progress
     response: Mapped[dict[str, Any] | None]  # {"body": ..., "headers": {...}}
     completed_at: Mapped[datetime | None]
+
+
+# ----------------------------------------------------------------------------- documents (migration 0009)
+
+
+class ReceiptBookRow(Base):
+    """An entry of a desk's receipt book (sổ theo dõi hồ sơ, Mẫu 07; "Quyển số / Số" on the
+    receipt slip Mẫu 01): one number per received dossier, per desk and per year (the
+    volume), given once and never changed (store/receipt_book.py says in which order)."""
+
+    __tablename__ = "receipt_book"
+    __table_args__ = (
+        UniqueConstraint("dossier_id"),
+        CheckConstraint("number >= 1", name="number_positive"),
+    )
+
+    desk: Mapped[str] = mapped_column(primary_key=True)  # the receiving desk's agency code
+    volume: Mapped[int] = mapped_column(primary_key=True)  # the year of receipt, Vietnam time
+    number: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[str]
+    received_at: Mapped[datetime]  # the audit log's "received" instant
+    assigned_at: Mapped[datetime]

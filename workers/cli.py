@@ -31,6 +31,7 @@ from workers import (
     commands_bench,
     commands_calendars,
     commands_codec,
+    commands_documents,
     commands_dossiers,
     commands_monitoring,
     commands_processes,
@@ -110,8 +111,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each module adds its commands (add_parsers), in the order `lienthong --help` lists them.
-COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_store,
-                   commands_calendars, commands_tokens, commands_codec, commands_report)
+COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_documents,
+                   commands_store, commands_calendars, commands_tokens, commands_codec, commands_report)
 
 
 def _parser() -> argparse.ArgumentParser:

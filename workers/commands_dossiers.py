@@ -1,4 +1,4 @@
-"""`lienthong dossiers submit|complete|resubmit|extend|show|sheet|resync|orphans`: dossiers
+"""`lienthong dossiers submit|complete|resubmit|extend|show|sheet|timeline|resync|orphans`: dossiers
 through the dossier client (services/dossiers.py), as the gateway does."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from definitions.calendar import CalendarFileError, UnknownCalendarError, load_c
 from services.dossiers import DossierUpdate, Refusal
 from services.instants import in_utc
 from services.submission import CHANNELS, LOCAL_TZ, StoreRegistry, SubmissionError, local_today, prepare_dossier
-from workers import commands_orphans, commands_store
+from workers import commands_orphans, commands_store, commands_timeline
 from workers.arguments import note
 from workers.commands_common import CliError, dossier_client, fetch_state, one_line, refused, store_sessions, when
 from workflows.dossier import DossierWorkflow
@@ -33,6 +33,7 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     show.add_argument("--json", action="store_true", help="print the state as JSON (instants in UTC), nothing else")
     show.set_defaults(run=_show)
     commands_store.add_dossier_parsers(action)
+    commands_timeline.add_dossier_parsers(action)
     commands_orphans.add_dossier_parsers(action)
 
 

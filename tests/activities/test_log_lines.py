@@ -31,8 +31,8 @@ async def test_each_transition_is_one_json_line_with_the_dossier_id(time_skippin
     mine = [line for line in lines if line.get("dossier_id") == handle.id]
     # Activities run concurrently, so lines may interleave; `seq` is the order.
     events = sorted((line for line in mine if line["event"] == "dossier_event"), key=lambda e: e["seq"])
-    assert [e["kind"] for e in events] == ["received", "step_assigned", "step_completed", "completed"]
-    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert [e["kind"] for e in events] == ["received", "step_assigned", "step_completed", "result_ready", "completed"]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     routed = [line for line in mine if line["event"] in ("step_routed", "step_withdrawn")]
     assert [(r["event"], r["agency"]) for r in routed] == [
         ("step_routed", "bpmc-xa-xa-tan-lap"), ("step_withdrawn", "bpmc-xa-xa-tan-lap")]

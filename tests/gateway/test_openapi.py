@@ -26,7 +26,10 @@ def test_the_document_is_published_with_problems_and_security(stack: Stack) -> N
     assert document["openapi"].startswith("3.") and document["info"]["title"] == "lienthong agency gateway"
     assert {"/v1/inbox", "/v1/dossiers", "/v1/dossiers/{dossier_id}", "/v1/dossiers/{dossier_id}/sheet",
             "/v1/dossiers/{dossier_id}/steps/{step_id}/complete", "/v1/dossiers/{dossier_id}/resubmit",
-            "/v1/dossiers/{dossier_id}/extend", "/public/dossiers/{dossier_id}"} <= set(document["paths"])
+            "/v1/dossiers/{dossier_id}/extend", "/v1/dossiers/{dossier_id}/documents/{form}",
+            "/public/dossiers/{dossier_id}"} <= set(document["paths"])
+    forms = document["paths"]["/v1/dossiers/{dossier_id}/documents/{form}"]["get"]["responses"]
+    assert set(forms["200"]["content"]) == {"text/html", "application/pdf"} and {"404", "406", "409"} <= set(forms)
     scheme = document["components"]["securitySchemes"]["agencyToken"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     for path, operations in document["paths"].items():

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from store.db import make_engine, make_session_factory
 from store.models import DefinitionRow
 from tests.processes import free_port, stop_process
 from tests.support.codec import TEST_CONVERTER, TEST_KEYS
-from tests.support.pictures import parse_mermaid
+from tests.support.pictures import SVG, parse_mermaid
 from workers.cli import run
 from workflows.dossier import DossierWorkflow
 
@@ -326,6 +327,16 @@ def sheet_json(_: Walkthrough, ran: Ran) -> None:
     assert utc_everywhere(sheet) > 5
 
 
+def timeline_picture(_: Walkthrough, ran: Ran) -> None:
+    written = re.search(r"written to (\S+\.svg)$", ran.out.strip())
+    assert written, ran.out
+    root = ET.fromstring(Path(written.group(1)).read_bytes())
+    rows = [g.get("data-step") for g in root.iter(f"{SVG}g") if "row" in (g.get("class") or "").split()]
+    # The parallel branches, handed over at one instant, in the procedure's order.
+    assert rows == ["tiep-nhan", "xac-nhan-hien-trang", "xac-dinh-nghia-vu-tai-chinh", "tham-dinh"], rows
+    assert [r.get("data-kind") for r in root.iter(f"{SVG}rect") if r.get("data-kind")] == ["supplement"]
+
+
 def extended(_: Walkthrough, ran: Ran) -> None:
     assert "dossier HS-2026-000124: extended until" in ran.out
 
@@ -427,6 +438,7 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong inbox vpdk-tinh --limit 50 --offset 0 --json", cli_inbox),
     ("lienthong dossiers sheet HS-2026-000123", sheet_text),
     ("lienthong dossiers sheet HS-2026-000123 --json", sheet_json),
+    ("lienthong dossiers timeline HS-2026-000123", timeline_picture),
     ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000124 --received-at", submitted_with_a_due),
     ("lienthong dossiers extend HS-2026-000124", extended),
     ("lienthong dossiers resync HS-2026-000123", lines_of("up to date HS-2026-000123")),

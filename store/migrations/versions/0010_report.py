@@ -1,7 +1,7 @@
 """The Biểu 06 report (issue 15 §2): its index on the audit log, and monitoring tokens.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-14
 
 * ``ix_dossier_events_report`` (kind, at, dossier_id, seq, actor), partial over the
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
