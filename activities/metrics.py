@@ -88,6 +88,21 @@ WORKING_TIME = Histogram(
     "without the applicant's supplement time.",
     ["sector"], buckets=WORKING_TIME_BUCKETS, registry=REGISTRY)
 
+# The National Portal's sync (activities/portal.py). The backlog (pending changes, the
+# oldest one's age, parked ones) is the exporter's, from the store.
+PORTAL_FAILURE_REASONS = ("http_4xx", "http_5xx", "http_other", "network", "timeout")
+PORTAL_SYNC_FAILURES = Counter(
+    "lienthong_portal_sync_failures",
+    "Attempts to send a change to the National Public Service Portal that failed, by reason: http_4xx (the "
+    "portal refused it: parked, or retried for 401/403/404/408/429), http_5xx, http_other (1xx/3xx), network "
+    "(no connection), timeout. Retried by Temporal but for parked ones.",
+    ["reason"], registry=REGISTRY)
+PORTAL_SYNC_DELIVERED = Counter(
+    "lienthong_portal_sync_delivered", "Changes the National Public Service Portal accepted (2xx).",
+    registry=REGISTRY)
+for _reason in PORTAL_FAILURE_REASONS:
+    PORTAL_SYNC_FAILURES.labels(_reason)  # born at zero: increase() sees the first failure
+
 _seen: set[tuple[str, str, str]] = set()
 _seen_lock = Lock()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -30,6 +30,14 @@ def _port_or_off(value: Any) -> Any:
 
 
 Port = Annotated[Annotated[int, Field(ge=0, le=65535)] | None, BeforeValidator(_port_or_off)]
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# An http(s) URL, or unset (an empty variable, as docker-compose.yml passes it, is unset).
+OptionalURL = Annotated[HttpUrl | None, BeforeValidator(_empty_is_none)]
 
 
 def agency_secret_variable(agency: str) -> str:
@@ -95,6 +103,17 @@ class Settings(BaseSettings):
     codec_operators: SecretStr | None = Field(
         default=None, description="who may use the gateway's /codec endpoint: `NAME:SHA256_OF_TOKEN,...`")
     codec_ui_origins: str = Field(default="", description="origins of the Temporal UI allowed to call /codec (CORS)")
+    # The National Public Service Portal (README "National Public Service Portal"): status
+    # changes and the timeline go to this endpoint from the outbox; unset, nothing is
+    # queued or sent.
+    portal_url: OptionalURL = Field(default=None, description="the portal's sync endpoint (POST); unset: off")
+    portal_token: SecretStr | None = Field(default=None, description="sent as `Authorization: Bearer <token>`")
+    portal_batch_size: int = Field(default=50, ge=1, le=1000,
+                                   description="changes claimed from the outbox at a time")
+    portal_timeout_seconds: float = Field(default=10.0, gt=0, le=60,
+                                          description="connect / read / write timeout of one POST")
+    portal_poll_seconds: float = Field(default=2.0, gt=0, le=60,
+                                       description="how often an idle sync looks for new changes")
     # Printed forms (services/documents; README "Documents"). The numbering is the province's
     # choice: Circular 03/2025/TT-VPCP's, or the 01/2018 one many provinces still print.
     forms_edition: Literal["03/2025", "01/2018"] = "03/2025"

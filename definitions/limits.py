@@ -37,6 +37,11 @@ MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
 # MAX_STEPS) always have a row; earlier passes fill the rest, the most recent first.
 MAX_TIMELINE_ROWS = 2 * MAX_STEPS
 
+# A message to the National Public Service Portal (activities/portal_payload.py) carries the
+# dossier's processing timeline (QuaTrinhXuLy): its latest entries up to this many. A dossier
+# at every bound above could have thousands; a real one has tens.
+MAX_PORTAL_TIMELINE_ENTRIES = 500
+
 # A calendar snapshot (definitions/calendar.py): it travels in every dossier's
 # workflow input and in `calendars apply` Updates, so it stays small.
 MAX_WORKING_PERIODS = 8  # periods in one working day

@@ -20,7 +20,15 @@ finished  the same two, for held steps of finished dossiers            ``ix_doss
 stuck     ``lienthong_dossiers_abandoned{sector}``,                    ``ix_dossiers_abandoned``,
           ``lienthong_dossiers_without_due{sector}``                   ``ix_dossiers_without_due`` (migration 0005:
                                                                        partial, covering; normally empty)
+portal    ``lienthong_portal_sync_pending``,                           ``ix_portal_outbox_pending_created`` and
+          ``lienthong_portal_sync_lag_seconds``,                       ``ix_portal_outbox_parked`` (migration 0008:
+          ``lienthong_portal_sync_parked``                             partial; normally a handful of rows)
 ========  ==========================================================  ============================================
+
+**Portal** (README "National Public Service Portal"): the changes waiting in the
+outbox to be sent to the National Public Service Portal, how long the oldest of them
+has waited since it was written (0 when none waits: the sync is keeping up, or off),
+and the changes the portal refused for good that no later delivered change supersedes.
 
 **Stuck** (issue 13): a dossier is *abandoned* when the projection had it open but
 Temporal reports its workflow terminated, timed out, failed, cancelled or unknown
@@ -84,6 +92,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from store import portal_outbox
 from store.models import ABANDONED, DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from workflows import payloads
 from workflows.payloads import DossierStatus, StepStatus
@@ -146,6 +155,9 @@ class StoreGauges:
     steps_overdue: dict[tuple[str, str], int] = field(default_factory=dict)
     abandoned: dict[str, int] = field(default_factory=dict)  # sector
     without_due: dict[str, int] = field(default_factory=dict)  # sector
+    portal_pending: int = 0  # changes waiting in the National Portal's outbox
+    portal_lag: float = 0.0  # seconds the oldest of them has waited
+    portal_parked: int = 0  # refused for good, not superseded
 
 
 def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
@@ -211,6 +223,12 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.abandoned[sector] = count
     for sector, count in session.execute(_without_due(now)).tuples():
         g.without_due[sector] = count
+
+    # The National Portal's outbox (migration 0008's partial indexes).
+    backlog = portal_outbox.backlog(session)
+    g.portal_pending, g.portal_parked = backlog.pending, backlog.parked
+    if backlog.oldest_pending_at is not None:
+        g.portal_lag = max(0.0, (now - backlog.oldest_pending_at).total_seconds())
     return g
 
 
@@ -285,6 +303,15 @@ def gauge_families(g: StoreGauges) -> Iterator[Metric]:
     yield _gauge("lienthong_dossiers_without_due",
                  "Open dossiers without a computed due whose row was last written more than 5 minutes ago.",
                  ["sector"], g.without_due)
+    yield _gauge("lienthong_portal_sync_pending",
+                 "Changes (status changes, timeline steps) waiting to be sent to the National Public Service Portal.",
+                 [], {(): g.portal_pending})
+    yield _gauge("lienthong_portal_sync_lag_seconds",
+                 "Seconds the oldest change waiting for the National Public Service Portal has waited since it was "
+                 "recorded; 0 when none waits.", [], {(): g.portal_lag})
+    yield _gauge("lienthong_portal_sync_parked",
+                 "Changes the National Public Service Portal refused for good (a 4xx about the change) that no later "
+                 "change it accepted supersedes: `lienthong portal parked`.", [], {(): g.portal_parked})
 
 
 def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> GaugeMetricFamily:  # type: ignore[type-arg]

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -69,6 +70,8 @@ SUBMITTED_DOSSIER = f"status = '{DossierStatus.SUBMITTED.value}'"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
 OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
+PORTAL_PENDING = "delivered_at IS NULL AND parked_at IS NULL"  # waits to be sent (migration 0008)
+PORTAL_PARKED = "parked_at IS NOT NULL AND delivered_at IS NULL"  # the portal refused it for good
 
 
 class Base(DeclarativeBase):
@@ -289,6 +292,36 @@ class WebhookDeliveryRow(Base):
     attempt: Mapped[int]
     error: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+
+
+class PortalOutboxRow(Base):
+    """One change for the National Public Service Portal (migration 0008): written with
+    the audit-log event that caused it, in the same transaction, keyed like it by
+    (dossier_id, seq); sent in seq order per dossier by the portal sync
+    (activities/portal.py). `payload` is the adapter's (activities/portal_payload.py)."""
+
+    __tablename__ = "portal_outbox"
+    __table_args__ = (
+        UniqueConstraint("dossier_id", "seq"),
+        CheckConstraint("portal_status BETWEEN 1 AND 10", name="portal_status"),
+        # What waits, per dossier in seq order (the claim: only a dossier's oldest is
+        # sent) and oldest first (the claim's order, the lag gauge).
+        _partial("ix_portal_outbox_pending", "dossier_id", "seq", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_pending_created", "created_at", "id", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_parked", "dossier_id", "seq", where=PORTAL_PARKED),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # the audit-log event (dossier_events.seq) that caused it
+    kind: Mapped[str]  # that event's kind
+    portal_status: Mapped[int]  # TrangThaiHoSo after the change
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]  # the portal answered 2xx
+    attempts: Mapped[int]  # POSTs made for it (the failed ones and the one delivered)
+    last_error: Mapped[str | None] = mapped_column(Text)  # the last failure (no person data)
+    parked_at: Mapped[datetime | None]  # refused for good (a 4xx about the change itself): not sent again
 
 
 # ----------------------------------------------------------------------------- HTTP gateway (migration 0002)
