@@ -52,6 +52,9 @@ _TYPES = [
                 "`lienthong agencies issue-token`; revoked tokens are refused."),
     ProblemType("wrong-agency", 403, "The step belongs to another agency",
                 "Only the agency the step is routed to may complete or extend it."),
+    ProblemType("wrong-role", 403, "The token's role does not allow this call",
+                "Agency tokens act for their agency on /v1; monitoring tokens (`lienthong agencies issue-token "
+                "CODE --role monitoring`) read the province's reports (/v1/reports) and nothing else."),
     ProblemType("not-a-receiving-desk", 403, "Your agency does not receive dossiers",
                 "Only one-stop desks (`receives_dossiers: true` in agencies.yaml) submit dossiers."),
     ProblemType("unknown-dossier", 404, "Unknown dossier",
@@ -109,6 +112,9 @@ _TYPES = [
                 "surrogate (`\\ud800` without its pair), no number written longer than "
                 f"{MAX_JSON_NUMBER_CHARS} characters (MAX_JSON_NUMBER_CHARS) and no integer beyond "
                 f"±{MAX_JSON_INTEGER} (MAX_JSON_INTEGER, I-JSON RFC 7493)."),
+    ProblemType("invalid-period", 422, "The report's period is not acceptable",
+                "`from` and `to` are the first and last days (YYYY-MM-DD, local), `to` not before `from`, "
+                "the period starting by today and at most MAX_REPORT_DAYS long; `detail` says which."),
     ProblemType("unknown-outcome", 422, "Unknown outcome", "`outcome` is approved, supplement or rejected."),
     ProblemType("note-required", 422, "A note is required", "Outcomes supplement and rejected need a note saying why."),
     ProblemType("reason-required", 422, "A reason is required",

@@ -1,7 +1,7 @@
 """The exporter's custom collector: current-state gauges computed from the projection
 database, so they are right across restarts and however many workers run.
 
-A read of the store is eight grouped queries (never a loop over dossiers), plus three over
+A read of the store is ten grouped queries (never a loop over dossiers), plus three over
 the small registries to report zeros for every known sector, level and desk:
 
 ========  ==========================================================  ============================================
@@ -27,6 +27,9 @@ applicant ``lienthong_dossier_applicant_wait_oldest_seconds``          ``ix_doss
           ``{sector,reason}``                                          0011: partial, covering)
 withdrawn ``lienthong_dossiers_withdrawal_requested{sector}``          ``ix_dossiers_withdrawal_requested`` (0011:
                                                                        partial over portal status 7; normally empty)
+portal    ``lienthong_portal_sync_pending``,                           ``ix_portal_outbox_pending_created`` and
+          ``lienthong_portal_sync_lag_seconds``,                       ``ix_portal_outbox_parked`` (migration 0008:
+          ``lienthong_portal_sync_parked``                             partial; normally a handful of rows)
 ========  ==========================================================  ============================================
 
 The dossiers query also gives ``lienthong_dossiers_awaiting_applicant{sector,level,reason}``:
@@ -45,6 +48,11 @@ wall-clock time: it is the applicant's time, paid or supplied in calendar days. 
 dossier shows status 7 (withdrawal requested) only between the request and the stop,
 which the workflow writes together: any dossier counted there is a withdrawal that did
 not stop.
+
+**Portal** (README "National Public Service Portal"): the changes waiting in the
+outbox to be sent to the National Public Service Portal, how long the oldest of them
+has waited since it was written (0 when none waits: the sync is keeping up, or off),
+and the changes the portal refused for good that no later delivered change supersedes.
 
 **Stuck** (issue 13): a dossier is *abandoned* when the projection had it open but
 Temporal reports its workflow terminated, timed out, failed, cancelled or unknown
@@ -113,6 +121,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from definitions.calendar import CalendarFileError, UnknownCalendarError, load_calendar
+from store import portal_outbox
 from store.models import ABANDONED, AgencyRow, DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from workflows import payloads
 from workflows.payloads import DossierStatus, PortalStatus, StepStatus
@@ -187,6 +196,9 @@ class StoreGauges:
     awaiting_receipt: dict[str, int] = field(default_factory=dict)  # desk
     receipt_wait_oldest: dict[str, float] = field(default_factory=dict)  # desk -> seconds
     receipt_wait_oldest_working: dict[str, float] = field(default_factory=dict)  # desk -> working seconds
+    portal_pending: int = 0  # changes waiting in the National Portal's outbox
+    portal_lag: float = 0.0  # seconds the oldest of them has waited
+    portal_parked: int = 0  # refused for good, not superseded
 
 
 def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
@@ -281,6 +293,12 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.receipt_wait_oldest[desk] = max(g.receipt_wait_oldest.get(desk, 0.0), _age(now, since))
         working = _working_age(calendar, since, now)
         g.receipt_wait_oldest_working[desk] = max(g.receipt_wait_oldest_working.get(desk, 0.0), working)
+
+    # The National Portal's outbox (migration 0008's partial indexes).
+    backlog = portal_outbox.backlog(session)
+    g.portal_pending, g.portal_parked = backlog.pending, backlog.parked
+    if backlog.oldest_pending_at is not None:
+        g.portal_lag = max(0.0, (now - backlog.oldest_pending_at).total_seconds())
     return g
 
 
@@ -413,6 +431,15 @@ def gauge_families(g: StoreGauges) -> Iterator[Metric]:
     yield _gauge("lienthong_dossier_receipt_wait_oldest_working_seconds",
                  "The same wait in working time, in the dossier's calendar (8 working hours = one working day of "
                  "vn-gov).", ["desk"], g.receipt_wait_oldest_working)
+    yield _gauge("lienthong_portal_sync_pending",
+                 "Changes (status changes, timeline steps) waiting to be sent to the National Public Service Portal.",
+                 [], {(): g.portal_pending})
+    yield _gauge("lienthong_portal_sync_lag_seconds",
+                 "Seconds the oldest change waiting for the National Public Service Portal has waited since it was "
+                 "recorded; 0 when none waits.", [], {(): g.portal_lag})
+    yield _gauge("lienthong_portal_sync_parked",
+                 "Changes the National Public Service Portal refused for good (a 4xx about the change) that no later "
+                 "change it accepted supersedes: `lienthong portal parked`.", [], {(): g.portal_parked})
 
 
 def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> GaugeMetricFamily:  # type: ignore[type-arg]

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -57,6 +58,13 @@ def _partial(name: str, *columns: str, where: str) -> Index:
     return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
+# Audit-log kinds the Biểu 06 report reads (services/report.py), in the partial index
+# ix_dossier_events_report (migration 0010): receipt, the end events of Decision 766's
+# priority, a due recorded passed, and the applicant's pauses and their ends.
+REPORT_EVENT_KINDS = ("received", "result_ready", "completed", "withdrawn", "rejected", "dossier_overdue",
+                      "supplement_requested", "obligation_requested", "resubmitted")
+TOKEN_ROLES = ("agency", "monitoring")  # gateway_tokens.role (migration 0010)
+
 OPEN_DOSSIER = _one_of("status", tuple(s.value for s in OPEN_STATUSES))
 SUBMITTED_DOSSIER = f"status = '{DossierStatus.SUBMITTED.value}'"
 AWAITING_APPLICANT = _one_of("status", tuple(s.value for s in PAUSED_STATUSES))
@@ -64,6 +72,8 @@ WITHDRAWAL_REQUESTED = f"portal_status = {PortalStatus.WITHDRAWAL_REQUESTED.valu
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
 OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
+PORTAL_PENDING = "delivered_at IS NULL AND parked_at IS NULL"  # waits to be sent (migration 0008)
+PORTAL_PARKED = "parked_at IS NOT NULL AND delivered_at IS NULL"  # the portal refused it for good
 
 
 class Base(DeclarativeBase):
@@ -233,7 +243,12 @@ class DossierEventRow(Base):
     the transitions of a workflow task a dead worker never completed (store/projection.py)."""
 
     __tablename__ = "dossier_events"
-    __table_args__ = (CheckConstraint("seq >= 1", name="seq_positive"),)
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        # The report's events by kind and instant, covering (migration 0010).
+        _partial("ix_dossier_events_report", "kind", "at", "dossier_id", "seq", "actor",
+                 where=_one_of("kind", REPORT_EVENT_KINDS)),
+    )
 
     dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)
@@ -288,19 +303,52 @@ class WebhookDeliveryRow(Base):
     at: Mapped[datetime]
 
 
+class PortalOutboxRow(Base):
+    """One change for the National Public Service Portal (migration 0008): written with
+    the audit-log event that caused it, in the same transaction, keyed like it by
+    (dossier_id, seq); sent in seq order per dossier by the portal sync
+    (activities/portal.py). `payload` is the adapter's (activities/portal_payload.py)."""
+
+    __tablename__ = "portal_outbox"
+    __table_args__ = (
+        UniqueConstraint("dossier_id", "seq"),
+        CheckConstraint("portal_status BETWEEN 1 AND 10", name="portal_status"),
+        # What waits, per dossier in seq order (the claim: only a dossier's oldest is
+        # sent) and oldest first (the claim's order, the lag gauge).
+        _partial("ix_portal_outbox_pending", "dossier_id", "seq", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_pending_created", "created_at", "id", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_parked", "dossier_id", "seq", where=PORTAL_PARKED),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # the audit-log event (dossier_events.seq) that caused it
+    kind: Mapped[str]  # that event's kind
+    portal_status: Mapped[int]  # TrangThaiHoSo after the change
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]  # the portal answered 2xx
+    attempts: Mapped[int]  # POSTs made for it (the failed ones and the one delivered)
+    last_error: Mapped[str | None] = mapped_column(Text)  # the last failure (no person data)
+    parked_at: Mapped[datetime | None]  # refused for good (a 4xx about the change itself): not sent again
+
+
 # ----------------------------------------------------------------------------- HTTP gateway (migration 0002)
 
 
 class GatewayTokenRow(Base):
     """An agency's bearer token for the HTTP gateway. Only the sha256 of its secret is
-    kept: a leaked database does not let anyone act as an agency."""
+    kept: a leaked database does not let anyone act as an agency. Its role (migration
+    0010): `agency` acts for the agency on /v1; `monitoring` reads the province's reports
+    (/v1/reports) for the monitoring team of the unit it is issued to, and nothing else."""
 
     __tablename__ = "gateway_tokens"
-    __table_args__ = (Index(None, "agency"),)
+    __table_args__ = (Index(None, "agency"), CheckConstraint(_one_of("role", TOKEN_ROLES), name="role"))
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the public part, printed with the token
     agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"))
     secret_sha256: Mapped[str]  # hex
+    role: Mapped[str] = mapped_column(server_default=TOKEN_ROLES[0])
     created_at: Mapped[datetime]
     created_by: Mapped[str]
     revoked_at: Mapped[datetime | None]

@@ -33,7 +33,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, TextClause, bindparam, select
 from sqlalchemy.orm import Session
 
-from store import inbox
+from store import inbox, portal_outbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict, row_parameters
 from workflows import payloads
@@ -67,9 +67,10 @@ class ForeignRunError(ValueError):
 
 
 def write_changes(session: Session, write: StoreWrite, *, run_id: str | None = None,
-                  now: datetime | None = None) -> list[DossierEvent]:
+                  now: datetime | None = None, portal: portal_outbox.PortalAdapter | None = None) -> list[DossierEvent]:
     """Apply one store write of workflow run `run_id`; returns the events the audit log
-    did not hold yet. Safe to repeat and to call concurrently."""
+    did not hold yet. Safe to repeat and to call concurrently. With `portal` (the sync
+    is on), the events it sends are queued in the portal's outbox, in the same transaction."""
     state = write.state
     if any(event.dossier_id != state.dossier_id for event in write.events):
         raise ValueError(f"a write for {state.dossier_id!r} carries events of another dossier")
@@ -94,6 +95,8 @@ def write_changes(session: Session, write: StoreWrite, *, run_id: str | None = N
         again = [{f"b_{k}": v for k, v in _event_values(event, now).items()}
                  for event in write.events if event.seq not in fresh]
         connection.execute(_REWRITE_EVENT, again)
+    if portal is not None:
+        portal_outbox.append(connection, write, portal, now)
     if moved:
         steps = set(write.steps)
         rows = [row for row in _step_values(state) if row["step_id"] in steps]

@@ -349,7 +349,11 @@ def test_the_queries_read_the_partial_indexes(store: sessionmaker[Session], stat
             explain = "EXPLAIN (COSTS OFF) " if postgresql else "EXPLAIN QUERY PLAN "
             rows = connection.exec_driver_sql(explain + statement, parameters)  # type: ignore[arg-type]
             plans.append("\n".join(" ".join(str(c) for c in row if c is not None) for row in rows))
-    dossiers, steps, finished, abandoned, no_due, applicant, withdrawal, receipt = (_scans(plan) for plan in plans)
+    (dossiers, steps, finished, abandoned, no_due, applicant, withdrawal, receipt, portal_pending,
+     portal_parked) = (_scans(plan) for plan in plans)
+    # The National Portal's outbox (migration 0008): what waits, and what was parked.
+    assert portal_pending == [("portal_outbox", "ix_portal_outbox_pending_created")], plans[8]
+    assert ("portal_outbox", "ix_portal_outbox_parked") in portal_parked, plans[9]
     assert dossiers == [("dossiers", "ix_dossiers_open")], plans[0]
     by_primary_key = not postgresql and not statistics
     open_dossier = "sqlite_autoindex_dossiers_1" if by_primary_key else "ix_dossiers_open_by_id"
@@ -371,7 +375,7 @@ def test_without_held_steps_in_finished_dossiers_the_third_query_reads_nothing(s
     _project(store, [s for s in mixed_store(random.Random(14), 100) if s.status in OPEN_STATUSES])
     engine = store.kw["bind"]
     statements = _scrape_statements(store)
-    assert len(statements) == 8  # the two stuck families' and issue 14's three after the third
+    assert len(statements) == 10  # the two stuck families', issue 14's three and the two portal queries after the third
     statement, parameters = statements[2]
     assert re.search(r"\bWHERE (false|0 = 1) GROUP BY", statement), statement
     if engine.dialect.name == "postgresql":

@@ -1,7 +1,7 @@
 """The receipt book (issue 15 §1): entry numbers of the forms Mẫu 01 and Mẫu 07.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-10
 
 ``receipt_book``: one row per received dossier, numbered per receiving desk and per
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
