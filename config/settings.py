@@ -11,8 +11,9 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -121,6 +122,17 @@ class Settings(BaseSettings):
     forms_authority: str = Field(default="", max_length=200,
                                  description="the header's upper line (cơ quan chủ quản), e.g. UBND TỈNH …")
     forms_place: str = Field(default="", max_length=100, description="the place before the date (địa danh)")
+    # The Biểu 06 report (services/report.py; README "The Biểu 06 report"). Day boundaries
+    # of a period are local midnights in this zone.
+    province_timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone of the province")
+    # Two readings of Decision 766/Biểu 06 that implementations differ on (LEGAL.md): neither
+    # is law we could confirm, so each is a choice, by default the workflow's own verdicts.
+    report_paused_within_time: bool = Field(
+        default=False, description="count dossiers waiting for the applicant (supplement, financial obligation) "
+                                   "as within time (col. 12) even if their due had passed before the pause")
+    report_withdrawn_on_time: bool = Field(
+        default=False, description="count dossiers withdrawn at the applicant's request as resolved on time "
+                                   "(col. 9) whatever the workflow judged at the stop")
     agency_webhook_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="from LIENTHONG_WEBHOOK_SECRET_<AGENCY> variables",
         json_schema_extra={"environment": "LIENTHONG_WEBHOOK_SECRET_<AGENCY_CODE>"})
@@ -132,6 +144,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _AgencySecrets(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("province_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Ho_Chi_Minh)") from err
+        return value
 
     @property
     def receipt_max_age(self) -> timedelta:

@@ -66,3 +66,7 @@ MAX_FORM_DOCUMENTS = 100  # lines of the applicant's documents on a receipt slip
 MAX_FORM_TEXT_CHARS = 500  # one data field printed on a form (a name, an address): longer is cut with "…"
 MAX_BOOK_ENTRIES = 2000  # dossiers in one `documents book` (a desk's month fits): ask for a shorter period
 MAX_TEMPLATE_BYTES = 256 * 1024  # an operator's template file
+
+# The Biểu 06 report (services/report.py): the longest period one report covers (a year,
+# leap day included). Its queries read the audit log up to the period's end.
+MAX_REPORT_DAYS = 366

@@ -54,6 +54,9 @@ _TYPES = [
                 "Only the agency the step is routed to may complete, return or extend it; only the desk an online "
                 "dossier is addressed to receives or refuses it; only the desk that received a dossier (or an "
                 "agency holding one of its current steps) records a withdrawal."),
+    ProblemType("wrong-role", 403, "The token's role does not allow this call",
+                "Agency tokens act for their agency on /v1; monitoring tokens (`lienthong agencies issue-token "
+                "CODE --role monitoring`) read the province's reports (/v1/reports) and nothing else."),
     ProblemType("not-a-receiving-desk", 403, "Your agency does not receive dossiers",
                 "Only one-stop desks (`receives_dossiers: true` in agencies.yaml) submit, receive or refuse "
                 "dossiers."),
@@ -142,6 +145,9 @@ _TYPES = [
                 "surrogate (`\\ud800` without its pair), no number written longer than "
                 f"{MAX_JSON_NUMBER_CHARS} characters (MAX_JSON_NUMBER_CHARS) and no integer beyond "
                 f"±{MAX_JSON_INTEGER} (MAX_JSON_INTEGER, I-JSON RFC 7493)."),
+    ProblemType("invalid-period", 422, "The report's period is not acceptable",
+                "`from` and `to` are the first and last days (YYYY-MM-DD, local), `to` not before `from`, "
+                "the period starting by today and at most MAX_REPORT_DAYS long; `detail` says which."),
     ProblemType("unknown-outcome", 422, "Unknown outcome",
                 "`outcome` is approved, supplement, obligation or rejected."),
     ProblemType("note-required", 422, "A note is required",

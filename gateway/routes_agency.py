@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from definitions.calendar import CalendarFileError, UnknownCalendarError, load_calendar
 from definitions.loader import looks_like_path
 from gateway import dossiers
-from gateway.auth import Agency
+from gateway.auth import Agency, Caller
 from gateway.context import GatewayContext, get_context
 from gateway.idempotency import HEADER, KEY_PATTERN, Answer, run_once, update_id
 from gateway.problems import GatewayProblem, problem_of
@@ -42,7 +42,6 @@ from services.submission import (
 )
 from services.timeline import MEDIA_TYPE as SVG
 from services.timeline import render_timeline
-from services.tokens import Caller
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import (
     CompleteStep,
@@ -90,10 +89,10 @@ def _known(step_id: str) -> None:
 
 @router.get("/agency", operation_id="readAgency", response_model=AgencyInfo, tags=["inbox"],
             summary="Who your token acts as")
-async def whoami(caller: Agency) -> AgencyInfo:
-    """A cheap call to check a token."""
+async def whoami(caller: Caller) -> AgencyInfo:
+    """A cheap call to check a token (of either role)."""
     return AgencyInfo(code=caller.agency, name=caller.name, receives_dossiers=caller.receives_dossiers,
-                      token_id=caller.token_id)
+                      token_id=caller.token_id, role=caller.role)
 
 
 @router.get("/inbox", operation_id="readInbox", response_model=InboxPage, tags=["inbox"],

@@ -204,3 +204,4 @@ class AgencyInfo(BaseModel):
     name: str
     receives_dossiers: bool
     token_id: str
+    role: str = Field(default="agency", description="agency: acts for the agency; monitoring: reads reports only")

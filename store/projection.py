@@ -37,7 +37,7 @@ from store import inbox, portal_outbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict, row_parameters
 from workflows import payloads
-from workflows.payloads import DossierEvent, DossierState, StoreWrite
+from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
 
 OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 
@@ -228,6 +228,7 @@ def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | 
         "received_at": state.received_at,
         "received_by": state.received_by,
         "finished_at": state.finished_at,
+        "awaiting_since": awaiting_since(state),
         "clock_started_at": state.clock_started_at,
         "due_at": state.due_at,
         "original_due_at": state.original_due_at,
@@ -240,6 +241,20 @@ def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | 
         "state": state.model_dump(mode="json"),
         "updated_at": now,
     }
+
+
+# The note that opens each of the applicant's turns (portal 5 and 6).
+_REQUESTS = {DossierStatus.AWAITING_SUPPLEMENT: "supplement_requested",
+             DossierStatus.AWAITING_OBLIGATION: "obligation_requested"}
+
+
+def awaiting_since(state: DossierState) -> datetime | None:
+    """When the applicant's current turn began: the latest request of its kind (else the
+    instant the clocks stopped); None while the agencies hold the dossier."""
+    kind = _REQUESTS.get(state.status)
+    if kind is None:
+        return None
+    return next((note.at for note in reversed(state.notes) if note.kind == kind), state.paused_at)
 
 
 def _step_values(state: DossierState) -> list[dict[str, Any]]:

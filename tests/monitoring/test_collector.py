@@ -31,6 +31,12 @@ STORE_FAMILIES = {
     "lienthong_steps_overdue": {"sector", "agency"},
     "lienthong_dossiers_abandoned": {"sector"},
     "lienthong_dossiers_without_due": {"sector"},
+    "lienthong_dossiers_awaiting_applicant": {"sector", "level", "reason"},
+    "lienthong_dossier_applicant_wait_oldest_seconds": {"sector", "reason"},
+    "lienthong_dossiers_withdrawal_requested": {"sector"},
+    "lienthong_dossiers_awaiting_receipt": {"desk"},
+    "lienthong_dossier_receipt_wait_oldest_seconds": {"desk"},
+    "lienthong_dossier_receipt_wait_oldest_working_seconds": {"desk"},
     "lienthong_portal_sync_pending": set(),
     "lienthong_portal_sync_lag_seconds": set(),
     "lienthong_portal_sync_parked": set(),
@@ -113,7 +119,7 @@ def test_one_scrape_is_a_fixed_number_of_queries(store: sessionmaker[Session]) -
         statements.clear()
         with store() as session:
             g = read_gauges(session, NOW)
-        assert len(statements) == few == 9, statements  # 2 registries, 3 counts, 2 stuck, 2 portal
+        assert len(statements) == few == 13, statements  # 3 registries, 3 counts, 2 stuck, 3 of issue 14, 2 portal
         assert g.overdue[("G13-TN01", "xa")] == 25
     finally:
         event.remove(engine, "before_cursor_execute", count)

@@ -14,6 +14,8 @@ configuration `make run` and the second terminal share by default.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import queue
@@ -411,6 +413,46 @@ def refused_token(_: Walkthrough, ran: Ran) -> None:
     assert ran.json()["status"] == 401
 
 
+# The walk-through's two land-registration dossiers (level xa, sector G13-TN01), both in
+# progress: received this month, or HS-2026-000124 (received 2026-11-23) carried over.
+LAND_ROW = {"received_total": 2, "resolved_total": 0, "in_progress_total": 2}
+
+
+def report_table(_: Walkthrough, ran: Ran) -> None:
+    lines = ran.out.splitlines()
+    assert lines[0].startswith("Biểu 06/VPCP/KSTT: ") and lines[1].startswith("Kỳ báo cáo: từ ngày 01/")
+    total = next(line for line in lines if line.strip().startswith("Tổng cộng")).split()
+    assert (total[2], total[6], total[10]) == ("2", "0", "2"), total  # columns 3, 7 and 11
+    assert "Cấp xã" in ran.out and "Đất đai" in ran.out
+
+
+def report_csv(_: Walkthrough, ran: Ran) -> None:
+    rows = {row["code"]: row for row in csv.DictReader(io.StringIO(ran.out))}
+    land = rows["1.012756"]
+    assert land["kind"] == "procedure" and land["name"].startswith("Đăng ký đất đai")
+    assert {key: int(land[key]) for key in LAND_ROW} == LAND_ROW
+
+
+def report_workbook(_: Walkthrough, ran: Ran) -> None:
+    from openpyxl import load_workbook
+
+    assert ran.out == "" and "written to" in ran.err
+    target = Path(ran.err.strip().rsplit(" written to ", 1)[1])
+    sheet = load_workbook(target).active
+    assert sheet is not None and sheet["A1"].value == "Biểu 06/VPCP/KSTT" and sheet["M9"].value == "(13)"
+
+
+def monitoring_token_printed(_: Walkthrough, ran: Ran) -> None:
+    assert ran.out == "" and "(monitoring: reads reports only)" in ran.err
+
+
+def report_through_the_gateway(_: Walkthrough, ran: Ran) -> None:
+    report = ran.json()
+    assert report["by"] == "sector" and report["complete"] is False and utc_everywhere(report) == 2
+    land = next(row for row in report["rows"] if row["code"] == "G13-TN01")
+    assert {key: land[key] for key in LAND_ROW} == LAND_ROW
+
+
 # Every command of the marked blocks, in order: how it starts, and its check (on top
 # of exit 0 and the README's quoted fragments). A command added to the README
 # without a line here fails the test.
@@ -457,6 +499,12 @@ EXPECTED: list[tuple[str, Check]] = [
     ('lienthong agencies revoke-token "$TOKEN"', lines_of("of vpdk-tinh revoked")),
     ('curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/inbox', refused_token),
     ("curl -s http://127.0.0.1:9464/metrics | grep lienthong_dossiers_overdue", lines_of("sector=")),
+    ("FROM=$(TZ=Asia/Ho_Chi_Minh date +%Y-%m-01) TO=", nothing),
+    ('lienthong report --from "$FROM" --to "$TO"', report_table),
+    ('lienthong report --from "$FROM" --to "$TO" --by procedure --format csv', report_csv),
+    ('lienthong report --from "$FROM" --to "$TO" --format xlsx --out', report_workbook),
+    ("MONITOR=$(lienthong agencies issue-token ubnd-tinh --role monitoring)", monitoring_token_printed),
+    ('curl -s -H "Authorization: Bearer $MONITOR"', report_through_the_gateway),
 ]
 
 
