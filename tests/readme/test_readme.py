@@ -413,16 +413,17 @@ def refused_token(_: Walkthrough, ran: Ran) -> None:
     assert ran.json()["status"] == 401
 
 
-# The walk-through's two land-registration dossiers (level xa, sector G13-TN01), both in
-# progress: received this month, or HS-2026-000124 (received 2026-11-23) carried over.
-LAND_ROW = {"received_total": 2, "resolved_total": 0, "in_progress_total": 2}
+# The walk-through's three land-registration dossiers (level xa, sector G13-TN01): two in
+# progress (received this month, or HS-2026-000124, received 2026-11-23, carried over) and
+# HS-2026-000125, received online this month and withdrawn: resolved (its end time, 8).
+LAND_ROW = {"received_total": 3, "resolved_total": 1, "in_progress_total": 2}
 
 
 def report_table(_: Walkthrough, ran: Ran) -> None:
     lines = ran.out.splitlines()
     assert lines[0].startswith("Biểu 06/VPCP/KSTT: ") and lines[1].startswith("Kỳ báo cáo: từ ngày 01/")
     total = next(line for line in lines if line.strip().startswith("Tổng cộng")).split()
-    assert (total[2], total[6], total[10]) == ("2", "0", "2"), total  # columns 3, 7 and 11
+    assert (total[2], total[6], total[10]) == ("3", "1", "2"), total  # columns 3, 7 and 11
     assert "Cấp xã" in ran.out and "Đất đai" in ran.out
 
 
