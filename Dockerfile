@@ -32,6 +32,11 @@ ENV PATH=/opt/lienthong/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LIENTHONG_LOG_JSON=true
+# What WeasyPrint prints the forms with (services/documents): Pango, HarfBuzz's subsetter,
+# and Debian's DejaVu fonts, which have every Vietnamese letter. No browser.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 # A fixed, unprivileged uid so mounted volumes and Kubernetes securityContext agree.
 RUN groupadd --system --gid 10001 lienthong \
  && useradd --system --uid 10001 --gid lienthong --home-dir /home/lienthong --create-home lienthong

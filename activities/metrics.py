@@ -57,6 +57,15 @@ DOSSIERS_FINISHED = Counter(
     "lienthong_dossiers_finished",
     "Dossiers finished, by status (completed | rejected) and Decision 766 verdict (early | on_time | late).",
     ["sector", "level", "procedure", "status", "verdict"], registry=REGISTRY)
+# Decision 766's end time, by priority: processing finished (status 9), else the result
+# returned (10), else stopped or rejected (8). A dossier counts once, at the first of
+# these it reaches (the Biểu 06 report's "resolved", services/report.py).
+RESOLVING = ("result_ready", "completed", "withdrawn", "rejected")
+DOSSIERS_RESOLVED = Counter(
+    "lienthong_dossiers_resolved",
+    "Dossiers resolved (Decision 766's end time: result ready, else returned, else withdrawn or rejected), by the "
+    "event that resolved them and the verdict judged then (early | on_time | late): Biểu 06 columns 7-10.",
+    ["sector", "level", "status", "verdict"], registry=REGISTRY)
 STEPS_FINISHED = Counter(
     "lienthong_steps_finished",
     "Steps finished by an agency, by outcome (approved | rejected) and verdict against the step's legal due.",
@@ -79,6 +88,21 @@ WORKING_TIME = Histogram(
     "without the applicant's supplement time.",
     ["sector"], buckets=WORKING_TIME_BUCKETS, registry=REGISTRY)
 
+# The National Portal's sync (activities/portal.py). The backlog (pending changes, the
+# oldest one's age, parked ones) is the exporter's, from the store.
+PORTAL_FAILURE_REASONS = ("http_4xx", "http_5xx", "http_other", "network", "timeout")
+PORTAL_SYNC_FAILURES = Counter(
+    "lienthong_portal_sync_failures",
+    "Attempts to send a change to the National Public Service Portal that failed, by reason: http_4xx (the "
+    "portal refused it: parked, or retried for 401/403/404/408/429), http_5xx, http_other (1xx/3xx), network "
+    "(no connection), timeout. Retried by Temporal but for parked ones.",
+    ["reason"], registry=REGISTRY)
+PORTAL_SYNC_DELIVERED = Counter(
+    "lienthong_portal_sync_delivered", "Changes the National Public Service Portal accepted (2xx).",
+    registry=REGISTRY)
+for _reason in PORTAL_FAILURE_REASONS:
+    PORTAL_SYNC_FAILURES.labels(_reason)  # born at zero: increase() sees the first failure
+
 _seen: set[tuple[str, str, str]] = set()
 _seen_lock = Lock()
 
@@ -96,6 +120,9 @@ def initialize(procedures: Iterable[tuple[str, str, str]]) -> None:
         for status in FINISHED_STATUSES:
             for verdict in VERDICTS:
                 DOSSIERS_FINISHED.labels(sector, level, procedure, status, verdict)
+        for status in RESOLVING:
+            for verdict in VERDICTS:
+                DOSSIERS_RESOLVED.labels(sector, level, status, verdict)
         WORKING_TIME.labels(sector)
 
 
@@ -144,6 +171,14 @@ def _observe(event: DossierEvent, state: DossierState) -> None:
         working = working_time(state)
         if working is not None:
             WORKING_TIME.labels(sector).observe(working.total_seconds())
+    if resolves(kind, state) and state.verdict:
+        DOSSIERS_RESOLVED.labels(sector, level, kind, state.verdict).inc()
+
+
+def resolves(kind: str, state: DossierState) -> bool:
+    """Whether an event of `kind`, written with `state`, is the dossier's end time: status
+    9, or an end that no status 9 preceded (`finished_at` is set at 9)."""
+    return kind == RESOLVING[0] or (kind in RESOLVING and state.finished_at is None)
 
 
 def working_time(state: DossierState) -> timedelta | None:

@@ -1,8 +1,9 @@
 """Recording every dossier transition: the audit log, the projection and the inboxes.
 
 `write_changes` is the workflow's one store write per activation, run as a local
-activity: its events, the projection moved forward to the state they lead to, and
-the agencies' inbox changes, in one transaction (shared with the worker's other writes
+activity: its events, the projection moved forward to the state they lead to, the
+agencies' inbox changes and (while its sync is on) the National Portal's outbox rows,
+in one transaction (shared with the worker's other writes
 waiting at the same moment: store/group_commit.py). Keyed by (dossier_id, seq) with a
 projection that never moves back: a retried write changes nothing, and a transition
 the workflow re-ran after a worker died (its local activity marker never reached
@@ -21,6 +22,7 @@ from activities import metrics
 from activities.routing import log_routing
 from store import projection
 from store.group_commit import GroupWriter
+from store.portal_outbox import PortalAdapter
 from workflows.payloads import DossierEvent, StoreWrite
 
 log = structlog.get_logger("lienthong.events")
@@ -38,14 +40,16 @@ def refused_for_good(err: BaseException) -> bool:
 
 
 class RecordingActivities:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], portal: PortalAdapter | None = None) -> None:
+        """`portal`: the National Portal's payload adapter while its sync is on; each write
+        then also queues the changes the portal is told of (store/portal_outbox.py)."""
         self._sessions = sessions
         # The worker's writes that wait at the same time share a transaction
         # (store/group_commit.py): one commit for many dossiers, no lock contention.
         # Each write carries the workflow run it comes from: the projection records it,
         # and refuses another run's writes for the same dossier id (store/projection.py).
         self.writer: GroupWriter[tuple[StoreWrite, str | None], list[DossierEvent]] = GroupWriter(
-            sessions, lambda session, item: projection.write_changes(session, item[0], run_id=item[1]),
+            sessions, lambda session, item: projection.write_changes(session, item[0], run_id=item[1], portal=portal),
             key=lambda item: item[0].state.dossier_id)
 
     @activity.defn(name="write_changes")

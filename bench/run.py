@@ -533,7 +533,8 @@ def bench_input(snapshot: Any, dossier_id: str) -> Any:
 
     now = datetime.now(UTC)
     calendar = load_calendar(snapshot.procedure.calendar).snapshot(now)
-    return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="online", calendar=calendar,
+    # Received at the desk (an online one would wait for a desk to receive it: issue 14).
+    return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data={}, channel="in_person", calendar=calendar,
                         received_at=now)
 
 

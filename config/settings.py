@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, HttpUrl, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -29,6 +30,14 @@ def _port_or_off(value: Any) -> Any:
 
 
 Port = Annotated[Annotated[int, Field(ge=0, le=65535)] | None, BeforeValidator(_port_or_off)]
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# An http(s) URL, or unset (an empty variable, as docker-compose.yml passes it, is unset).
+OptionalURL = Annotated[HttpUrl | None, BeforeValidator(_empty_is_none)]
 
 
 def agency_secret_variable(agency: str) -> str:
@@ -94,6 +103,36 @@ class Settings(BaseSettings):
     codec_operators: SecretStr | None = Field(
         default=None, description="who may use the gateway's /codec endpoint: `NAME:SHA256_OF_TOKEN,...`")
     codec_ui_origins: str = Field(default="", description="origins of the Temporal UI allowed to call /codec (CORS)")
+    # The National Public Service Portal (README "National Public Service Portal"): status
+    # changes and the timeline go to this endpoint from the outbox; unset, nothing is
+    # queued or sent.
+    portal_url: OptionalURL = Field(default=None, description="the portal's sync endpoint (POST); unset: off")
+    portal_token: SecretStr | None = Field(default=None, description="sent as `Authorization: Bearer <token>`")
+    portal_batch_size: int = Field(default=50, ge=1, le=1000,
+                                   description="changes claimed from the outbox at a time")
+    portal_timeout_seconds: float = Field(default=10.0, gt=0, le=60,
+                                          description="connect / read / write timeout of one POST")
+    portal_poll_seconds: float = Field(default=2.0, gt=0, le=60,
+                                       description="how often an idle sync looks for new changes")
+    # Printed forms (services/documents; README "Documents"). The numbering is the province's
+    # choice: Circular 03/2025/TT-VPCP's, or the 01/2018 one many provinces still print.
+    forms_edition: Literal["03/2025", "01/2018"] = "03/2025"
+    forms_templates: Path | None = Field(
+        default=None, description="a folder of the province's own templates, used before the shipped ones")
+    forms_authority: str = Field(default="", max_length=200,
+                                 description="the header's upper line (cơ quan chủ quản), e.g. UBND TỈNH …")
+    forms_place: str = Field(default="", max_length=100, description="the place before the date (địa danh)")
+    # The Biểu 06 report (services/report.py; README "The Biểu 06 report"). Day boundaries
+    # of a period are local midnights in this zone.
+    province_timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone of the province")
+    # Two readings of Decision 766/Biểu 06 that implementations differ on (LEGAL.md): neither
+    # is law we could confirm, so each is a choice, by default the workflow's own verdicts.
+    report_paused_within_time: bool = Field(
+        default=False, description="count dossiers waiting for the applicant (supplement, financial obligation) "
+                                   "as within time (col. 12) even if their due had passed before the pause")
+    report_withdrawn_on_time: bool = Field(
+        default=False, description="count dossiers withdrawn at the applicant's request as resolved on time "
+                                   "(col. 9) whatever the workflow judged at the stop")
     agency_webhook_secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="from LIENTHONG_WEBHOOK_SECRET_<AGENCY> variables",
         json_schema_extra={"environment": "LIENTHONG_WEBHOOK_SECRET_<AGENCY_CODE>"})
@@ -105,6 +144,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _AgencySecrets(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("province_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name like Asia/Ho_Chi_Minh)") from err
+        return value
 
     @property
     def receipt_max_age(self) -> timedelta:

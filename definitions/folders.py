@@ -30,6 +30,7 @@ class Plan:
 
     catalog_root: Path
     roots: list[Path]  # every definitions folder given (resolved, each once)
+    folders: list[Path]  # the definitions folders given whole (not by one registry file; resolved, each once)
     registries: list[Path]
     procedures: list[Path]
     missing: list[Problem]
@@ -42,9 +43,11 @@ def plan_paths(paths: Iterable[Path], default_root: Path | None = None) -> Plan:
     procedures: list[Path] = []
     missing: list[Problem] = []
     roots: list[Path] = []
+    folders: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir() and is_definitions_folder(path):
             roots.append(path)
+            folders.append(path)
             registries += [path / name for name in REGISTRY_FILES if (path / name).is_file()]
             procedures += procedure_files(path / PROCEDURES_DIR)
         elif path.is_dir():
@@ -60,6 +63,7 @@ def plan_paths(paths: Iterable[Path], default_root: Path | None = None) -> Plan:
     return Plan(
         catalog_root=catalog_root,
         roots=list(dict.fromkeys(root.resolve() for root in roots)),
+        folders=list(dict.fromkeys(folder.resolve() for folder in folders)),
         registries=list(dict.fromkeys(registries)),
         procedures=list(dict.fromkeys(procedures)),
         missing=missing,

@@ -33,6 +33,15 @@ DEFAULT_RETURNS = 3  # times a dossier may be sent back to an earlier step (appr
 MAX_RETURNS = 20  # each return re-runs steps, so it bounds the dossier's history too
 MAX_CALENDAR_APPLICATIONS = 50  # `calendars apply` Updates one dossier accepts
 
+# A dossier's timeline picture (services/timeline.py): its current steps (at most
+# MAX_STEPS) always have a row; earlier passes fill the rest, the most recent first.
+MAX_TIMELINE_ROWS = 2 * MAX_STEPS
+
+# A message to the National Public Service Portal (activities/portal_payload.py) carries the
+# dossier's processing timeline (QuaTrinhXuLy): its latest entries up to this many. A dossier
+# at every bound above could have thousands; a real one has tens.
+MAX_PORTAL_TIMELINE_ENTRIES = 500
+
 # A calendar snapshot (definitions/calendar.py): it travels in every dossier's
 # workflow input and in `calendars apply` Updates, so it stays small.
 MAX_WORKING_PERIODS = 8  # periods in one working day (the default, each weekday's, each season's)
@@ -52,3 +61,13 @@ MAX_JSON_NUMBER_CHARS = 32  # a number as written: a double needs at most 24 (-1
 # A YAML file of definitions (definitions/yaml_source.py), checked before it is read or parsed.
 MAX_YAML_FILE_BYTES = 1024 * 1024  # the largest shipped file is a few kilobytes
 MAX_YAML_ALIASES = 20  # aliases (*name) in one file: a few for shared lists, never a bomb
+
+# Printed documents (services/documents): what one form or one book may hold.
+MAX_FORM_DOCUMENTS = 100  # lines of the applicant's documents on a receipt slip; more are counted, not listed
+MAX_FORM_TEXT_CHARS = 500  # one data field printed on a form (a name, an address): longer is cut with "…"
+MAX_BOOK_ENTRIES = 2000  # dossiers in one `documents book` (a desk's month fits): ask for a shorter period
+MAX_TEMPLATE_BYTES = 256 * 1024  # an operator's template file
+
+# The Biểu 06 report (services/report.py): the longest period one report covers (a year,
+# leap day included). Its queries read the audit log up to the period's end.
+MAX_REPORT_DAYS = 366

@@ -8,9 +8,11 @@ done along these seams:
 * :mod:`definitions.folders` — what the given paths mean (the one planner);
 * :mod:`definitions.yaml_source` — reading YAML once, with lines and size bounds;
 * :mod:`definitions.shape` — pydantic's errors (:mod:`definitions.schema`) as lines;
-* :mod:`definitions.registries` — ``agencies.yaml`` and ``sectors.yaml``, the :class:`Catalog`;
+* :mod:`definitions.registries` — ``agencies.yaml`` and ``sectors.yaml``, the :class:`Catalog`
+  (and, when a whole folder is checked, its province-wide list against its procedures);
 * :mod:`definitions.procedure_checks` — one procedure file (with
-  :mod:`definitions.references` and :mod:`definitions.deadlines`) and the check across files;
+  :mod:`definitions.references`, :mod:`definitions.deadlines` and :mod:`definitions.returns`)
+  and the checks across files;
 * :mod:`definitions.versions` — which version a ``CODE`` or ``CODE@VERSION`` means;
 * :mod:`definitions.problems` — :class:`Problem` and :class:`DefinitionError`.
 
@@ -26,10 +28,18 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from definitions.folders import PROCEDURES_DIR, Plan, plan_paths, procedure_files
+from definitions.folders import AGENCIES_FILE, PROCEDURES_DIR, Plan, plan_paths, procedure_files
 from definitions.problems import DefinitionError, Problem, _unique
 from definitions.procedure_checks import ProcedureFile, _check_procedure, _duplicate_refs
-from definitions.registries import Catalog, _read_catalog, _read_registry, load_catalog
+from definitions.registries import (
+    Catalog,
+    Listed,
+    _province_wide_at,
+    _province_wide_without_procedure,
+    _read_catalog,
+    _read_registry,
+    load_catalog,
+)
 from definitions.schema import ProcedureSnapshot
 from definitions.versions import choose_version
 
@@ -102,18 +112,35 @@ def validate_paths(paths: Iterable[Path], root: Path | None = None) -> tuple[int
 def check_plan(plan: Plan) -> Checked:
     """Read and check every file of ``plan`` once; never raises for a bad file."""
     catalog, problems = _read_catalog(plan.catalog_root)
+    listed = {plan.catalog_root.resolve() / AGENCIES_FILE: catalog.province_wide_at}
     checked: set[Path] = set()
     for registry in plan.registries:
         checked.add(registry)
         if registry.parent.resolve() != plan.catalog_root.resolve():
-            problems += _read_registry(registry)[1]  # the catalog's own were read above
+            _, found, data = _read_registry(registry)  # the catalog's own were read above
+            problems += found
+            if registry.name == AGENCIES_FILE:
+                listed[registry.parent.resolve() / AGENCIES_FILE] = _province_wide_at(data)
     results = []
     for path in plan.procedures:
         checked.add(path)
         results.append(_check_procedure(path, catalog))
     problems += [p for r in results for p in r.problems] + _duplicate_refs(results)
+    for folder in plan.folders:
+        problems += _unlisted_codes(folder, listed.get(folder / AGENCIES_FILE, []), results)
     passed = [r for r in results if r.snapshot is not None]
     return Checked(len(checked), plan.missing + _unique(problems), catalog, passed)
+
+
+def _unlisted_codes(folder: Path, listed: list[Listed], results: list[ProcedureFile]) -> list[Problem]:
+    """The folder's province-wide codes that none of its procedure files declares; not
+    checked when one of its files could not be read (its code is unknown)."""
+    procedures = (folder / PROCEDURES_DIR).resolve()
+    mine = [r for r in results if r.path.resolve().parent == procedures]
+    if not listed or any(r.doc is None or not isinstance(r.doc.data, dict) for r in mine):
+        return []
+    declared = {code for r in mine if r.doc is not None and isinstance(code := r.doc.data.get("code"), str)}
+    return _province_wide_without_procedure(folder / AGENCIES_FILE, listed, declared, folder / PROCEDURES_DIR)
 
 
 def looks_like_path(ref: str) -> bool:

@@ -3,9 +3,11 @@
 :func:`_check_procedure` reads the file once (:mod:`definitions.yaml_source`), checks
 its shape (:mod:`definitions.shape`) and its meaning — duplicate step ids, the bounds
 of :mod:`definitions.limits` (how many steps, how deeply nested), references to the
-catalog (:mod:`definitions.references`) and deadlines (:mod:`definitions.deadlines`) —
-and returns a :class:`ProcedureFile`: the problems, or the snapshot together with the
-document it was made from. Across files, each ``code@version`` may be declared once.
+catalog (:mod:`definitions.references`), deadlines (:mod:`definitions.deadlines`) and
+return edges and the result step (:mod:`definitions.returns`) — and returns a
+:class:`ProcedureFile`: the problems, or the snapshot (with the default result step
+marked) together with the document it was made from. Across files, each
+``code@version`` may be declared once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from definitions.limits import MAX_NESTING, MAX_STEPS
 from definitions.problems import Loc, Problem, _dotted, _unique
 from definitions.references import _unknown_references
 from definitions.registries import Catalog
+from definitions.returns import _return_problems, with_result_step
 from definitions.schema import Procedure, ProcedureSnapshot
 from definitions.shape import _validate_shape
 from definitions.step_tree import _raw_blocks, _raw_steps
@@ -57,11 +60,12 @@ def _check_procedure(path: Path, catalog: Catalog) -> ProcedureFile:
     problems += _too_deeply_nested(doc)
     problems += _unknown_references(doc, catalog)
     problems += _deadline_overruns(doc, catalog)
+    problems += _return_problems(doc)
     problems = sorted(_unique(problems), key=lambda p: p.line)
     if problems:
         return ProcedureFile(path, None, problems, doc)
     snapshot = ProcedureSnapshot(
-        procedure=procedure,
+        procedure=with_result_step(procedure, catalog),
         content_hash=doc.sha256,
         source=str(path),
     )

@@ -1,5 +1,6 @@
 """The registries procedures are checked against: ``agencies.yaml`` and ``sectors.yaml``
-read into a :class:`Catalog`, with the calendars the folder has.
+read into a :class:`Catalog`, with the calendars the folder has. When a whole folder
+is read, every code of the province-wide list must be a procedure of the folder.
 
 A registry file is checked like a procedure (every problem as one line): its shape,
 duplicate codes, and agency codes written as templates (``{field}`` belongs in
@@ -9,6 +10,7 @@ is reported and left out; the other entries stay usable.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,17 @@ from definitions.folders import AGENCIES_FILE, SECTORS_FILE
 from definitions.problems import DefinitionError, Problem, _dotted, _unique
 from definitions.schema import Agency, AgencyRegistry, Sector, SectorRegistry
 from definitions.shape import _validate_shape
+from definitions.yaml_positions import line_of
 from definitions.yaml_source import Document, _plain, _read_yaml
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A code of agencies.yaml's ``province_wide_procedures``, where it is written."""
+
+    code: str
+    index: int
+    line: int
 
 
 @dataclass
@@ -34,6 +46,7 @@ class Catalog:
     levels: set[str] = field(default_factory=set)
     calendars: set[str] = field(default_factory=set)
     province_wide: list[str] = field(default_factory=list)  # the Art. 14 list (agencies.yaml)
+    province_wide_at: list[Listed] = field(default_factory=list)  # where each code of it is written
 
 
 def load_catalog(root: Path | None = None) -> Catalog:
@@ -78,6 +91,32 @@ def _province_wide(data: Any) -> list[str]:
     """The registry's top-level Art. 14 list (its codes that are text)."""
     listed = data.get("province_wide_procedures") if isinstance(data, CommentedMap) else None
     return [code for code in listed if isinstance(code, str)] if isinstance(listed, list) else []
+
+
+def _province_wide_at(data: Any) -> list[Listed]:
+    listed = data.get("province_wide_procedures") if isinstance(data, CommentedMap) else None
+    if not isinstance(listed, list):
+        return []
+    key = ("province_wide_procedures",)
+    return [Listed(code, index, line_of(data, (*key, index))) for index, code in enumerate(listed)
+            if isinstance(code, str)]
+
+
+def _province_wide_without_procedure(agencies: Path, listed: list[Listed], declared: set[str],
+                                     folder: Path) -> list[Problem]:
+    """Codes of the Art. 14 list that no procedure file of the folder declares (checked
+    when a whole definitions folder is read: a typo would make desks receive nothing)."""
+    problems = []
+    for entry in listed:
+        if entry.code in declared:
+            continue
+        field = _dotted(("province_wide_procedures", entry.index))
+        close = difflib.get_close_matches(entry.code, sorted(declared), n=3, cutoff=0.6)
+        hint = f", e.g. {', '.join(close)}" if close else (" (it has none)" if not declared else "")
+        message = (f"{field}: {entry.code!r} is declared by no procedure file in {folder}; expected the code "
+                   f"of a procedure there{hint}")
+        problems.append(Problem(str(agencies), entry.line, message))
+    return problems
 
 
 def _valid_entries(raw: Any, item: type[BaseModel]) -> list[Any]:
@@ -149,6 +188,7 @@ def _read_catalog(root: Path) -> tuple[Catalog, list[Problem]]:
         root=root,
         agencies={a.code: a for a in agencies},
         province_wide=_province_wide(agencies_data),
+        province_wide_at=_province_wide_at(agencies_data),
         sectors={s.code: s for s in sectors},
         levels={a.level for a in agencies},
         calendars=set(available_calendars(root)),

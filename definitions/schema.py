@@ -123,12 +123,16 @@ class Step(_Strict):
     when: Condition | None = None
     returns_to: list[str] = Field(
         default_factory=list, max_length=MAX_STEPS,
-        description="earlier steps of the same sequence this step may send the dossier back to "
-                    "(\"if not approved, send back to step 3\")")
+        description="steps this step may send the dossier back to (\"if not approved, send back to step 3\"): "
+                    "each must come earlier in the same list (the same `sequence:`, or the top-level `steps:`), "
+                    "never inside a parallel or another branch; the nodes of that list re-run from it "
+                    "(definitions/returns.py)")
     returns_result: bool | None = Field(
         default=None,
         description="this step hands the result to the applicant (status 9 when it starts, 10 when done); "
-                    "default: the last step when its agency is a one-stop desk")
+                    "only on the last top-level node, a step. Default, set by the loader in the snapshot when "
+                    "no step says it: true on that last step if its agency (every code its {field} template "
+                    "can be) is a one-stop desk (receives_dossiers: true); `false` opts out")
 
     @property
     def title(self) -> str:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from definitions.durations import EXPECTED as DURATION_EXPECTED
 from definitions.folders import AGENCIES_FILE, SECTORS_FILE
-from definitions.limits import MAX_EXTENSIONS, MAX_SUPPLEMENT_REQUESTS
+from definitions.limits import MAX_EXTENSIONS, MAX_OBLIGATION_REQUESTS, MAX_RETURNS, MAX_SUPPLEMENT_REQUESTS
 from definitions.problems import Loc, Problem, _dotted
 from definitions.schema import COMMUNE_FIELD, OPERATORS, Agency, Condition, Parallel, Receives, Sector, Sequence, Step
 from definitions.yaml_source import Document, _plain
@@ -33,6 +33,11 @@ _EXPECTED: dict[str, str] = {
     "max_extensions": f"a whole number from 0 to {MAX_EXTENSIONS} (MAX_EXTENSIONS)",
     "receipt_cutoff": 'a local time like "15:00" (quoted)',
     "max_supplement_requests": f"a whole number from 1 to {MAX_SUPPLEMENT_REQUESTS} (MAX_SUPPLEMENT_REQUESTS)",
+    "on_obligation": "pause or continue",
+    "max_obligation_requests": f"a whole number from 0 to {MAX_OBLIGATION_REQUESTS} (MAX_OBLIGATION_REQUESTS)",
+    "max_returns": f"a whole number from 0 to {MAX_RETURNS} (MAX_RETURNS)",
+    "returns_to": "a list of ids of steps that come earlier in the same list, e.g. [tham-dinh]",
+    "returns_result": "true or false",
     "steps": "a list of steps",
     "parallel": "a list of branches (a step or a sequence)",
     "sequence": "a list of steps",

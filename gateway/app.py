@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings, get_settings
-from gateway import problems, routes_agency, routes_codec, routes_public
+from gateway import problems, routes_agency, routes_codec, routes_public, routes_reports
 from gateway.context import GatewayContext
 from gateway.docs_assets import offline_fastapi
 from gateway.guard import AGENCY_PREFIX, PUBLIC_PREFIX, GatewayLimits, RequestGuard
@@ -29,7 +29,8 @@ lienthong (một cửa liên thông), and a public status lookup for applicants.
 **Authentication.** Every `/v1` call carries `Authorization: Bearer <token>`, one token
 per agency, issued by an operator with `lienthong agencies issue-token CODE` (shown
 once, stored hashed) and revoked with `lienthong agencies revoke-token ID`. A call acts
-as exactly that agency.
+as exactly that agency. A monitoring token (`--role monitoring`) reads the reports
+under `/v1/reports` and nothing else.
 
 **Idempotency.** Every POST carries an `Idempotency-Key` header chosen by the caller
 (a UUID per intended change). Retrying with the same key and body returns the first
@@ -55,6 +56,8 @@ TAGS = [
     {"name": "inbox", "description": "What is waiting for your agency."},
     {"name": "dossiers", "description": "Submit and read dossiers."},
     {"name": "steps", "description": "Finish, resubmit and extend: the changes agencies make."},
+    {"name": "documents", "description": "The printed forms of Circular 03/2025/TT-VPCP, as HTML or PDF."},
+    {"name": "reports", "description": "The province's periodic reports (Biểu 06), for monitoring tokens."},
     {"name": "public", "description": "No token needed; no personal data."},
     {"name": "meta", "description": "Problem types and health."},
 ]
@@ -68,6 +71,7 @@ def create_app(context: GatewayContext, settings: Settings | None = None) -> Fas
     app.state.limits = limits
     problems.install(app)
     app.include_router(routes_agency.router)
+    app.include_router(routes_reports.router)
     app.include_router(routes_public.router)
     app.include_router(routes_codec.router)  # operators' codec endpoint for the Temporal UI
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

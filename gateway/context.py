@@ -17,7 +17,10 @@ from temporalio.client import Client
 
 from config.settings import Settings
 from services.codec import CodecAccess
+from services.documents import Options
+from services.documents.editions import DEFAULT_EDITION, EDITIONS
 from services.dossiers import DossierClient
+from services.report import ReportOptions
 from store.db import database_url, make_engine, make_session_factory
 
 T = TypeVar("T")
@@ -42,12 +45,15 @@ class GatewayContext:
     task_queue: str
     definitions: Path
     codec_access: CodecAccess = field(default_factory=CodecAccess)  # the /codec endpoint's operators
+    forms: Options = field(default_factory=lambda: Options(EDITIONS[DEFAULT_EDITION]))  # printed forms' settings
+    report_options: ReportOptions = field(default_factory=ReportOptions)  # time zone and Biểu 06 choices
 
     @classmethod
     def from_settings(cls, client: Client, settings: Settings) -> GatewayContext:
         """The context a gateway process serves with: its store, queue, definitions, operators."""
         return cls(client, open_sessions(database_url(settings.database_url)), settings.task_queue,
-                   settings.definitions, CodecAccess.from_settings(settings))
+                   settings.definitions, CodecAccess.from_settings(settings), Options.from_settings(settings),
+                   ReportOptions.of(settings))
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="gateway-store"))
 

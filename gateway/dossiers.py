@@ -8,9 +8,9 @@ from typing import Any
 from gateway.context import GatewayContext
 from gateway.problems import problem_of
 from services.dossiers import DossierUpdate, Found, Refusal, implausible, plausible_id, unknown_dossier
-from workflows.payloads import DossierInput, DossierState
+from workflows.payloads import DeskAction, DossierInput, DossierState
 
-__all__ = ["Found", "change", "implausible", "load", "plausible_id", "start", "visible"]
+__all__ = ["Found", "at_desk", "change", "implausible", "load", "plausible_id", "start", "visible"]
 
 
 async def load(context: GatewayContext, dossier_id: str) -> Found:
@@ -36,6 +36,18 @@ async def change(context: GatewayContext, dossier_id: str, update: DossierUpdate
     once); a dossier the caller has no part in is unknown and nothing is sent."""
     try:
         return await context.dossiers.change(dossier_id, update, arg, update_id, caller=caller)
+    except Refusal as refusal:
+        raise problem_of(refusal) from refusal
+
+
+async def at_desk(context: GatewayContext, dossier_id: str, update: DossierUpdate, action: DeskAction,
+                  update_id: str, caller: str, *, receiving: bool) -> DossierState:
+    """Receipt or refusal by `caller`'s desk: checked against the registry (one-stop desk,
+    and to receive, its receiving scope) before the Update; a dossier the caller has no
+    part in is unknown."""
+    try:
+        return await context.dossiers.at_desk(dossier_id, update, action, update_id, caller=caller,
+                                              receiving=receiving)
     except Refusal as refusal:
         raise problem_of(refusal) from refusal
 

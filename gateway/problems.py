@@ -51,9 +51,20 @@ _TYPES = [
                 "Send `Authorization: Bearer <token>` with a token issued by "
                 "`lienthong agencies issue-token`; revoked tokens are refused."),
     ProblemType("wrong-agency", 403, "The step belongs to another agency",
-                "Only the agency the step is routed to may complete or extend it."),
+                "Only the agency the step is routed to may complete, return or extend it; only the desk an online "
+                "dossier is addressed to receives or refuses it; only the desk that received a dossier (or an "
+                "agency holding one of its current steps) records a withdrawal."),
+    ProblemType("wrong-role", 403, "The token's role does not allow this call",
+                "Agency tokens act for their agency on /v1; monitoring tokens (`lienthong agencies issue-token "
+                "CODE --role monitoring`) read the province's reports (/v1/reports) and nothing else."),
     ProblemType("not-a-receiving-desk", 403, "Your agency does not receive dossiers",
-                "Only one-stop desks (`receives_dossiers: true` in agencies.yaml) submit dossiers."),
+                "Only one-stop desks (`receives_dossiers: true` in agencies.yaml) submit, receive or refuse "
+                "dossiers."),
+    ProblemType("outside-receiving-scope", 403, "Your desk may not receive this dossier",
+                "A desk receives or refuses a dossier only while it is a one-stop desk in service whose receiving "
+                "scope (`receives:` in agencies.yaml: its levels and communes, or the province-wide list of "
+                "Decree 118/2025 Art. 14) covers the dossier's procedure for its commune; `detail` says which "
+                "part does not."),
     ProblemType("unknown-dossier", 404, "Unknown dossier",
                 "No dossier has this id that your agency may know: dossiers exist for the agencies that have "
                 "or had a step on them and the desk that received them; to any other, every route answers "
@@ -61,21 +72,54 @@ _TYPES = [
     ProblemType("unknown-step", 404, "Unknown step", "The dossier's procedure has no step with this id."),
     ProblemType("unknown-problem-type", 404, "Unknown problem type", "No problem type has this name."),
     ProblemType("not-current", 409, "The step is not current",
-                "The step has not been routed yet, or is already completed, skipped or rejected."),
+                "The step has not been routed yet, or is already completed, skipped, rejected or returned."),
     ProblemType("dossier-finished", 409, "The dossier is finished",
-                "A completed or rejected dossier takes no changes."),
+                "A completed, rejected, withdrawn or not received dossier takes no changes."),
     ProblemType("awaiting-supplement", 409, "The dossier waits for the applicant",
                 "While the applicant supplements documents, the step that asked for them and any "
                 "new supplement request wait for the resubmission."),
-    ProblemType("not-awaiting-supplement", 409, "The dossier is not waiting for a supplement",
-                "Only a dossier whose status is `awaiting_supplement` can be resubmitted."),
+    ProblemType("awaiting-obligation", 409, "The dossier waits for the applicant to pay",
+                "While the applicant pays a financial obligation (portal status 6), the step that asked for it and "
+                "any new supplement or obligation request wait for the resubmission."),
+    ProblemType("awaiting-applicant", 409, "The dossier is with the applicant",
+                "A dossier waiting for a supplement or a payment is not sent back to an earlier step; resubmit it "
+                "first."),
+    ProblemType("not-awaiting-supplement", 409, "The dossier is not waiting for the applicant",
+                "Only a dossier whose status is `awaiting_supplement` or `awaiting_obligation` can be resubmitted."),
+    ProblemType("already-received", 409, "The dossier was already received",
+                "Only a dossier waiting for receipt (portal status 1) can be received or refused at the desk."),
+    ProblemType("not-received", 409, "The dossier was not received yet",
+                "A dossier waiting for receipt is received or refused (Mẫu 03) by its desk; it cannot be withdrawn "
+                "before."),
+    ProblemType("decision-made", 409, "The dossier is decided",
+                "Processing finished (portal status 9, the result at the desk): it can no longer be withdrawn "
+                "(Decree 118/2025 Art. 21) or sent back, and its result step only completes as approved."),
+    ProblemType("return-limit", 409, "Too many returns",
+                "The dossier was sent back to an earlier step as many times as its procedure allows "
+                "(`max_returns`)."),
+    ProblemType("obligation-limit", 409, "Too many financial obligations",
+                "The applicant was asked to pay as many times as the procedure allows (`max_obligation_requests`)."),
+    ProblemType("supplement-limit", 409, "Too many supplement requests",
+                "The applicant was asked to supplement as many times as the procedure allows "
+                "(`max_supplement_requests`)."),
+    ProblemType("extension-limit", 409, "No more new appointments",
+                "The dossier was given as many new appointments as its procedure allows (`max_extensions`, per "
+                "dossier; 1 by default)."),
     ProblemType("extension-too-late", 409, "Too late for a new appointment",
                 "An apology and new appointment (Mẫu 04) must be sent at least one working day before the "
                 "step's due, in the dossier's working time; `detail` gives the last instant. A step past its "
                 "due is not extended."),
-    ProblemType("extension-limit", 409, "No new appointment left",
-                "The dossier already got the new appointments its procedure allows (`max_extensions`, per "
-                "dossier; 1 by default)."),
+    ProblemType("unknown-form", 404, "Unknown form",
+                "`form` is a number of the forms' edition in use (Circular 03/2025/TT-VPCP by default: 01 receipt, "
+                "02 supplement request, 03 refusal, 04 apology, 05 stop notice, 06 process-control sheet) or a "
+                "kind's name (receipt, supplement-request, refusal, apology, stop-notice, control-sheet)."),
+    ProblemType("not-acceptable", 406, "No acceptable media type",
+                "A form is given as `text/html` or `application/pdf`: send an `Accept` header naming one of them."),
+    ProblemType("form-not-applicable", 409, "The form does not apply to the dossier",
+                "E.g. a refusal for a dossier the desk received, an apology without a new appointment, a stop "
+                "notice for a dossier not stopped, a supplement request when none was asked; `detail` says why."),
+    ProblemType("form-template-error", 500, "A form's template cannot be rendered",
+                "The province's template (LIENTHONG_FORMS_TEMPLATES) has an error; `detail` names the file and line."),
     ProblemType("dossier-exists", 409, "A dossier with this id exists", "Dossier ids are never reused."),
     ProblemType("refused", 409, "Refused by the dossier", "The dossier refused the change; `detail` says why."),
     ProblemType("idempotency-key-in-use", 409, "A request with this Idempotency-Key is in progress",
@@ -103,8 +147,17 @@ _TYPES = [
                 "surrogate (`\\ud800` without its pair), no number written longer than "
                 f"{MAX_JSON_NUMBER_CHARS} characters (MAX_JSON_NUMBER_CHARS) and no integer beyond "
                 f"±{MAX_JSON_INTEGER} (MAX_JSON_INTEGER, I-JSON RFC 7493)."),
-    ProblemType("unknown-outcome", 422, "Unknown outcome", "`outcome` is approved, supplement or rejected."),
-    ProblemType("note-required", 422, "A note is required", "Outcomes supplement and rejected need a note saying why."),
+    ProblemType("invalid-period", 422, "The report's period is not acceptable",
+                "`from` and `to` are the first and last days (YYYY-MM-DD, local), `to` not before `from`, "
+                "the period starting by today and at most MAX_REPORT_DAYS long; `detail` says which."),
+    ProblemType("unknown-outcome", 422, "Unknown outcome",
+                "`outcome` is approved, supplement, obligation or rejected."),
+    ProblemType("note-required", 422, "A note is required",
+                "Outcomes supplement, obligation (the amount and what it is for) and rejected, a refusal at the "
+                "desk, a withdrawal and a return need a note saying why."),
+    ProblemType("bad-return", 422, "Not a step this one may return to",
+                "A step sends the dossier back only to one of the earlier steps its procedure lists in "
+                "`returns_to`; `detail` lists them."),
     ProblemType("reason-required", 422, "A reason is required",
                 "An extension needs a reason: it goes on the apology letter."),
     ProblemType("bad-extension", 422, "Bad extension",
@@ -132,11 +185,21 @@ KINDS: dict[RefusalKind, str] = {
     RefusalKind.UNKNOWN_OUTCOME: "unknown-outcome",
     RefusalKind.NOTE_REQUIRED: "note-required",
     RefusalKind.AWAITING_SUPPLEMENT: "awaiting-supplement",
+    RefusalKind.AWAITING_OBLIGATION: "awaiting-obligation",
+    RefusalKind.AWAITING_APPLICANT: "awaiting-applicant",
     RefusalKind.NOT_AWAITING_SUPPLEMENT: "not-awaiting-supplement",
+    RefusalKind.ALREADY_RECEIVED: "already-received",
+    RefusalKind.NOT_RECEIVED: "not-received",
+    RefusalKind.DECISION_MADE: "decision-made",
+    RefusalKind.BAD_RETURN: "bad-return",
+    RefusalKind.RETURN_LIMIT: "return-limit",
+    RefusalKind.OBLIGATION_LIMIT: "obligation-limit",
+    RefusalKind.SUPPLEMENT_LIMIT: "supplement-limit",
+    RefusalKind.EXTENSION_LIMIT: "extension-limit",
+    RefusalKind.OUT_OF_SCOPE: "outside-receiving-scope",
     RefusalKind.REASON_REQUIRED: "reason-required",
     RefusalKind.BAD_EXTENSION: "bad-extension",
     RefusalKind.EXTENSION_TOO_LATE: "extension-too-late",
-    RefusalKind.EXTENSION_LIMIT: "extension-limit",
     RefusalKind.UNKNOWN_DOSSIER: "unknown-dossier",
     RefusalKind.DOSSIER_EXISTS: "dossier-exists",
     RefusalKind.NO_WORKER: "no-worker",

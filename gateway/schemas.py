@@ -71,8 +71,15 @@ class SubmitDossier(_Body):
     dossier_id: str = Field(pattern=DOSSIER_ID_PATTERN, description="the dossier code, unique and never reused")
     data: dict[str, Any] = Field(default_factory=dict, description="the dossier's fields; agency templates such "
                                  "as bpmc-xa-{commune} are filled from them. Never shown publicly.")
-    channel: Channel = "in_person"
-    received_at: AwareDatetime | None = Field(default=None, description="with a UTC offset; default: now")
+    channel: Channel = Field(default="in_person", description="an online dossier waits for your desk to receive "
+                             "it (`POST /v1/dossiers/{id}/receive`) or refuse it, unless `await_receipt` is false")
+    received_at: AwareDatetime | None = Field(default=None, description="with a UTC offset; default: now (for a "
+                                              "dossier that waits for receipt: when it was submitted)")
+    await_receipt: bool | None = Field(default=None, description="wait for your desk to receive it before its "
+                                       "legal clock starts (portal status 1); default: true for online, false "
+                                       "otherwise")
+    result_desk: StepRef | None = Field(default=None, description="the one-stop desk where the applicant collects "
+                                        "the result (Decree 118/2025 Art. 14); default: your desk")
 
     @field_validator("data")
     @classmethod
@@ -85,16 +92,47 @@ class CompleteStepBody(_Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"outcome": "approved"},
         {"outcome": "supplement", "note": "Thiếu bản sao giấy tờ về quyền sử dụng đất"},
+        {"outcome": "obligation", "note": "Lệ phí trước bạ 2.400.000 đồng"},
     ]})
 
-    outcome: Outcome = Outcome.APPROVED
-    note: Note | None = Field(default=None, description="required for supplement and rejected")
+    outcome: Outcome = Field(default=Outcome.APPROVED, description="approved; supplement (portal status 5) or "
+                             "obligation (6: the applicant pays fees or taxes, Decree 118 Art. 24) wait for the "
+                             "applicant; rejected ends the dossier")
+    note: Note | None = Field(default=None, description="required for supplement, obligation (the amount and what "
+                              "it is for) and rejected")
 
 
 class ResubmitBody(_Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "đã bổ sung bản sao"}]})
 
     note: Note | None = None
+
+
+class ReceiveBody(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "đủ thành phần hồ sơ"}]})
+
+    note: Note | None = None
+
+
+class ReasonBody(_Body):
+    """A refusal at the desk (Mẫu 03) or a withdrawal (Mẫu 05): the note says why."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"note": "Thủ tục không thuộc thẩm quyền tiếp nhận của xã"},
+    ]})
+
+    note: Text = Field(min_length=1, max_length=MAX_NOTE_CHARS, description="why (it goes on the form)")
+
+
+class ReturnBody(_Body):
+    """Send the dossier back to an earlier step (the step's `returns_to`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"to": "tham-dinh", "note": "Chưa đạt: thiếu trích đo địa chính"},
+    ]})
+
+    to: StepRef = Field(min_length=1, description="the earlier step the dossier goes back to")
+    note: Text = Field(min_length=1, max_length=MAX_NOTE_CHARS, description="why")
 
 
 class ExtendBody(_Body):
@@ -120,8 +158,8 @@ class Receipt(BaseModel):
     procedure: str = Field(description="code@version the dossier lives by")
     procedure_name: str
     received_at: UtcInstant | None
-    due_at: UtcInstant | None = Field(description="the appointment; null if no worker computed it within 10 s "
-                                    "(read the dossier later)")
+    due_at: UtcInstant | None = Field(description="the appointment; null while the dossier waits for receipt, or "
+                                    "if no worker computed it within 10 s (read the dossier later)")
     status: DossierStatus
 
 
@@ -148,8 +186,8 @@ class PublicStatus(BaseModel):
     received_at: UtcInstant
     appointment_at: UtcInstant | None = Field(description="when the result is due to the applicant")
     completed_at: UtcInstant | None
-    held_by: list[Holder] = Field(description="the agencies working on it now; empty while the applicant "
-                                  "supplements documents or once it is finished")
+    held_by: list[Holder] = Field(description="the agencies working on it now; empty while it waits for receipt "
+                                  "or for the applicant (a supplement, a payment) and once it is finished")
 
 
 class ProblemTypeDoc(BaseModel):
@@ -166,3 +204,4 @@ class AgencyInfo(BaseModel):
     name: str
     receives_dossiers: bool
     token_id: str
+    role: str = Field(default="agency", description="agency: acts for the agency; monitoring: reads reports only")

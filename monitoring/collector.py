@@ -1,8 +1,8 @@
 """The exporter's custom collector: current-state gauges computed from the projection
 database, so they are right across restarts and however many workers run.
 
-A read of the store is five grouped queries (never a loop over dossiers), plus two over
-the small registries to report zeros for every known sector and level:
+A read of the store is ten grouped queries (never a loop over dossiers), plus three over
+the small registries to report zeros for every known sector, level and desk:
 
 ========  ==========================================================  ============================================
 query     families                                                    index it reads (migration 0003)
@@ -20,7 +20,39 @@ finished  the same two, for held steps of finished dossiers            ``ix_doss
 stuck     ``lienthong_dossiers_abandoned{sector}``,                    ``ix_dossiers_abandoned``,
           ``lienthong_dossiers_without_due{sector}``                   ``ix_dossiers_without_due`` (migration 0005:
                                                                        partial, covering; normally empty)
+receipt   ``lienthong_dossiers_awaiting_receipt{desk}``,               ``ix_dossiers_awaiting_receipt`` (migration
+          ``lienthong_dossier_receipt_wait_oldest_seconds{desk}``,     0007: partial over submitted dossiers; the
+          ``..._receipt_wait_oldest_working_seconds{desk}``            calendar is read from their rows, few)
+applicant ``lienthong_dossier_applicant_wait_oldest_seconds``          ``ix_dossiers_awaiting_applicant`` (migration
+          ``{sector,reason}``                                          0011: partial, covering)
+withdrawn ``lienthong_dossiers_withdrawal_requested{sector}``          ``ix_dossiers_withdrawal_requested`` (0011:
+                                                                       partial over portal status 7; normally empty)
+portal    ``lienthong_portal_sync_pending``,                           ``ix_portal_outbox_pending_created`` and
+          ``lienthong_portal_sync_lag_seconds``,                       ``ix_portal_outbox_parked`` (migration 0008:
+          ``lienthong_portal_sync_parked``                             partial; normally a handful of rows)
 ========  ==========================================================  ============================================
+
+The dossiers query also gives ``lienthong_dossiers_awaiting_applicant{sector,level,reason}``:
+portal statuses 5 (``reason="supplement"``) and 6 (``reason="obligation"``), the
+applicant's turn (issue 14).
+
+**Portal statuses 1, 5, 6 and 7** (issue 14). An online dossier is *awaiting receipt*
+(status 1, ``submitted``) until a desk receives or refuses it; ``desk`` is the desk it
+is addressed to (``dossiers.received_by``; ``none`` when it names none), and its wait
+runs from its submission (``received_at`` of a submitted row). The working wait is
+counted in the dossier's calendar (``definitions/calendars``, what its dues are counted
+in: 8 working hours is one working day of vn-gov); a calendar that cannot be loaded
+counts wall-clock time instead (longer, so an alert fires no later) and is logged. The
+applicant's wait (5, 6) runs from the latest request (``dossiers.awaiting_since``), in
+wall-clock time: it is the applicant's time, paid or supplied in calendar days. A
+dossier shows status 7 (withdrawal requested) only between the request and the stop,
+which the workflow writes together: any dossier counted there is a withdrawal that did
+not stop.
+
+**Portal** (README "National Public Service Portal"): the changes waiting in the
+outbox to be sent to the National Public Service Portal, how long the oldest of them
+has waited since it was written (0 when none waits: the sync is keeping up, or off),
+and the changes the portal refused for good that no later delivered change supersedes.
 
 **Stuck** (issue 13): a dossier is *abandoned* when the projection had it open but
 Temporal reports its workflow terminated, timed out, failed, cancelled or unknown
@@ -31,10 +63,12 @@ is NULL and its row was last written more than ``NO_DUE_AFTER`` (5 minutes) befo
 means the workflow never got that far.
 
 The steps query joins each held step to its dossier only if that dossier is open (the
-small index). Held steps of finished dossiers (the workflow withdraws them when a
-dossier ends, so there should be none) still count as they always did: the steps query
-returns them without a sector, and the third query counts them under their dossiers'
-sectors, for those agencies only; for none, it is a constant false condition that
+small index). Held steps of dossiers that are not open still count as they always did:
+the return step a desk holds while the result waits for the applicant (status 9,
+``result_ready``), and any left in a finished dossier (the workflow withdraws them when
+a dossier ends, so there should be none). The steps query returns them without a
+sector, and the third query counts them under their dossiers' sectors, for those
+agencies only (the desks, normally); for none, it is a constant false condition that
 reads nothing. Statuses are rendered into the SQL, not bound, so both databases can
 match the partial indexes' conditions. On PostgreSQL the read runs with ``jit = off``:
 the plans are index scans that JIT compilation would only make slower. Results are
@@ -50,12 +84,14 @@ numbers served are (about one scrape interval then) and
 
 **Overdue**, at the instant *now* of the read:
 
-* a dossier is overdue when it is open (``processing`` or ``awaiting_supplement``) and
-  either its ``overdue`` flag is set (the workflow saw a due pass: it stays set, also
-  after an extension or while the applicant supplements) or it is ``processing`` and
-  its current due (``due_at``, an extension's new appointment included) is before *now*
-  (covers the seconds before the workflow records it, and workers that are down).
-  While the applicant supplements, the clock is stopped: a due passing then is not late;
+* a dossier is overdue when it is open (``processing``, ``awaiting_supplement`` or
+  ``awaiting_obligation``) and either its ``overdue`` flag is set (the workflow saw a due
+  pass: it stays set, also after an extension or while the applicant supplements or
+  pays) or it is ``processing`` and its current due (``due_at``, an extension's new
+  appointment included) is before *now* (covers the seconds before the workflow records
+  it, and workers that are down). While the applicant supplements or pays, the clock is
+  stopped: a due passing then is not late (under ``on_obligation: continue`` the clock
+  runs, and the workflow's flag counts once it sees the due pass);
 * a step is overdue when it is ``assigned`` (held by an agency) and either its flag is
   set, or its dossier is ``processing`` and the step's ``due_at`` is before *now*;
 * the oldest overdue age of a sector is *now* minus the earliest due (legal or current)
@@ -84,14 +120,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
-from store.models import ABANDONED, DefinitionRow, DossierRow, DossierStepRow, SectorRow
+from definitions.calendar import CalendarFileError, UnknownCalendarError, load_calendar
+from store import portal_outbox
+from store.models import ABANDONED, AgencyRow, DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from workflows import payloads
-from workflows.payloads import DossierStatus, StepStatus
+from workflows.payloads import DossierStatus, PortalStatus, StepStatus
 
 log = structlog.get_logger("lienthong.exporter")
 
 PROCESSING = DossierStatus.PROCESSING.value
 AWAITING = DossierStatus.AWAITING_SUPPLEMENT.value
+SUBMITTED = DossierStatus.SUBMITTED.value
+# The applicant's turns (portal 5 and 6), by the `reason` label they are reported under.
+REASONS = {DossierStatus.AWAITING_SUPPLEMENT.value: "supplement", DossierStatus.AWAITING_OBLIGATION.value: "obligation"}
+PAUSED_STATUSES = tuple(status.value for status in payloads.PAUSED_STATUSES)
+WITHDRAWAL_REQUESTED = PortalStatus.WITHDRAWAL_REQUESTED.value
+NO_DESK = "none"  # the desk label of an online dossier addressed to no desk
 ASSIGNED = StepStatus.ASSIGNED.value
 OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 READ_BUDGET_SECONDS = 0.25  # a read that took longer: later scrapes serve the last read (module docstring)
@@ -146,6 +190,15 @@ class StoreGauges:
     steps_overdue: dict[tuple[str, str], int] = field(default_factory=dict)
     abandoned: dict[str, int] = field(default_factory=dict)  # sector
     without_due: dict[str, int] = field(default_factory=dict)  # sector
+    awaiting_applicant: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (sector, level, reason)
+    applicant_wait_oldest: dict[tuple[str, str], float] = field(default_factory=dict)  # (sector, reason) -> s
+    withdrawal_requested: dict[str, int] = field(default_factory=dict)  # sector
+    awaiting_receipt: dict[str, int] = field(default_factory=dict)  # desk
+    receipt_wait_oldest: dict[str, float] = field(default_factory=dict)  # desk -> seconds
+    receipt_wait_oldest_working: dict[str, float] = field(default_factory=dict)  # desk -> working seconds
+    portal_pending: int = 0  # changes waiting in the National Portal's outbox
+    portal_lag: float = 0.0  # seconds the oldest of them has waited
+    portal_parked: int = 0  # refused for good, not superseded
 
 
 def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
@@ -161,11 +214,22 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.overdue[(sector, level)] = 0
         for status in OPEN_STATUSES:
             g.open[(sector, level, status)] = 0
+        for reason in REASONS.values():
+            g.awaiting_applicant[(sector, level, reason)] = 0
     for sector in sectors:
         g.awaiting_supplement[sector] = 0
         g.oldest_overdue_age[sector] = 0.0
         g.abandoned[sector] = 0
         g.without_due[sector] = 0
+        g.withdrawal_requested[sector] = 0
+        for reason in REASONS.values():
+            g.applicant_wait_oldest[(sector, reason)] = 0.0
+    desks = session.scalars(select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True),
+                                                         AgencyRow.retired_at.is_(None)))
+    for desk in desks:
+        g.awaiting_receipt[desk] = 0
+        g.receipt_wait_oldest[desk] = 0.0
+        g.receipt_wait_oldest_working[desk] = 0.0
 
     # One pass over the open dossiers, in the order of ix_dossiers_open, for six families:
     # open by (sector, level, status), awaiting by sector, overdue by (sector, level), the
@@ -183,6 +247,9 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.open[(sector, level, status)] = g.open.get((sector, level, status), 0) + count
         if status == AWAITING:
             g.awaiting_supplement[sector] = g.awaiting_supplement.get(sector, 0) + count
+        if status in REASONS:
+            key = (sector, level, REASONS[status])
+            g.awaiting_applicant[key] = g.awaiting_applicant.get(key, 0) + count
         g.procedure_open[(sector, procedure)] = g.procedure_open.get((sector, procedure), 0) + count
         g.procedure_overdue[(sector, procedure)] = g.procedure_overdue.get((sector, procedure), 0) + overdue
         g.overdue[(sector, level)] = g.overdue.get((sector, level), 0) + overdue
@@ -191,10 +258,11 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
             age = max(0.0, (now - earliest).total_seconds())
             g.oldest_overdue_age[sector] = max(g.oldest_overdue_age.get(sector, 0.0), age)
 
-    # Held steps, each joined to its dossier if that dossier is open. Those of finished
-    # dossiers (there should be none: the workflow withdraws them) come back without a
-    # sector; the next query counts them under their own dossiers' sectors, for the
-    # agencies concerned only (none: a query that reads nothing).
+    # Held steps, each joined to its dossier if that dossier is open. Those of other
+    # dossiers (a desk's return step while the result waits, status 9; none of finished
+    # ones: the workflow withdraws them) come back without a sector; the next query counts
+    # them under their own dossiers' sectors, for the agencies concerned only (none: a
+    # query that reads nothing).
     elsewhere: set[str] = set()
     for sector, agency, count, overdue in session.execute(_held_steps(now)).tuples():
         if sector is None:
@@ -211,7 +279,64 @@ def read_gauges(session: Session, now: datetime | None = None) -> StoreGauges:
         g.abandoned[sector] = count
     for sector, count in session.execute(_without_due(now)).tuples():
         g.without_due[sector] = count
+
+    # The applicant's turns, withdrawals not stopped, and online dossiers waiting for a desk (issue 14).
+    for sector, status, since in session.execute(_applicant_waits()).tuples():
+        if since is not None:
+            turn = (sector, REASONS[status])
+            g.applicant_wait_oldest[turn] = max(g.applicant_wait_oldest.get(turn, 0.0), _age(now, since))
+    for sector, count in session.execute(_withdrawals_requested()).tuples():
+        g.withdrawal_requested[sector] = g.withdrawal_requested.get(sector, 0) + count
+    for desk, calendar, count, since in session.execute(_awaiting_receipt()).tuples():
+        desk = desk or NO_DESK
+        g.awaiting_receipt[desk] = g.awaiting_receipt.get(desk, 0) + count
+        g.receipt_wait_oldest[desk] = max(g.receipt_wait_oldest.get(desk, 0.0), _age(now, since))
+        working = _working_age(calendar, since, now)
+        g.receipt_wait_oldest_working[desk] = max(g.receipt_wait_oldest_working.get(desk, 0.0), working)
+
+    # The National Portal's outbox (migration 0008's partial indexes).
+    backlog = portal_outbox.backlog(session)
+    g.portal_pending, g.portal_parked = backlog.pending, backlog.parked
+    if backlog.oldest_pending_at is not None:
+        g.portal_lag = max(0.0, (now - backlog.oldest_pending_at).total_seconds())
     return g
+
+
+def _age(now: datetime, since: datetime) -> float:
+    return max(0.0, (now - since).total_seconds())
+
+
+def _working_age(calendar: str, since: datetime, now: datetime) -> float:
+    """Working seconds from ``since`` to ``now`` in ``calendar``; wall-clock seconds when
+    the calendar cannot be loaded (longer: an alert on it fires no later)."""
+    try:
+        return max(0.0, load_calendar(calendar).elapsed(since, now).total_seconds())
+    except (UnknownCalendarError, CalendarFileError) as err:
+        log.warning("calendar_unavailable", calendar=calendar, error=" ".join(str(err).split())[:300])
+        return _age(now, since)
+
+
+def _applicant_waits() -> Select[Any]:
+    """The earliest start of the applicant's current turn, by (sector, status)
+    (ix_dossiers_awaiting_applicant: its condition is the WHERE)."""
+    return (select(DossierRow.sector, DossierRow.status, func.min(DossierRow.awaiting_since))
+            .where(DossierRow.status.in_(_constant("paused_statuses", PAUSED_STATUSES)))
+            .group_by(DossierRow.sector, DossierRow.status))
+
+
+def _withdrawals_requested() -> Select[Any]:
+    """Dossiers showing portal status 7, by sector (ix_dossiers_withdrawal_requested)."""
+    return (select(DossierRow.sector, func.count())
+            .where(DossierRow.portal_status == _constant("withdrawal_requested", WITHDRAWAL_REQUESTED))
+            .group_by(DossierRow.sector))
+
+
+def _awaiting_receipt() -> Select[Any]:
+    """Online dossiers waiting for a desk, by (desk, calendar): how many and the earliest
+    submission (ix_dossiers_awaiting_receipt)."""
+    return (select(DossierRow.received_by, DossierRow.calendar, func.count(), func.min(DossierRow.received_at))
+            .where(DossierRow.status == _constant("submitted", SUBMITTED))
+            .group_by(DossierRow.received_by, DossierRow.calendar))
 
 
 def _abandoned() -> Select[Any]:
@@ -258,8 +383,9 @@ def _held_steps_of_finished(now: datetime, agencies: set[str]) -> Select[Any]:
 
 
 def gauge_families(g: StoreGauges) -> Iterator[Metric]:
-    yield _gauge("lienthong_dossiers_open", "Open dossiers (processing or awaiting the applicant's supplement).",
-                 ["sector", "level", "status"], g.open)
+    yield _gauge("lienthong_dossiers_open",
+                 "Open dossiers (in progress: processing, or awaiting the applicant's supplement or financial "
+                 "obligation).", ["sector", "level", "status"], g.open)
     yield _gauge("lienthong_dossiers_overdue",
                  "Open dossiers past their due (flagged by the workflow, or processing with due_at before now).",
                  ["sector", "level"], g.overdue)
@@ -285,6 +411,35 @@ def gauge_families(g: StoreGauges) -> Iterator[Metric]:
     yield _gauge("lienthong_dossiers_without_due",
                  "Open dossiers without a computed due whose row was last written more than 5 minutes ago.",
                  ["sector"], g.without_due)
+    yield _gauge("lienthong_dossiers_awaiting_applicant",
+                 "Dossiers waiting for the applicant: to supplement documents (portal status 5, reason=supplement) "
+                 "or to pay a financial obligation (6, reason=obligation).",
+                 ["sector", "level", "reason"], g.awaiting_applicant)
+    yield _gauge("lienthong_dossier_applicant_wait_oldest_seconds",
+                 "Seconds since the longest current wait for the applicant began (the latest supplement or "
+                 "obligation request of the dossier); 0 when none waits.",
+                 ["sector", "reason"], g.applicant_wait_oldest)
+    yield _gauge("lienthong_dossiers_withdrawal_requested",
+                 "Dossiers showing portal status 7 (the applicant asked to withdraw) and not stopped yet; the "
+                 "workflow stops them in the same write, so normally 0.", ["sector"], g.withdrawal_requested)
+    yield _gauge("lienthong_dossiers_awaiting_receipt",
+                 "Online dossiers submitted and not yet received (or refused) by a desk (portal status 1), by the "
+                 "desk they are addressed to.", ["desk"], g.awaiting_receipt)
+    yield _gauge("lienthong_dossier_receipt_wait_oldest_seconds",
+                 "Seconds since the earliest submission among the desk's online dossiers waiting for receipt; 0 "
+                 "when none waits.", ["desk"], g.receipt_wait_oldest)
+    yield _gauge("lienthong_dossier_receipt_wait_oldest_working_seconds",
+                 "The same wait in working time, in the dossier's calendar (8 working hours = one working day of "
+                 "vn-gov).", ["desk"], g.receipt_wait_oldest_working)
+    yield _gauge("lienthong_portal_sync_pending",
+                 "Changes (status changes, timeline steps) waiting to be sent to the National Public Service Portal.",
+                 [], {(): g.portal_pending})
+    yield _gauge("lienthong_portal_sync_lag_seconds",
+                 "Seconds the oldest change waiting for the National Public Service Portal has waited since it was "
+                 "recorded; 0 when none waits.", [], {(): g.portal_lag})
+    yield _gauge("lienthong_portal_sync_parked",
+                 "Changes the National Public Service Portal refused for good (a 4xx about the change) that no later "
+                 "change it accepted supersedes: `lienthong portal parked`.", [], {(): g.portal_parked})
 
 
 def _gauge(name: str, documentation: str, labels: list[str], values: dict) -> GaugeMetricFamily:  # type: ignore[type-arg]

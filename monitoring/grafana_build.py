@@ -43,6 +43,7 @@ from grafana_foundation_sdk.models.dashboard import (
     DashboardLinkType,
     DataSourceRef,
     DataTransformerConfig,
+    DynamicConfigValue,
     GridPos,
     Threshold,
     ThresholdsMode,
@@ -202,6 +203,22 @@ def board(uid: str, title: str, description: str, link_title: str, link_uid: str
                   .url(f"/d/{link_uid}/{link_uid}").icon("dashboard")))
 
 
+# --- Biểu 06 (the province's periodic report) over the dashboard's range -------------------
+
+RESOLVED = "lienthong_dossiers_resolved_total"  # activities/metrics.py: Decision 766's end time
+ON_TIME_VERDICTS = '{verdict=~"early|on_time"}'
+
+
+def resolved(by: str, matcher: str = "") -> str:
+    return f"sum by ({by}) (increase({RESOLVED}{matcher}[$__range]))"
+
+
+def on_time_rate(by: str) -> str:
+    """Resolved early or on time over resolved, over the dashboard's range; a group that
+    resolved nothing has no rate (not 0%)."""
+    return f"{resolved(by, ON_TIME_VERDICTS)} / ({resolved(by)} > 0)"
+
+
 # --- the dashboards -----------------------------------------------------------------------
 
 def overview() -> dashboard.Dashboard:
@@ -222,34 +239,56 @@ def overview() -> dashboard.Dashboard:
         stat_panel(7, "Oldest overdue", "max(lienthong_oldest_overdue_age_seconds)", (4, 4, 20, 1), OLDEST,
                    unit="s"),
     ]
+    report = [
+        bar_gauge_panel(24, "On-time rate by level over the range", on_time_rate("level"), "{{level}}",
+                        (8, 8, 0, 6), ON_TIME, unit="percentunit",
+                        description="Biểu 06 columns (8)+(9) over (7): dossiers resolved early or on time over "
+                                    "dossiers resolved in the dashboard's time range, at Decision 766's end time "
+                                    "(status 9, else 10, else stopped). `lienthong report` gives the form itself."),
+        bar_gauge_panel(25, "On-time rate by sector over the range", on_time_rate("sector"), "{{sector}}",
+                        (8, 8, 8, 6), ON_TIME, unit="percentunit", drill_down=True,
+                        description="Click a sector for its drill-down."),
+        bar_gauge_panel(26, "Overdue now by level", "sort_desc(sum by (level) (lienthong_dossiers_overdue))",
+                        "{{level}}", (8, 8, 16, 6), OVERDUE_RED,
+                        description="Biểu 06 column (13) at this instant (exporter gauges)."),
+        table_panel(27, "Biểu 06 by level and sector: resolved over the range, in progress now", [
+            resolved("level, sector"), resolved("level, sector", '{verdict="early"}'),
+            resolved("level, sector", '{verdict="on_time"}'), resolved("level, sector", '{verdict="late"}'),
+            on_time_rate("level, sector"),
+            "sum by (level, sector) (lienthong_dossiers_open)", "sum by (level, sector) (lienthong_dossiers_overdue)",
+        ], ["(7) resolved", "(8) early", "(9) on time", "(10) late", "on-time rate", "(11) in progress",
+            "(13) overdue"], (9, 24, 0, 14))
+        .override_by_name("on-time rate", [DynamicConfigValue(id_val="unit", value="percentunit"),
+                                           DynamicConfigValue(id_val="decimals", value=2)]),
+    ]
     by_sector = [
         bar_gauge_panel(9, "Overdue dossiers by sector", "sort_desc(sum by (sector) (lienthong_dossiers_overdue))",
-                        "{{sector}}", (10, 8, 0, 6), OVERDUE_RED,
+                        "{{sector}}", (10, 8, 0, 24), OVERDUE_RED,
                         description="Click a sector for its drill-down.", drill_down=True),
         bar_gauge_panel(10, "Steps overdue by agency", "topk(20, sum by (agency) (lienthong_steps_overdue) > 0)",
-                        "{{agency}}", (10, 8, 8, 6), OVERDUE_ORANGE,
+                        "{{agency}}", (10, 8, 8, 24), OVERDUE_ORANGE,
                         description="The agencies holding late steps (20 worst)."),
         bar_gauge_panel(11, "Oldest overdue by sector",
                         "sort_desc(max by (sector) (lienthong_oldest_overdue_age_seconds) > 0)", "{{sector}}",
-                        (10, 8, 16, 6), [("orange", None), ("red", DAY)], unit="s", drill_down=True),
+                        (10, 8, 16, 24), [("orange", None), ("red", DAY)], unit="s", drill_down=True),
         time_series_panel(12, "Overdue dossiers by sector",
                           [query("A", "sum by (sector) (lienthong_dossiers_overdue)", legend="{{sector}}")],
-                          (8, 12, 0, 16), legend="table", legend_right=True, legend_calcs=["lastNotNull", "max"]),
+                          (8, 12, 0, 34), legend="table", legend_right=True, legend_calcs=["lastNotNull", "max"]),
         time_series_panel(13, "Steps overdue by agency",
                           [query("A", "sum by (agency) (lienthong_steps_overdue) > 0", legend="{{agency}}")],
-                          (8, 12, 12, 16), legend="table", legend_right=True, legend_calcs=["lastNotNull", "max"]),
+                          (8, 12, 12, 34), legend="table", legend_right=True, legend_calcs=["lastNotNull", "max"]),
     ]
     on_time = [
         time_series_panel(15, "On-time rate by sector vs the 99% target", [
             query("A", "sector:lienthong_dossiers_on_time:ratio_30d", legend="{{sector}} (30 days)"),
             query("B", "sector:lienthong_dossiers_on_time:ratio_1d", legend="{{sector}} (1 day)"),
-        ], (9, 12, 0, 25), description="The red band is below the province's 99% target.", unit="percentunit",
+        ], (9, 12, 0, 43), description="The red band is below the province's 99% target.", unit="percentunit",
             legend="table", legend_calcs=["lastNotNull", "min"], target_steps=ON_TIME, decimals=2),
         time_series_panel(16, "Received and finished per day", [
             query("A", "sum(increase(lienthong_dossiers_received_total[1d]))", legend="received", interval="1d"),
             query("B", "sum by (verdict) (increase(lienthong_dossiers_finished_total[1d]))",
                   legend="finished {{verdict}}", interval="1d"),
-        ], (9, 12, 12, 25), bars=True, decimals=0),
+        ], (9, 12, 12, 43), bars=True, decimals=0),
         time_series_panel(17, "Deadline misses and escalations per hour", [
             query("A", "sum by (sector) (increase(lienthong_dossier_deadline_misses_total[1h]))",
                   legend="dossiers {{sector}}"),
@@ -257,22 +296,22 @@ def overview() -> dashboard.Dashboard:
                   legend="steps {{agency}}"),
             query("C", "sum by (escalate_to) (increase(lienthong_escalations_total[1h]))",
                   legend="escalated to {{escalate_to}}"),
-        ], (8, 12, 0, 34)),
+        ], (8, 12, 0, 52)),
         time_series_panel(18, "Working time to a result, 90th percentile by sector", [
             query("A", "histogram_quantile(0.9, sum by (sector, le) "
                        "(rate(lienthong_dossier_working_time_seconds_bucket[1d])))", legend="{{sector}}"),
-        ], (8, 12, 12, 34), description="Working time on each dossier's calendar, without the applicant's "
+        ], (8, 12, 12, 52), description="Working time on each dossier's calendar, without the applicant's "
                                         "supplement time.", unit="s"),
     ]
     health = [
         stat_panel(20, "Targets up", 'up{job=~"lienthong-exporter|lienthong-worker|lienthong-worker-sdk"}',
-                   (5, 8, 0, 43), [("red", None), ("green", 1)], legend="{{job}} {{instance}}",
+                   (5, 8, 0, 61), [("red", None), ("green", 1)], legend="{{job}} {{instance}}",
                    mappings={"0": "DOWN", "1": "UP"}),
         time_series_panel(21, "Exporter: store readable, read time and age of the numbers served", [
             query("A", "lienthong_exporter_store_up", legend="store up {{instance}}"),
             query("B", "lienthong_exporter_collect_duration_seconds", legend="read seconds {{instance}}"),
             query("C", "lienthong_exporter_store_age_seconds", legend="age of the numbers, seconds {{instance}}"),
-        ], (5, 8, 8, 43)),
+        ], (5, 8, 8, 61)),
         time_series_panel(22, "Workflow-task wait and store-write time (p95, Temporal SDK)", [
             query("A", "histogram_quantile(0.95, sum by (task_queue, le) "
                        "(rate(temporal_workflow_task_schedule_to_start_latency_bucket[$__rate_interval])))",
@@ -280,15 +319,40 @@ def overview() -> dashboard.Dashboard:
             query("B", "histogram_quantile(0.95, sum by (task_queue, le) "
                        "(rate(temporal_local_activity_execution_latency_bucket[$__rate_interval])))",
                   legend="store writes {{task_queue}}"),
-        ], (5, 8, 16, 43), unit="s"),
+        ], (5, 8, 16, 61), unit="s"),
+    ]
+    # Issue 14: the applicant's turn (portal 5, 6), withdrawals (7), online dossiers at the desks (1).
+    waiting = [
+        stat_panel(30, "Awaiting the applicant's payment",
+                   'sum(lienthong_dossiers_awaiting_applicant{reason="obligation"})', (4, 4, 0, 67), NEUTRAL,
+                   description="Financial obligations (Decree 118 Art. 24, portal status 6): clocks stopped while "
+                               "the applicant pays."),
+        stat_panel(31, "Longest wait for a payment",
+                   'max(lienthong_dossier_applicant_wait_oldest_seconds{reason="obligation"})', (4, 4, 4, 67),
+                   [("green", None), ("orange", 30 * DAY)], unit="s",
+                   description="Since the latest request of the dossier waiting longest (alert past 30 days)."),
+        stat_panel(32, "Withdrawals not stopped", "sum(lienthong_dossiers_withdrawal_requested)", (4, 4, 8, 67),
+                   [("green", None), ("red", 1)],
+                   description="Portal status 7 is a moment: a withdrawal stops the dossier in the same write."),
+        stat_panel(33, "Online dossiers waiting for receipt", "sum(lienthong_dossiers_awaiting_receipt)",
+                   (4, 4, 12, 67), NEUTRAL, description="Portal status 1: submitted online, not yet received or "
+                                                        "refused by a desk; their legal time has not started."),
+        bar_gauge_panel(34, "Oldest receipt wait by desk, working time",
+                        "topk(20, max by (desk) (lienthong_dossier_receipt_wait_oldest_working_seconds) > 0)",
+                        "{{desk}}", (8, 8, 16, 67), [("green", None), ("orange", 4 * 3600), ("red", 8 * 3600)],
+                        unit="s", description="In each dossier's calendar (alert past 8 working hours, a choice)."),
     ]
     return _with_rows(
         board(OVERVIEW_UID, "lienthong — overview",
-              "Overdue dossiers by sector and agency, on-time rate against the 99% target, volumes.",
+              "Overdue dossiers by sector and agency, the Biểu 06 view (on-time rate by level and sector over the "
+              "chosen range), on-time rate against the 99% target, volumes.",
               "Sector drill-down", SECTOR_UID),
-        [(row(1, "Now", 0), now), (row(8, "By sector and agency", 5), by_sector),
-         (row(14, "On time (Decision 766) and volume", 24), on_time),
-         (row(19, "Health of the monitoring and the workers", 42), health)])
+        [(row(1, "Now", 0), now),
+         (row(23, "Biểu 06: on time by level and sector over the chosen range, overdue now", 5), report),
+         (row(8, "By sector and agency", 23), by_sector),
+         (row(14, "On time (Decision 766) and volume", 42), on_time),
+         (row(19, "Health of the monitoring and the workers", 60), health),
+         (row(29, "Waiting for the applicant and for the desks", 66), waiting)])
 
 
 def sector() -> dashboard.Dashboard:

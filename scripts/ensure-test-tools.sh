@@ -4,6 +4,8 @@
 #   prometheus-alertmanager amtool (the Alertmanager config and its routes)
 #   docker-compose          `docker-compose config` on the stack (no engine needed)
 #   graphviz                dot, which draws `lienthong definitions graph --format svg`
+#   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+#                           WeasyPrint prints the forms as PDF (services/documents) with them
 # As root (a fresh CI machine) they are installed with apt-get; otherwise the script
 # says in one line what to run, and fails. (PostgreSQL: scripts/ensure-postgres.sh,
 # which the tests call themselves.)
@@ -14,6 +16,9 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v dot >/dev/null || missing+=(graphviz)
+for package in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
 ((${#missing[@]})) || exit 0
 
 if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then

@@ -32,11 +32,13 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from services.codec import CodecError
+from services.submission import StoreDesks, SubmissionError, check_desk
 from services.temporal import execute_change, inbox_check, start_attributes, wait_for_first_state
 from store import identity, involvement, projection
 from workflows import search_attributes as sa
 from workflows.dossier import DossierWorkflow
-from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DossierInput, DossierState
+from workflows.payloads import MAX_DOSSIER_ID, ChangeAnswer, DeskAction, DossierInput, DossierState
 from workflows.refusals import RefusalKind
 
 UPDATE_TIMEOUT = 30.0  # seconds for a worker to accept or refuse a change
@@ -48,7 +50,7 @@ MEMO_RECEIVED_BY = "lienthong.received_by"
 MEMO_REQUEST = "lienthong.request"
 
 Handle = WorkflowHandle[Any, Any]
-# A DossierWorkflow Update method (complete_step, resubmit, extend, apply_calendar, ...).
+# A DossierWorkflow Update method (complete_step, resubmit, receive, withdraw, return_step, extend, ...).
 DossierUpdate = UpdateMethodMultiParam[..., ChangeAnswer]
 Source = Literal["workflow", "projection"]
 
@@ -75,8 +77,10 @@ class Found:
     received_by: str | None = None
 
     def involves(self, agency: str) -> bool:
-        """Agencies that have or had a step on it, were escalated to, or received it."""
-        return self.received_by == agency or self.state.involves(agency)
+        """Agencies that have or had a step on it, were escalated to, received it (or an
+        online dossier is addressed to them), or return its result."""
+        return agency in (self.received_by, self.state.received_by, self.state.result_desk) or \
+            self.state.involves(agency)
 
 
 def plausible_id(value: str) -> bool:
@@ -244,6 +248,48 @@ class DossierClient:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             raise self._no_worker(UPDATE_TIMEOUT) from err
 
+    async def at_desk(self, dossier_id: str, update: DossierUpdate, action: DeskAction, key: str, *,
+                      caller: str | None = None, receiving: bool = True) -> DossierState:
+        """A desk receives (`receive`) or refuses (`refuse_receipt`, `receiving=False`) a
+        dossier waiting for receipt. The desk is checked against the registry first, as at
+        submission: to receive, a one-stop desk in service whose receiving scope covers the
+        dossier's procedure for its commune (Decree 118/2025 Art. 14); to refuse, a one-stop
+        desk (`services.submission.check_desk`). The workflow then checks it is the desk the
+        dossier is addressed to."""
+        if not plausible_id(dossier_id):
+            raise Refusal(RefusalKind.UNKNOWN_DOSSIER, implausible("dossier", dossier_id))
+        if caller is not None:
+            await self.require_involved(dossier_id, caller)
+        dossier = await self.input_of(dossier_id)
+        if dossier is not None:
+            why = await asyncio.to_thread(self._desk_problem, dossier, action.agency, receiving)
+            if why is not None:
+                raise Refusal(RefusalKind.OUT_OF_SCOPE, why)
+        return await self.change(dossier_id, update, action, key)
+
+    def _desk_problem(self, dossier: DossierInput, agency: str, receiving: bool) -> str | None:
+        with self.sessions() as session:
+            try:
+                check_desk(agency, dossier, StoreDesks(session), receiving=receiving)
+            except SubmissionError as err:
+                return f"dossier {dossier.dossier_id}: {err}"
+        return None
+
+    async def input_of(self, dossier_id: str) -> DossierInput | None:
+        """What the dossier was started with (its procedure snapshot and data), from the
+        first event of its history; None when Temporal has forgotten it."""
+        handle = self.handle(dossier_id)
+        try:
+            async for event in handle.fetch_history_events(page_size=1, rpc_timeout=QUERY_TIMEOUT):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                decoded = await self.client.data_converter.decode(payloads, [DossierInput])
+                return decoded[0] if decoded and isinstance(decoded[0], DossierInput) else None
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None
+            raise _unavailable(err) from err
+        return None
+
     @staticmethod
     def _no_worker(seconds: float) -> Refusal:
         return Refusal(RefusalKind.NO_WORKER, f"no worker answered within {seconds:.0f}s")
@@ -326,6 +372,25 @@ class DossierClient:
         with self.sessions() as session:
             state = projection.get_dossier(session, dossier_id)
             return None if state is None else (state, identity.received_by(session, dossier_id))
+
+    async def data(self, dossier_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The dossier's data (the applicant's part of its workflow input), decrypted by this
+        client's codec from the first event of its history: the store never holds it. (None,
+        why) when Temporal no longer has the history (retention) or the configured keys do
+        not decrypt it; the engine not answering is a Refusal like any other read's."""
+        handle = self.handle(dossier_id)
+        try:
+            async for event in handle.fetch_history_events(page_size=1, rpc_timeout=QUERY_TIMEOUT):
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                [dossier] = await self.client.data_converter.decode(payloads, [DossierInput])
+                return (dossier.data, None) if isinstance(dossier, DossierInput) else (None, "unexpected input")
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                return None, "Temporal no longer keeps its history"
+            raise _unavailable(err) from err
+        except CodecError as err:
+            return None, " ".join(str(err).split())
+        return None, "its history has no start event"
 
     async def _from_workflow(self, dossier_id: str, *, describe: bool, run_id: str | None = None) -> Found:
         handle: Handle = self.client.get_workflow_handle_for(DossierWorkflow.run, dossier_id, run_id=run_id)

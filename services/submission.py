@@ -60,17 +60,9 @@ def local_today() -> date:
 # ----------------------------------------------------------------------------- where things are looked up
 
 
-class Registry(Protocol):
-    """What submission needs to know about procedures and agencies."""
-
-    def procedure(self, code: str, version: int | None, today: date) -> ProcedureSnapshot:
-        """``code@version``, or the newest version in effect ``today`` when ``version``
-        is None; raises `SubmissionError` saying why there is none."""
-        ...
-
-    def draft(self, path: Path) -> ProcedureSnapshot:
-        """A procedure file that is not deployed, validated; raises `SubmissionError`."""
-        ...
+class Desks(Protocol):
+    """What the registry says of agencies and one-stop desks (submission, and a desk's
+    receipt or refusal of a dossier)."""
 
     def is_agency(self, code: str) -> bool:
         """A registered agency that is not retired."""
@@ -83,12 +75,6 @@ class Registry(Protocol):
         anywhere (the province-wide list); None when it has none."""
         ...
 
-    def webhook_agencies(self, codes: Collection[str]) -> list[str]:
-        """Which of `codes` have a webhook to notify."""
-        ...
-
-    def calendar(self, name: str) -> WorkingCalendar: ...
-
     def agency_codes(self) -> Collection[str]:
         """Every known agency code (for suggestions in refusals)."""
         ...
@@ -96,6 +82,25 @@ class Registry(Protocol):
     def receiving_desks(self) -> Collection[str]:
         """The agencies that take submissions (one-stop desks)."""
         ...
+
+
+class Registry(Desks, Protocol):
+    """What submission needs to know about procedures and agencies."""
+
+    def procedure(self, code: str, version: int | None, today: date) -> ProcedureSnapshot:
+        """``code@version``, or the newest version in effect ``today`` when ``version``
+        is None; raises `SubmissionError` saying why there is none."""
+        ...
+
+    def draft(self, path: Path) -> ProcedureSnapshot:
+        """A procedure file that is not deployed, validated; raises `SubmissionError`."""
+        ...
+
+    def webhook_agencies(self, codes: Collection[str]) -> list[str]:
+        """Which of `codes` have a webhook to notify."""
+        ...
+
+    def calendar(self, name: str) -> WorkingCalendar: ...
 
     def is_sector(self, code: str) -> bool: ...
 
@@ -106,14 +111,41 @@ class Registry(Protocol):
         ...
 
 
-class StoreRegistry:
+class StoreDesks:
+    """Agencies and desks as the database knows them (`lienthong definitions deploy`)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._codes: list[str] | None = None
+
+    def is_agency(self, code: str) -> bool:
+        return registry.known_agency(self._session, code)
+
+    def is_retired(self, code: str) -> bool:
+        return registry.retired_agency(self._session, code) is not None
+
+    def receiving_scope(self, code: str) -> Mapping[str, Any] | None:
+        row = self._session.get(AgencyRow, code)
+        return row.receives if row is not None and row.receives_dossiers else None
+
+    def agency_codes(self) -> list[str]:
+        if self._codes is None:
+            self._codes = list(self._session.scalars(select(AgencyRow.code).order_by(AgencyRow.code)))
+        return self._codes
+
+    def receiving_desks(self) -> list[str]:
+        query = (select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True), AgencyRow.retired_at.is_(None))
+                 .order_by(AgencyRow.code))
+        return list(self._session.scalars(query))
+
+
+class StoreRegistry(StoreDesks):
     """The registry in the database (filled by `lienthong definitions deploy`), plus
     the definitions folder for drafts and calendars."""
 
     def __init__(self, session: Session, definitions: Path) -> None:
-        self._session = session
+        super().__init__(session)
         self._definitions = Path(definitions)
-        self._codes: list[str] | None = None
 
     def procedure(self, code: str, version: int | None, today: date) -> ProcedureSnapshot:
         if version is not None:
@@ -141,31 +173,11 @@ class StoreRegistry:
             raise SubmissionError(f"{len(err.problems)} problem(s), first: {first} "
                                   f"(run `lienthong definitions validate {path}`)") from err
 
-    def is_agency(self, code: str) -> bool:
-        return registry.known_agency(self._session, code)
-
-    def is_retired(self, code: str) -> bool:
-        return registry.retired_agency(self._session, code) is not None
-
-    def receiving_scope(self, code: str) -> Mapping[str, Any] | None:
-        row = self._session.get(AgencyRow, code)
-        return row.receives if row is not None and row.receives_dossiers else None
-
     def webhook_agencies(self, codes: Collection[str]) -> list[str]:
         return deliveries.agencies_with_webhooks(self._session, codes)
 
     def calendar(self, name: str) -> WorkingCalendar:
         return load_calendar(name, self._definitions)
-
-    def agency_codes(self) -> list[str]:
-        if self._codes is None:
-            self._codes = list(self._session.scalars(select(AgencyRow.code).order_by(AgencyRow.code)))
-        return self._codes
-
-    def receiving_desks(self) -> list[str]:
-        query = (select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True), AgencyRow.retired_at.is_(None))
-                 .order_by(AgencyRow.code))
-        return list(self._session.scalars(query))
 
     def is_sector(self, code: str) -> bool:
         return self._session.get(SectorRow, code) is not None
@@ -202,13 +214,19 @@ def prepare_dossier(
     received_at: datetime | str | None = None,
     received_by: str | None = None,
     *,
+    await_receipt: bool | None = None,
+    result_desk: str | None = None,
     now: datetime | None = None,
     max_receipt_age: timedelta | None = None,
 ) -> DossierInput:
     """The start input for a dossier, or `SubmissionError` naming what is wrong.
 
     ``ref`` is ``CODE`` (the newest deployed version in effect ``today``),
-    ``CODE@VERSION`` (exactly that deployed version) or a procedure file path (a draft)."""
+    ``CODE@VERSION`` (exactly that deployed version) or a procedure file path (a draft).
+    A dossier that waits for receipt (online by default, or `await_receipt`) is
+    addressed to the desk ``received_by``, which receives or refuses it; ``received_at``
+    is then when it was submitted. ``result_desk`` is where the applicant collects the
+    result (default: the receiving desk)."""
     if not DOSSIER_ID.match(dossier_id):
         raise SubmissionError(f"dossier id {dossier_id!r}: expected {DOSSIER_ID_RULE}")
     now = now or datetime.now(LOCAL_TZ)
@@ -227,16 +245,24 @@ def prepare_dossier(
     _check_agencies(snapshot, fields, lookup)
     if channel not in CHANNELS:
         raise SubmissionError(f"unknown channel {channel!r}; expected one of {', '.join(CHANNELS)}")
+    if received_by is None and channel == "online":
+        raise SubmissionError("an online dossier names the one-stop desk it is addressed to (--received-by): "
+                              "that desk receives it or refuses it (Decree 118/2025 Art. 14)")
+    if received_by is None and await_receipt:
+        raise SubmissionError("a dossier checked before receipt (--await-receipt) names the desk that receives "
+                              "it (--received-by)")
     _check_receiving_desk(received_by, lookup)
     _check_receiving_scope(received_by, snapshot, fields, lookup)
+    if result_desk is not None:  # the applicant's choice (Art. 14): any one-stop desk in service
+        _check_receiving_desk(result_desk, lookup, "--result-desk")
     # The calendar travels resolved (the workflow computes dues without I/O), and so
     # does which of the dossier's agencies have a webhook (no lookup per hand-over).
     calendar = lookup.calendar(snapshot.procedure.calendar).snapshot(received)
     webhooks = lookup.webhook_agencies(dossier_agencies(snapshot, fields))
     try:
         return DossierInput(dossier_id=dossier_id, snapshot=snapshot, data=fields, channel=channel,
-                            received_at=received, received_by=received_by, calendar=calendar,
-                            webhook_agencies=webhooks)
+                            received_at=received, received_by=received_by, await_receipt=await_receipt,
+                            result_desk=result_desk, calendar=calendar, webhook_agencies=webhooks)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
@@ -449,23 +475,38 @@ def _received_at(value: datetime | str | None, now: datetime, max_age: timedelta
     return value
 
 
-def _check_receiving_desk(code: str | None, lookup: Registry) -> None:
+def check_desk(code: str, dossier: DossierInput, lookup: Desks, label: str = "desk", *,
+               receiving: bool = True) -> None:
+    """`code` may receive this dossier: a registered one-stop desk, not retired, whose
+    receiving scope covers the dossier's procedure for its commune (the same check as at
+    submission; Decree 118/2025 Art. 14). To refuse it (`receiving=False`) a one-stop
+    desk is enough: a dossier outside the desk's scope since it was submitted is one it
+    refuses (Mẫu 03), and one addressed to a desk retired since is refused on its behalf.
+    `SubmissionError` says why not."""
+    if not receiving and lookup.is_retired(code):
+        return
+    _check_receiving_desk(code, lookup, label)
+    if receiving:
+        _check_receiving_scope(code, dossier.snapshot, dossier.data, lookup, label)
+
+
+def _check_receiving_desk(code: str | None, lookup: Desks, label: str = "--received-by") -> None:
     if code is None:
         return
     if lookup.is_retired(code):
-        raise SubmissionError(f"--received-by {code!r} is retired; it receives no dossiers")
+        raise SubmissionError(f"{label} {code!r} is retired; it receives no dossiers")
     if not lookup.is_agency(code):
         codes = lookup.agency_codes()
-        raise SubmissionError(f"--received-by {code!r} is not a registered agency{_close(code, codes)}"
+        raise SubmissionError(f"{label} {code!r} is not a registered agency{_close(code, codes)}"
                               f"{_deploy_hint(codes)}")
     desks: Sequence[str] = sorted(lookup.receiving_desks())
     if code not in desks:
-        raise SubmissionError(f"--received-by {code!r} does not receive dossiers; "
+        raise SubmissionError(f"{label} {code!r} does not receive dossiers; "
                               f"one-stop desks are: {', '.join(desks)}")
 
 
 def _check_receiving_scope(code: str | None, snapshot: ProcedureSnapshot, data: Mapping[str, Any],
-                           lookup: Registry) -> None:
+                           lookup: Desks, label: str = "--received-by") -> None:
     """The desk may receive this procedure for this commune (its `receives:` in
     agencies.yaml): a level and commune of its own, or a procedure of the province-wide
     list (Decree 118/2025 Art. 14)."""
@@ -474,7 +515,7 @@ def _check_receiving_scope(code: str | None, snapshot: ProcedureSnapshot, data: 
     procedure = snapshot.procedure
     scope = lookup.receiving_scope(code)
     if scope is None:
-        raise SubmissionError(f"--received-by {code!r} has no receiving scope (`receives:` in agencies.yaml); "
+        raise SubmissionError(f"{label} {code!r} has no receiving scope (`receives:` in agencies.yaml); "
                               "run `lienthong definitions deploy`")
     if procedure.code in (scope.get("procedures") or []):
         return
@@ -486,9 +527,9 @@ def _check_receiving_scope(code: str | None, snapshot: ProcedureSnapshot, data: 
     if scope.get("procedures"):
         receives += " and the province-wide list"
     if procedure.level not in levels:
-        raise SubmissionError(f"--received-by {code!r} does not receive procedure {procedure.ref} "
+        raise SubmissionError(f"{label} {code!r} does not receive procedure {procedure.ref} "
                               f"(level {procedure.level}): {receives}")
     if communes is not None and commune not in communes:
         shown = f"commune {commune!r}" if commune not in (None, "") else f"no {COMMUNE_FIELD!r} in its data"
-        raise SubmissionError(f"--received-by {code!r} does not receive procedure {procedure.ref} for {shown}: "
+        raise SubmissionError(f"{label} {code!r} does not receive procedure {procedure.ref} for {shown}: "
                               f"{receives}")

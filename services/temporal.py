@@ -32,7 +32,7 @@ from store import inbox
 from workflows import search_attributes as sa
 from workflows.clock import due as compute_due
 from workflows.dossier import NOT_ROUTED_YET, DossierWorkflow
-from workflows.payloads import DossierInput, DossierState
+from workflows.payloads import DossierInput, DossierState, DossierStatus
 
 
 async def connect(settings: Settings, converter: DataConverter | None = None) -> Client:
@@ -116,7 +116,9 @@ def start_attributes(dossier: DossierInput) -> TypedSearchAttributes:
     """The search attributes a dossier starts with (the workflow upserts only changes)."""
     procedure = dossier.snapshot.procedure
     due_at = None
-    if dossier.received_at is not None:  # the workflow computes the same due from the same input
+    # The workflow computes the same due from the same input; a dossier waiting for
+    # receipt has none until a desk receives it.
+    if dossier.received_at is not None and not dossier.awaits_receipt:
         calendar = calendar_from_snapshot(dossier.calendar)
         start = calendar.start_of_clock(dossier.received_at, procedure.receipt_cutoff)
         due_at = compute_due(calendar, start, procedure.deadline).due_at
@@ -147,14 +149,16 @@ async def register_search_attributes(client: Client, namespace: str = "default")
 
 
 async def wait_for_first_state(handle: WorkflowHandle[Any, DossierState], seconds: float) -> DossierState | None:
-    """The dossier's state once a worker has computed its due date, or None after
-    `seconds` (a submission is accepted either way; the due comes when a worker runs)."""
+    """The dossier's state once a worker has computed its due date (or, for a dossier
+    waiting for a desk to receive it, has recorded it as submitted: no clock runs yet),
+    or None after `seconds` (a submission is accepted either way; the due comes when a
+    worker runs)."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + seconds
     while loop.time() < give_up:
         try:
             state = await handle.query(DossierWorkflow.state, rpc_timeout=timedelta(seconds=5))
-            if state.due_at is not None:
+            if state.due_at is not None or (state.status == DossierStatus.SUBMITTED and state.last_event_seq > 0):
                 return state
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
             pass  # no worker has taken the first task yet

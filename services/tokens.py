@@ -4,6 +4,11 @@ A token reads `lt_<id>_<secret>`: `id` (12 hex digits) finds the row, `secret` (
 random bytes, URL-safe base64) is checked against its stored sha256 in constant time.
 A 256-bit random secret needs no slow password hash: it cannot be guessed, only leaked.
 No FastAPI here: the CLI issues and revokes tokens with these functions.
+
+A token has a role (migration 0010): `agency` acts for its agency on the gateway's /v1
+routes; `monitoring` reads the province's reports (/v1/reports) for the monitoring team
+of the unit it is issued to, and acts for nobody (its agency code says whose team holds
+it: accountability, not access).
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import AgencyRow, GatewayTokenRow
+from store.models import TOKEN_ROLES, AgencyRow, GatewayTokenRow
 
 PREFIX = "lt"
 _TOKEN = re.compile(r"^lt_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _ID = re.compile(r"^[0-9a-f]{12}$")
+AGENCY, MONITORING = TOKEN_ROLES
+ROLES: tuple[str, ...] = TOKEN_ROLES
 
 
 class TokenError(ValueError):
@@ -35,6 +42,7 @@ class Issued:
     id: str
     agency: str
     token: str  # shown once; only its hash is stored
+    role: str = AGENCY
 
 
 @dataclass(frozen=True)
@@ -45,13 +53,16 @@ class Caller:
     name: str
     receives_dossiers: bool
     token_id: str
+    role: str = AGENCY  # ROLES
 
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
-def issue(session: Session, agency: str, created_by: str, now: datetime) -> Issued:
+def issue(session: Session, agency: str, created_by: str, now: datetime, role: str = AGENCY) -> Issued:
+    if role not in ROLES:
+        raise TokenError(f"unknown token role {role!r}: expected one of {', '.join(ROLES)}")
     row = session.get(AgencyRow, agency)
     if row is None:
         raise TokenError(f"unknown agency {agency}")
@@ -60,10 +71,10 @@ def issue(session: Session, agency: str, created_by: str, now: datetime) -> Issu
                          "it gets no tokens")
     token_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    session.add(GatewayTokenRow(id=token_id, agency=agency, secret_sha256=_digest(secret), created_at=now,
-                                created_by=created_by, revoked_at=None))
+    session.add(GatewayTokenRow(id=token_id, agency=agency, secret_sha256=_digest(secret), role=role,
+                                created_at=now, created_by=created_by, revoked_at=None))
     session.flush()
-    return Issued(id=token_id, agency=agency, token=f"{PREFIX}_{token_id}_{secret}")
+    return Issued(id=token_id, agency=agency, token=f"{PREFIX}_{token_id}_{secret}", role=role)
 
 
 def token_id_of(text: str) -> str:
@@ -131,4 +142,4 @@ def authenticate(session: Session, token: str) -> Caller | None:
     if agency.retired_at is not None:  # retiring revokes its tokens; this holds even if one was missed
         return None
     return Caller(agency=agency.code, name=agency.name, receives_dossiers=agency.receives_dossiers,
-                  token_id=token_id)
+                  token_id=token_id, role=stored.role)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
-from store.models import InboxItemRow
+from store.models import DossierRow, InboxItemRow
 from store.upsert import insert_on_conflict
-from workflows.payloads import Routing
+from workflows.payloads import DossierStatus, Routing
 
 # Built once (text statements: compiled once per database, then cached). They run on
 # the session's connection: a store write runs them for every hand-over, and the ORM's
@@ -38,6 +38,20 @@ class InboxItem:
     assigned_at: datetime
     due_at: datetime
     overdue: bool  # due_at had passed at the `now` the list was made for
+    received_by: str | None = None  # the desk that received the dossier (Art. 14: maybe not this agency's area)
+
+
+@dataclass(frozen=True)
+class AwaitingReceipt:
+    """A dossier submitted online to a desk, not received (nor refused) yet."""
+
+    dossier_id: str
+    procedure_code: str
+    procedure_version: int
+    procedure_name: str
+    sector: str
+    channel: str
+    submitted_at: datetime
 
 
 def add_item(session: Session, routing: Routing, *, now: datetime | None = None) -> bool:
@@ -84,7 +98,8 @@ def list_items(
 ) -> list[InboxItem]:
     """An agency's inbox, most urgent first."""
     query = (
-        select(InboxItemRow)
+        select(InboxItemRow, DossierRow.received_by)
+        .outerjoin(DossierRow, DossierRow.id == InboxItemRow.dossier_id)
         .where(InboxItemRow.agency == agency)
         .order_by(InboxItemRow.due_at, InboxItemRow.dossier_id, InboxItemRow.step_id)
         .limit(limit)
@@ -102,6 +117,21 @@ def list_items(
             assigned_at=row.assigned_at,
             due_at=row.due_at,
             overdue=row.due_at < now,
+            received_by=received_by,
         )
-        for row in session.scalars(query)
+        for row, received_by in session.execute(query).tuples()
     ]
+
+
+def list_awaiting_receipt(session: Session, desk: str, limit: int = 100) -> list[AwaitingReceipt]:
+    """The dossiers submitted online to `desk` that it has not received or refused yet,
+    longest waiting first (the partial index ix_dossiers_awaiting_receipt)."""
+    query = (select(DossierRow.id, DossierRow.procedure_code, DossierRow.procedure_version,
+                    DossierRow.procedure_name, DossierRow.sector, DossierRow.channel, DossierRow.received_at)
+             .where(DossierRow.status == DossierStatus.SUBMITTED.value, DossierRow.received_by == desk)
+             .order_by(DossierRow.received_at, DossierRow.id)
+             .limit(limit))
+    return [AwaitingReceipt(dossier_id=row.id, procedure_code=row.procedure_code,
+                            procedure_version=row.procedure_version, procedure_name=row.procedure_name,
+                            sector=row.sector, channel=row.channel, submitted_at=row.received_at)
+            for row in session.execute(query)]

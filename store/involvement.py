@@ -12,9 +12,10 @@ from store.models import DossierIdRow, InboxItemRow
 
 def involved(session: Session, agency: str, dossier_id: str) -> bool | None:
     """True when the store shows `agency` on the dossier: its inbox holds a step of it
-    (the hand-over path: one primary-key read), it received it, or the projection has a
-    step of it. False when the store knows the dossier and shows no part for `agency`
-    (the store may lag the workflow: callers ask the workflow before refusing); None
+    (the hand-over path: one primary-key read), it received it (or an online dossier is
+    addressed to it), or the projection has a step of it or names it the result desk.
+    False when the store knows the dossier and shows no part for `agency` (the store
+    may lag the workflow: callers ask the workflow before refusing); None
     when the store does not know the dossier."""
     held = select(InboxItemRow.step_id).where(InboxItemRow.agency == agency,
                                               InboxItemRow.dossier_id == dossier_id).limit(1)
@@ -24,6 +25,6 @@ def involved(session: Session, agency: str, dossier_id: str) -> bool | None:
     if reserved is not None and reserved[0] == agency:
         return True
     state = projection.get_dossier(session, dossier_id)
-    if state is not None and state.involves(agency):
+    if state is not None and (agency in (state.received_by, state.result_desk) or state.involves(agency)):
         return True
     return None if reserved is None and state is None else False

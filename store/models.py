@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.types import JSONDocument, UTCDateTime
-from workflows.payloads import OPEN_STATUSES, DossierStatus, StepStatus
+from workflows.payloads import OPEN_STATUSES, PAUSED_STATUSES, DossierStatus, PortalStatus, StepStatus
 
 # Stable constraint names, so migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -57,11 +58,22 @@ def _partial(name: str, *columns: str, where: str) -> Index:
     return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
 
 
+# Audit-log kinds the Biểu 06 report reads (services/report.py), in the partial index
+# ix_dossier_events_report (migration 0010): receipt, the end events of Decision 766's
+# priority, a due recorded passed, and the applicant's pauses and their ends.
+REPORT_EVENT_KINDS = ("received", "result_ready", "completed", "withdrawn", "rejected", "dossier_overdue",
+                      "supplement_requested", "obligation_requested", "resubmitted")
+TOKEN_ROLES = ("agency", "monitoring")  # gateway_tokens.role (migration 0010)
+
 OPEN_DOSSIER = _one_of("status", tuple(s.value for s in OPEN_STATUSES))
 SUBMITTED_DOSSIER = f"status = '{DossierStatus.SUBMITTED.value}'"
+AWAITING_APPLICANT = _one_of("status", tuple(s.value for s in PAUSED_STATUSES))
+WITHDRAWAL_REQUESTED = f"portal_status = {PortalStatus.WITHDRAWAL_REQUESTED.value}"
 HELD_STEP = "status = 'assigned' AND agency IS NOT NULL"
 ABANDONED_DOSSIER = "status = 'abandoned'"
 OPEN_WITHOUT_DUE = f"{OPEN_DOSSIER} AND due_at IS NULL"
+PORTAL_PENDING = "delivered_at IS NULL AND parked_at IS NULL"  # waits to be sent (migration 0008)
+PORTAL_PARKED = "parked_at IS NOT NULL AND delivered_at IS NULL"  # the portal refused it for good
 
 
 class Base(DeclarativeBase):
@@ -148,6 +160,10 @@ class DossierRow(Base):
         _partial("ix_dossiers_without_due", "sector", "status", "due_at", "updated_at", where=OPEN_WITHOUT_DUE),
         # Online dossiers waiting for a desk to receive them (migration 0007).
         _partial("ix_dossiers_awaiting_receipt", "received_by", "received_at", where=SUBMITTED_DOSSIER),
+        # The applicant's turn (portal 5 and 6) and withdrawals not stopped yet (7) (migration 0011).
+        _partial("ix_dossiers_awaiting_applicant", "sector", "level", "status", "awaiting_since",
+                 where=AWAITING_APPLICANT),
+        _partial("ix_dossiers_withdrawal_requested", "sector", "level", where=WITHDRAWAL_REQUESTED),
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the dossier id = the workflow id
@@ -166,6 +182,9 @@ class DossierRow(Base):
     received_at: Mapped[datetime]  # for a dossier not received yet (submitted), when it was submitted
     received_by: Mapped[str | None]  # the receiving desk, or the desk it is addressed to (migration 0007)
     finished_at: Mapped[datetime | None]  # status 9: processing finished (migration 0007)
+    # When the applicant's current turn began (supplement or obligation requested); NULL
+    # while the agencies hold the dossier (migration 0011).
+    awaiting_since: Mapped[datetime | None]
     clock_started_at: Mapped[datetime | None]
     due_at: Mapped[datetime | None]
     original_due_at: Mapped[datetime | None]
@@ -224,7 +243,12 @@ class DossierEventRow(Base):
     the transitions of a workflow task a dead worker never completed (store/projection.py)."""
 
     __tablename__ = "dossier_events"
-    __table_args__ = (CheckConstraint("seq >= 1", name="seq_positive"),)
+    __table_args__ = (
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        # The report's events by kind and instant, covering (migration 0010).
+        _partial("ix_dossier_events_report", "kind", "at", "dossier_id", "seq", "actor",
+                 where=_one_of("kind", REPORT_EVENT_KINDS)),
+    )
 
     dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)
@@ -279,19 +303,52 @@ class WebhookDeliveryRow(Base):
     at: Mapped[datetime]
 
 
+class PortalOutboxRow(Base):
+    """One change for the National Public Service Portal (migration 0008): written with
+    the audit-log event that caused it, in the same transaction, keyed like it by
+    (dossier_id, seq); sent in seq order per dossier by the portal sync
+    (activities/portal.py). `payload` is the adapter's (activities/portal_payload.py)."""
+
+    __tablename__ = "portal_outbox"
+    __table_args__ = (
+        UniqueConstraint("dossier_id", "seq"),
+        CheckConstraint("portal_status BETWEEN 1 AND 10", name="portal_status"),
+        # What waits, per dossier in seq order (the claim: only a dossier's oldest is
+        # sent) and oldest first (the claim's order, the lag gauge).
+        _partial("ix_portal_outbox_pending", "dossier_id", "seq", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_pending_created", "created_at", "id", where=PORTAL_PENDING),
+        _partial("ix_portal_outbox_parked", "dossier_id", "seq", where=PORTAL_PARKED),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    dossier_id: Mapped[str] = mapped_column(ForeignKey("dossiers.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # the audit-log event (dossier_events.seq) that caused it
+    kind: Mapped[str]  # that event's kind
+    portal_status: Mapped[int]  # TrangThaiHoSo after the change
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]  # the portal answered 2xx
+    attempts: Mapped[int]  # POSTs made for it (the failed ones and the one delivered)
+    last_error: Mapped[str | None] = mapped_column(Text)  # the last failure (no person data)
+    parked_at: Mapped[datetime | None]  # refused for good (a 4xx about the change itself): not sent again
+
+
 # ----------------------------------------------------------------------------- HTTP gateway (migration 0002)
 
 
 class GatewayTokenRow(Base):
     """An agency's bearer token for the HTTP gateway. Only the sha256 of its secret is
-    kept: a leaked database does not let anyone act as an agency."""
+    kept: a leaked database does not let anyone act as an agency. Its role (migration
+    0010): `agency` acts for the agency on /v1; `monitoring` reads the province's reports
+    (/v1/reports) for the monitoring team of the unit it is issued to, and nothing else."""
 
     __tablename__ = "gateway_tokens"
-    __table_args__ = (Index(None, "agency"),)
+    __table_args__ = (Index(None, "agency"), CheckConstraint(_one_of("role", TOKEN_ROLES), name="role"))
 
     id: Mapped[str] = mapped_column(primary_key=True)  # the public part, printed with the token
     agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"))
     secret_sha256: Mapped[str]  # hex
+    role: Mapped[str] = mapped_column(server_default=TOKEN_ROLES[0])
     created_at: Mapped[datetime]
     created_by: Mapped[str]
     revoked_at: Mapped[datetime | None]
@@ -312,3 +369,25 @@ class GatewayRequestRow(Base):
     status_code: Mapped[int | None]  # None while that request is in progress
     response: Mapped[dict[str, Any] | None]  # {"body": ..., "headers": {...}}
     completed_at: Mapped[datetime | None]
+
+
+# ----------------------------------------------------------------------------- documents (migration 0009)
+
+
+class ReceiptBookRow(Base):
+    """An entry of a desk's receipt book (sổ theo dõi hồ sơ, Mẫu 07; "Quyển số / Số" on the
+    receipt slip Mẫu 01): one number per received dossier, per desk and per year (the
+    volume), given once and never changed (store/receipt_book.py says in which order)."""
+
+    __tablename__ = "receipt_book"
+    __table_args__ = (
+        UniqueConstraint("dossier_id"),
+        CheckConstraint("number >= 1", name="number_positive"),
+    )
+
+    desk: Mapped[str] = mapped_column(primary_key=True)  # the receiving desk's agency code
+    volume: Mapped[int] = mapped_column(primary_key=True)  # the year of receipt, Vietnam time
+    number: Mapped[int] = mapped_column(primary_key=True)
+    dossier_id: Mapped[str]
+    received_at: Mapped[datetime]  # the audit log's "received" instant
+    assigned_at: Mapped[datetime]

@@ -33,11 +33,11 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, TextClause, bindparam, select
 from sqlalchemy.orm import Session
 
-from store import inbox
+from store import inbox, portal_outbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict, row_parameters
 from workflows import payloads
-from workflows.payloads import DossierEvent, DossierState, StoreWrite
+from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
 
 OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 
@@ -67,9 +67,10 @@ class ForeignRunError(ValueError):
 
 
 def write_changes(session: Session, write: StoreWrite, *, run_id: str | None = None,
-                  now: datetime | None = None) -> list[DossierEvent]:
+                  now: datetime | None = None, portal: portal_outbox.PortalAdapter | None = None) -> list[DossierEvent]:
     """Apply one store write of workflow run `run_id`; returns the events the audit log
-    did not hold yet. Safe to repeat and to call concurrently."""
+    did not hold yet. Safe to repeat and to call concurrently. With `portal` (the sync
+    is on), the events it sends are queued in the portal's outbox, in the same transaction."""
     state = write.state
     if any(event.dossier_id != state.dossier_id for event in write.events):
         raise ValueError(f"a write for {state.dossier_id!r} carries events of another dossier")
@@ -94,6 +95,8 @@ def write_changes(session: Session, write: StoreWrite, *, run_id: str | None = N
         again = [{f"b_{k}": v for k, v in _event_values(event, now).items()}
                  for event in write.events if event.seq not in fresh]
         connection.execute(_REWRITE_EVENT, again)
+    if portal is not None:
+        portal_outbox.append(connection, write, portal, now)
     if moved:
         steps = set(write.steps)
         rows = [row for row in _step_values(state) if row["step_id"] in steps]
@@ -225,6 +228,7 @@ def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | 
         "received_at": state.received_at,
         "received_by": state.received_by,
         "finished_at": state.finished_at,
+        "awaiting_since": awaiting_since(state),
         "clock_started_at": state.clock_started_at,
         "due_at": state.due_at,
         "original_due_at": state.original_due_at,
@@ -237,6 +241,20 @@ def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | 
         "state": state.model_dump(mode="json"),
         "updated_at": now,
     }
+
+
+# The note that opens each of the applicant's turns (portal 5 and 6).
+_REQUESTS = {DossierStatus.AWAITING_SUPPLEMENT: "supplement_requested",
+             DossierStatus.AWAITING_OBLIGATION: "obligation_requested"}
+
+
+def awaiting_since(state: DossierState) -> datetime | None:
+    """When the applicant's current turn began: the latest request of its kind (else the
+    instant the clocks stopped); None while the agencies hold the dossier."""
+    kind = _REQUESTS.get(state.status)
+    if kind is None:
+        return None
+    return next((note.at for note in reversed(state.notes) if note.kind == kind), state.paused_at)
 
 
 def _step_values(state: DossierState) -> list[dict[str, Any]]:

@@ -31,10 +31,13 @@ from workers import (
     commands_bench,
     commands_calendars,
     commands_codec,
+    commands_documents,
     commands_dossiers,
     commands_monitoring,
+    commands_portal,
     commands_processes,
     commands_registry,
+    commands_report,
     commands_store,
     commands_tokens,
 )
@@ -109,8 +112,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Each module adds its commands (add_parsers), in the order `lienthong --help` lists them.
-COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_store,
-                   commands_calendars, commands_tokens, commands_codec)
+COMMAND_MODULES = (commands_registry, commands_processes, commands_monitoring, commands_dossiers, commands_documents,
+                   commands_store, commands_calendars, commands_tokens, commands_codec, commands_portal,
+                   commands_report)
 
 
 def _parser() -> argparse.ArgumentParser:

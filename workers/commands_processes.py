@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from activities.portal import PortalConfig
 from config.logging import configure_logging
 from config.settings import Settings
 from services.processes import stop_on_signals
@@ -72,7 +73,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         client = await connect_or_refuse(settings)
         await ensure_search_attributes(client, settings.temporal_namespace)
         await run_worker(client, settings.task_queue, stop, settings.database_url,
-                       sandboxed=settings.workflow_sandbox)
+                         sandboxed=settings.workflow_sandbox, portal=PortalConfig.from_settings(settings))
 
     try:
         asyncio.run(run())

@@ -77,13 +77,22 @@ def show_inbox(args: argparse.Namespace, settings: Settings) -> int:
         print(page.model_dump_json())
         return 0
     items = page.items
+    if page.awaiting_receipt:
+        waiting = page.awaiting_receipt
+        print(f"waiting for {agency.code} to receive or refuse them (submitted online, longest waiting first; "
+              "`lienthong dossiers receive|refuse ID --agency " + agency.code + "`):")
+        print_table([("DOSSIER", "PROCEDURE", "SUBMITTED"),
+                     *((w.dossier_id, w.procedure, when(w.submitted_at)) for w in waiting)])
+        print(f"{len(waiting)} waiting for receipt" + (" (the oldest; more with a larger --limit)"
+                                                       if len(waiting) == args.limit else ""))
     if not items:
         more = f" past the first {args.offset}" if args.offset else ""
         print(f"inbox of {agency.code} ({agency.name}): no open items{more}")
         return 0
     print(f"inbox of {agency.code} ({agency.name}), most urgent first (Vietnam time):")
-    rows = [("DOSSIER", "PROCEDURE", "STEP", "ASSIGNED", "DUE")]
-    rows += [(i.dossier_id, i.procedure, i.step_id, when(i.assigned_at), when(i.due_at)) for i in items]
+    rows = [("DOSSIER", "PROCEDURE", "STEP", "RECEIVED-BY", "ASSIGNED", "DUE")]
+    rows += [(i.dossier_id, i.procedure, i.step_id, i.received_by or "-", when(i.assigned_at), when(i.due_at))
+             for i in items]
     print_table(rows, markers=["OVERDUE" if i.overdue else "" for i in items])
     first = args.offset + 1
     plural = "s" if len(items) != 1 else ""

@@ -25,6 +25,9 @@ def add_parsers(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     issue = action.add_parser("issue-token", help="a new bearer token for an agency (printed once)")
     issue.add_argument("agency", metavar="CODE")
     issue.add_argument("--by", metavar="NAME", help="who issues it (default: $USER)")
+    issue.add_argument("--role", choices=tokens.ROLES, default=tokens.AGENCY,
+                       help="agency: acts for the agency on /v1 (default); monitoring: reads the province's "
+                            "reports (/v1/reports) for the unit's monitoring team, and nothing else")
     issue.set_defaults(run=issue_token)
     revoke = action.add_parser("revoke-token", help="revoke a token at once (by its id, or the token itself)")
     revoke.add_argument("token", metavar="ID")
@@ -53,11 +56,12 @@ def _unknown(session: Any, code: str, err: Exception) -> CliError:
 def issue_token(args: argparse.Namespace, settings: Settings) -> int:
     with store_sessions(settings) as sessions, sessions.begin() as session:
         try:
-            issued = tokens.issue(session, args.agency, args.by or default_deployer(), datetime.now(UTC))
+            issued = tokens.issue(session, args.agency, args.by or default_deployer(), datetime.now(UTC), args.role)
         except tokens.TokenError as err:
             raise _unknown(session, args.agency, err) from err
     # The token alone on stdout (for scripts); what it is on stderr. It is never shown again.
-    print(f"token {issued.id} for {issued.agency}; shown once, store it now "
+    role = "" if issued.role == tokens.AGENCY else f" ({issued.role}: reads reports only)"
+    print(f"token {issued.id} for {issued.agency}{role}; shown once, store it now "
           f"(revoke with `lienthong agencies revoke-token {issued.id}`):", file=sys.stderr, flush=True)
     print(issued.token, flush=True)
     return 0
@@ -79,9 +83,9 @@ def list_tokens(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print(f"no tokens{f' for {args.agency}' if args.agency else ''}")
         return 0
-    table = [("ID", "AGENCY", "ISSUED", "BY", "REVOKED")]
-    table += [(r.id, r.agency, when(r.created_at), r.created_by, when(r.revoked_at) if r.revoked_at else "-")
-              for r in rows]
+    table = [("ID", "AGENCY", "ROLE", "ISSUED", "BY", "REVOKED")]
+    table += [(r.id, r.agency, r.role, when(r.created_at), r.created_by,
+               when(r.revoked_at) if r.revoked_at else "-") for r in rows]
     print_table(table)
     return 0
 

@@ -31,6 +31,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType as Kind
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.portal import PortalConfig
 from config.settings import Settings
 from services.binaries import temporal_cli
 from services.codec import converter_for
@@ -228,7 +229,7 @@ async def run_dev(settings: Settings, options: DevOptions, stop: asyncio.Event) 
             return  # Ctrl-C while the server was starting
         await refuse_unknown_dossiers(client, settings, options)  # before anything writes
         worker_run = run_worker(client, settings.task_queue, stop, settings.database_url,
-                                sandboxed=settings.workflow_sandbox)
+                                sandboxed=settings.workflow_sandbox, portal=PortalConfig.from_settings(settings))
         gateway = _gateway()
         if gateway is not None:  # the HTTP gateway runs and stops with the worker
             sock = gateway.dev_socket(options.ip, options.gateway_port)  # StartError when taken

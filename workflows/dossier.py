@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StepStatus,
         StoreWrite,
+        applicant_name,
     )
 
 # The store comes back eventually: retry without a cap, backing off to once every
@@ -130,7 +131,7 @@ class DossierWorkflow:
         self._calendar = calendar_from_snapshot(input.calendar)
         self._webhooks = frozenset(input.webhook_agencies)
         self._received_by = input.received_by
-        self._awaits_receipt = input.await_receipt if input.await_receipt is not None else input.channel == "online"
+        self._awaits_receipt = input.awaits_receipt
         submitted_at = input.received_at or workflow.info().workflow_start_time
         self._state = DossierState(
             dossier_id=input.dossier_id,
@@ -877,7 +878,8 @@ class DossierWorkflow:
                 changed.append(st.id)
         # A copy: a retried write must carry the state of its own events (a local
         # activity retried after a backoff has its input serialized again).
-        return StoreWrite(events=events, state=_snapshot(self._state), steps=changed, routings=routings)
+        return StoreWrite(events=events, state=_snapshot(self._state), steps=changed, routings=routings,
+                          applicant=applicant_name(self._input.data))  # the National Portal's ChuHoSo
 
     def _upsert_search_attributes(self) -> None:
         """Only the values that changed since the last upsert (or the start)."""

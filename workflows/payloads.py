@@ -119,6 +119,11 @@ class DossierInput(BaseModel):
         default_factory=list, max_length=MAX_STEPS * 2,
         description="this dossier's agencies (steps and escalations) that have a webhook, at submission")
 
+    @property
+    def awaits_receipt(self) -> bool:
+        """Whether it starts waiting for a desk to receive it (status 1), as the workflow decides."""
+        return self.await_receipt if self.await_receipt is not None else self.channel == "online"
+
 
 class Note(BaseModel):
     """A line of the process-control sheet that is not a handover."""
@@ -383,3 +388,24 @@ class StoreWrite(BaseModel):
     state: DossierState
     steps: list[str] = Field(default_factory=list)  # ids of the step rows to rewrite
     routings: list[Routing] = Field(default_factory=list)
+    # The applicant's name from the dossier's data (`applicant_name`), for the National
+    # Portal's outbox (ChuHoSo) only: the projection and the audit log never hold it.
+    applicant: str | None = None
+
+
+# Where a dossier's data names the applicant (chủ hồ sơ), first found wins: the same
+# fields the printed forms read (services/documents/fields.py).
+APPLICANT_FIELDS = ("applicant_name", "applicant", "applicant.name")
+MAX_APPLICANT_CHARS = 200  # a person's or an organisation's name, as the portal takes it
+
+
+def applicant_name(data: dict[str, Any]) -> str | None:
+    """The applicant's name in `data`: the first of APPLICANT_FIELDS holding text."""
+    for path in APPLICANT_FIELDS:
+        first, _, rest = path.partition(".")
+        value = data.get(first)
+        if rest:
+            value = value.get(rest) if isinstance(value, dict) else None
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())[:MAX_APPLICANT_CHARS]
+    return None

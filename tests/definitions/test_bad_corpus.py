@@ -24,7 +24,7 @@ from ruamel.yaml import YAML
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from definitions import procedure_checks, references, registries, shape, yaml_source
+from definitions import loader, procedure_checks, references, registries, shape, yaml_source
 from definitions.schema import (
     Agency,
     AgencyRegistry,
@@ -316,6 +316,10 @@ RULES = {
     "duplicate-step-id", "unknown-sector", "unknown-level", "unknown-calendar", "broken-calendar",
     "unknown-agency", "unknown-agency-template", "unknown-escalate-to", "deadline-overrun",
     "too-many-steps", "too-deep",  # definitions/limits.py MAX_STEPS, MAX_NESTING
+    # issue 14: the shapes of on_obligation, max_obligation_requests, max_returns, and _return_problems
+    "bad-on-obligation", "bad-max-obligation-requests", "bad-max-returns",
+    "return-to-unknown-step", "return-to-itself", "return-to-later-step", "return-into-block",
+    "return-to-other-branch", "return-out-of-list", "misplaced-result-step",
 }
 # Every rule _read_registry enforces on agencies.yaml and sectors.yaml.
 REGISTRY_RULES = {
@@ -327,6 +331,7 @@ REGISTRY_RULES = {
     "registry-bad-scope",  # Agency's model validator: a desk's `receives:` (issue 13 §3)
     "registry-unknown-receiving-level", "registry-province-wide-without-list",  # _receiving_scopes
     "registry-bad-webhook",  # Agency's webhook validator: an http(s) URL, not link-local (issue 13)
+    "registry-province-wide-without-procedure",  # check_plan, for a whole folder (issue 14)
 }
 # Each meaning check `_check_procedure` runs, and the rules its problems belong to.
 MEANING_CHECKS = {
@@ -336,6 +341,8 @@ MEANING_CHECKS = {
     "_unknown_references": {"unknown-sector", "unknown-level", "unknown-calendar", "broken-calendar",
                             "unknown-agency", "unknown-agency-template", "unknown-escalate-to"},
     "_deadline_overruns": {"deadline-overrun"},
+    "_return_problems": {"return-to-unknown-step", "return-to-itself", "return-to-later-step", "return-into-block",
+                         "return-to-other-branch", "return-out-of-list", "misplaced-result-step"},
     "_validate_shape": set(),  # the pydantic kinds, guarded below
 }
 # Pydantic error kinds `_describe_value` explains that no procedure file can produce.
@@ -361,6 +368,8 @@ def test_every_registry_check_of_the_loader_is_covered() -> None:
               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_")}
     assert called == {"_read_yaml", "_validate_shape", "_valid_entries", "_duplicate_codes",
                       "_templated_agency_codes", "_receiving_scopes", "_unique"}, sorted(called)
+    # Checked across files, when a whole folder is read: registry-province-wide-without-procedure.
+    assert "_unlisted_codes(" in inspect.getsource(loader.check_plan)
 
 
 def test_every_field_of_the_registry_schema_has_a_corpus_folder() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from definitions.loader import Catalog, load_catalog, load_procedure, validate_paths
-from definitions.schema import ProcedureSnapshot, resolve_agency
+from definitions.schema import ProcedureSnapshot, Step, resolve_agency
 
 SHIPPED = Path(__file__).resolve().parents[2] / "definitions"
 FILES = sorted((SHIPPED / "procedures").glob("*.yaml"))
@@ -106,3 +106,44 @@ def test_unverified_codes_say_so(path: Path) -> None:
     if '"1.012756"' in path.read_text(encoding="utf-8"):
         return
     assert "placeholder" in text or "not verified" in text, path.name
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_the_last_step_returns_the_result_at_a_desk(catalog: Catalog, path: Path) -> None:
+    """Issue 14: every shipped procedure ends with the desk's return step, so the dossier
+    is 'processing finished' (portal 9) when the steps before it are done (the default of
+    definitions/returns.py: no file needs to say returns_result)."""
+    procedure = load_procedure(path, catalog).procedure
+    last = procedure.steps[-1]
+    assert isinstance(last, Step) and procedure.result_step == last.id
+    for commune in communes(catalog):
+        assert catalog.agencies[resolve_agency(last.agency, {"commune": commune})].receives_dossiers
+
+
+# The land procedures wait for the applicant to pay (Decree 118/2025 Art. 24), and say
+# which step asks.
+OBLIGATIONS = {"1.012756": "xac-dinh-nghia-vu-tai-chinh", "1.012796": "xac-dinh-nghia-vu-tai-chinh"}
+
+
+@pytest.mark.parametrize("code", sorted(OBLIGATIONS))
+def test_land_procedures_pause_for_financial_obligations(catalog: Catalog, code: str) -> None:
+    [path] = [p for p in FILES if f'code: "{code}"' in p.read_text(encoding="utf-8")]
+    procedure = load_procedure(path, catalog).procedure
+    assert procedure.on_obligation == "pause" and procedure.max_obligation_requests >= 1
+    assert "on_obligation: pause" in path.read_text(encoding="utf-8")  # said, not only the default
+    asking = OBLIGATIONS[code]
+    assert asking in {s.id for s in procedure.iter_steps()}
+    text = header(path)
+    assert "Art. 24" in text and f"`{asking}` asks" in text.replace("\n", " ")
+
+
+def test_returns_follow_the_approved_internal_procedures(catalog: Catalog) -> None:
+    """The catalogue's back-edges (each file's comment says why)."""
+    edges = {(load_procedure(p, catalog).procedure.code, s.id, tuple(s.returns_to))
+             for p in FILES for s in load_procedure(p, catalog).procedure.iter_steps() if s.returns_to}
+    assert edges == {
+        ("1.009974", "phe-duyet", ("tham-dinh",)),  # building permit: the chairman's review → appraisal
+        ("2.000488", "ky-phieu", ("lap-phieu",)),  # judicial record: signing → drafting
+        ("1.001776", "quyet-dinh", ("xem-xet-ho-so",)),  # social allowance: the chairman → the review
+        ("1.012756", "cap-nhat-ho-so-dia-chinh", ("tham-dinh",)),  # land records → the appraisal
+    }

@@ -68,15 +68,19 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def small_folder(target: Path) -> Path:
+    """A definitions folder with small registries and the real vn-gov calendar."""
+    write(target, "agencies.yaml", AGENCIES)
+    write(target, "sectors.yaml", SECTORS)
+    (target / "calendars").mkdir()
+    shutil.copy(REPO_DEFINITIONS / "calendars" / "vn-gov.yaml", target / "calendars" / "vn-gov.yaml")
+    (target / "procedures").mkdir()
+    return target
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    """A definitions folder with small registries and the real vn-gov calendar."""
-    write(tmp_path, "agencies.yaml", AGENCIES)
-    write(tmp_path, "sectors.yaml", SECTORS)
-    (tmp_path / "calendars").mkdir()
-    shutil.copy(REPO_DEFINITIONS / "calendars" / "vn-gov.yaml", tmp_path / "calendars" / "vn-gov.yaml")
-    (tmp_path / "procedures").mkdir()
-    return tmp_path
+    return small_folder(tmp_path)
 
 
 @pytest.fixture

@@ -347,3 +347,20 @@ def test_docker_compose_refuses_to_start_without_a_secret(docker_compose: str, t
     without.write_text("\n".join(line for line in lines if not line.startswith("LIENTHONG_WEBHOOK_SECRET=")))
     result = compose_config(docker_compose, without)
     assert result.returncode != 0 and "LIENTHONG_WEBHOOK_SECRET" in result.stderr
+
+
+def test_the_worker_syncs_with_the_portal_only_once_its_url_is_set(services: dict[str, Any]) -> None:
+    """Off by default (the URL empty); every portal setting reaches the worker and is valid."""
+    from activities.portal import PortalConfig
+    from config.settings import Settings
+
+    env = environment(services["worker"])
+    names = {name for name in Settings.model_fields if name.startswith("portal_")}
+    assert {f"LIENTHONG_{name.upper()}" for name in names} <= set(env)
+    given = {name: env[f"LIENTHONG_{name.upper()}"] for name in names}
+    assert PortalConfig.from_settings(Settings(_env_file=None, **given)) is None  # type: ignore[call-arg]
+    configured = Settings(_env_file=None, **{**given, "portal_url": "https://dvc.example.invalid/sync",  # type: ignore[call-arg]
+                                              "portal_token": "t"})
+    config = PortalConfig.from_settings(configured)
+    assert config is not None and (config.url, config.token, config.batch_size) == \
+        ("https://dvc.example.invalid/sync", "t", 50)

@@ -77,6 +77,14 @@ def test_installs_the_package_without_dev_or_test_extras() -> None:
         assert "[" not in command and " -e " not in command, command
 
 
+def test_the_runtime_has_what_weasyprint_prints_with() -> None:
+    """Forms are printed as PDF in the gateway: Pango, HarfBuzz's subsetter and a font with
+    every Vietnamese letter (Debian's DejaVu) are in the runtime image."""
+    runtime = DOCKERFILE.read_text().split("AS runtime", 1)[1]
+    for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-dejavu-core"):
+        assert package in runtime, package
+
+
 def test_base_image_is_pinned() -> None:
     (base,) = [rest for keyword, rest in instructions() if keyword == "ARG" and rest.startswith("PYTHON_IMAGE=")]
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+", base)
@@ -121,6 +129,8 @@ def test_the_wheel_carries_definitions_and_migrations(wheel: Path) -> None:
     assert shipped and shipped <= names
     assert {"definitions/agencies.yaml", "definitions/sectors.yaml", "store/migrations/script.py.mako",
             "workers/cli.py", "gateway/app.py", "monitoring/exporter.py"} <= names
+    templates = {p.relative_to(REPO).as_posix() for p in (REPO / "services" / "documents" / "templates").rglob("*.j2")}
+    assert "services/documents/templates/receipt.html.j2" in templates and templates <= names  # the forms print
     assert not any(name.startswith("tests/") for name in names)
 
 

@@ -1,8 +1,8 @@
 """A real stack for gateway tests: `lienthong dev` (Temporal dev server from its wheel,
 the worker and the gateway in one process) on free ports, with a database and a
-definitions folder of its own: the shipped files plus two test procedures on the
-`continuous` calendar (so no test depends on the hour it runs) and LOAD_AGENCIES
-agencies for the load test."""
+definitions folder of its own: the shipped files plus three test procedures on the
+`continuous` calendar (so no test depends on the hour it runs; the life cycle's is
+not on the province-wide list) and LOAD_AGENCIES agencies for the load test."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ COMMUNE = "ubnd-xa-xa-tan-lap"  # not a desk
 LAND_OFFICE = "vpdk-tinh"
 TEST_PROCEDURE = "T.GW01"
 LOAD_PROCEDURE = "T.GW02"
+LIFE_CYCLE_PROCEDURE = "T.GW03"  # issue 14: a return to an earlier step, the result returned at the desk
+DEPARTMENT = "so-nong-nghiep-moi-truong"
 
 PROCEDURES = {
     "cong-thu.yaml": f"""\
@@ -48,6 +50,21 @@ steps:
   - {{id: tiep-nhan, name: Tiếp nhận, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
   - {{id: tham-dinh, name: Thẩm định, agency: {LAND_OFFICE}, deadline: 5d}}
   - {{id: tra-ket-qua, name: Trả kết quả, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
+""",
+    "cong-vong-doi.yaml": f"""\
+code: "{LIFE_CYCLE_PROCEDURE}"
+name: Thủ tục thử vòng đời hồ sơ
+sector: G13-TN01
+level: xa
+version: 1
+calendar: continuous
+deadline: 10d
+max_returns: 1
+steps:
+  - {{id: tiep-nhan, name: Tiếp nhận, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
+  - {{id: tham-dinh, name: Thẩm định, agency: {LAND_OFFICE}, deadline: 3d}}
+  - {{id: phe-duyet, name: Phê duyệt, agency: {DEPARTMENT}, deadline: 1d, returns_to: [tham-dinh]}}
+  - {{id: tra-ket-qua, name: Trả kết quả, agency: "bpmc-xa-{{commune}}", deadline: 1d, returns_result: true}}
 """,
     "cong-tai.yaml": f"""\
 code: "{LOAD_PROCEDURE}"

@@ -72,6 +72,10 @@ class Bad:
 COMPLETE = "/v1/dossiers/{dossier}/steps/tiep-nhan/complete"
 EXTEND = "/v1/dossiers/{dossier}/extend"
 SUBMIT = "/v1/dossiers"
+RECEIVE = "/v1/dossiers/{dossier}/receive"
+REFUSE = "/v1/dossiers/{dossier}/refuse"
+WITHDRAW = "/v1/dossiers/{dossier}/withdraw"
+RETURN = "/v1/dossiers/{dossier}/steps/tiep-nhan/return"
 
 
 def submission(**fields: Any) -> dict[str, Any]:
@@ -110,7 +114,8 @@ CASES = [
     Bad("outcome-wrong-type", "POST", COMPLETE, "desk", 422, "invalid-request", ("body.outcome",), body={"outcome": 1},
         location="body.outcome"),
     Bad("outcome-unknown", "POST", COMPLETE, "desk", 422, "invalid-request",
-        ("body.outcome", "'approved', 'supplement' or 'rejected'"), body={"outcome": "maybe"}, location="body.outcome"),
+        ("body.outcome", "'approved', 'supplement', 'obligation' or 'rejected'"), body={"outcome": "maybe"},
+        location="body.outcome"),
     Bad("field-unknown", "POST", COMPLETE, "desk", 422, "invalid-request", ("body.outcom", "Extra inputs"),
         body={"outcom": "approved"}, location="body.outcom"),
     Bad("note-wrong-type", "POST", COMPLETE, "desk", 422, "invalid-request", ("body.note",),
@@ -168,6 +173,41 @@ CASES = [
         body={"until": LATER, "reason": "chờ", "step_id": "khong-co"}),
     Bad("extend-not-involved", "POST", EXTEND, "land", 404, "unknown-dossier", ("unknown dossier {dossier}",),
         body={"until": LATER, "reason": "chờ", "step_id": "tiep-nhan"}),
+    # ---- the life cycle (issue 14): the dossier is received and at tiep-nhan
+    Bad("obligation-without-note", "POST", COMPLETE, "desk", 422, "note-required", ("the amount and what it is for",),
+        body={"outcome": "obligation"}),
+    Bad("receive-already-received", "POST", RECEIVE, "desk", 409, "already-received",
+        ("dossier {dossier} was already received by bpmc-xa-xa-tan-lap",)),
+    Bad("receive-not-a-desk", "POST", RECEIVE, "land", 403, "not-a-receiving-desk", (LAND_OFFICE,)),
+    Bad("receive-note-wrong-type", "POST", RECEIVE, "desk", 422, "invalid-request", ("body.note",), body={"note": 1},
+        location="body.note"),
+    Bad("refuse-note-missing", "POST", REFUSE, "desk", 422, "invalid-request", ("body.note", "Field required"),
+        location="body.note"),
+    Bad("refuse-already-received", "POST", REFUSE, "desk", 409, "already-received", ("only a dossier waiting",),
+        body={"note": "không đủ"}),
+    Bad("withdraw-note-missing", "POST", WITHDRAW, "desk", 422, "invalid-request", ("body.note", "Field required"),
+        location="body.note"),
+    Bad("withdraw-note-blank", "POST", WITHDRAW, "desk", 422, "note-required", ("a withdrawal needs a note",),
+        body={"note": "   "}),
+    Bad("withdraw-not-involved", "POST", WITHDRAW, "land", 404, "unknown-dossier", ("unknown dossier {dossier}",),
+        body={"note": "rút"}),
+    Bad("return-to-missing", "POST", RETURN, "desk", 422, "invalid-request", ("body.to", "Field required"),
+        body={"note": "sai"}, location="body.to"),
+    Bad("return-not-in-returns-to", "POST", RETURN, "desk", 422, "bad-return", ("may return dossier {dossier} to: none",),
+        body={"to": "tham-dinh", "note": "sai"}),
+    Bad("return-note-blank", "POST", RETURN, "desk", 422, "note-required", ("a return needs a note",),
+        body={"to": "tham-dinh", "note": " "}),
+    Bad("return-step-unknown", "POST", "/v1/dossiers/{dossier}/steps/khong-co/return", "desk", 404, "unknown-step",
+        ("khong-co",), body={"to": "tiep-nhan", "note": "sai"}),
+    Bad("return-not-involved", "POST", RETURN, "land", 404, "unknown-dossier", ("unknown dossier {dossier}",),
+        body={"to": "tiep-nhan", "note": "sai"}),
+    Bad("submit-result-desk-not-a-desk", "POST", SUBMIT, "desk", 422, "submission-refused",
+        (f"--result-desk '{LAND_OFFICE}' does not receive dossiers",), body=submission(result_desk=LAND_OFFICE)),
+    Bad("submit-online-outside-scope", "POST", SUBMIT, "desk", 422, "submission-refused",
+        ("does not receive procedure 1.012756@", "commune 'xa-an-phu'"),
+        body=submission(procedure="1.012756", data={"commune": "xa-an-phu"}, channel="online")),
+    Bad("submit-await-receipt-not-a-boolean", "POST", SUBMIT, "desk", 422, "invalid-request", ("body.await_receipt",),
+        body=submission(await_receipt="có"), location="body.await_receipt"),
     # ---- submission
     Bad("submit-another-communes-dossier", "POST", SUBMIT, "desk", 422, "submission-refused",
         ("'bpmc-xa-xa-tan-lap' does not receive procedure 1.012756@", "commune 'xa-an-phu'",

@@ -26,7 +26,12 @@ def test_the_document_is_published_with_problems_and_security(stack: Stack) -> N
     assert document["openapi"].startswith("3.") and document["info"]["title"] == "lienthong agency gateway"
     assert {"/v1/inbox", "/v1/dossiers", "/v1/dossiers/{dossier_id}", "/v1/dossiers/{dossier_id}/sheet",
             "/v1/dossiers/{dossier_id}/steps/{step_id}/complete", "/v1/dossiers/{dossier_id}/resubmit",
-            "/v1/dossiers/{dossier_id}/extend", "/public/dossiers/{dossier_id}"} <= set(document["paths"])
+            "/v1/dossiers/{dossier_id}/extend", "/v1/dossiers/{dossier_id}/documents/{form}",
+            "/v1/dossiers/{dossier_id}/receive", "/v1/dossiers/{dossier_id}/refuse",
+            "/v1/dossiers/{dossier_id}/withdraw", "/v1/dossiers/{dossier_id}/steps/{step_id}/return",
+            "/public/dossiers/{dossier_id}"} <= set(document["paths"])
+    forms = document["paths"]["/v1/dossiers/{dossier_id}/documents/{form}"]["get"]["responses"]
+    assert set(forms["200"]["content"]) == {"text/html", "application/pdf"} and {"404", "406", "409"} <= set(forms)
     scheme = document["components"]["securitySchemes"]["agencyToken"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     for path, operations in document["paths"].items():
@@ -44,8 +49,19 @@ def test_the_document_is_published_with_problems_and_security(stack: Stack) -> N
     assert document["components"]["schemas"]["SubmitDossier"]["examples"]
     types = httpx.get(f"{stack.url}/problems").json()
     assert {t["type"] for t in types} >= {"/problems/not-current", "/problems/wrong-agency",
-                                          "/problems/unauthorized", "/problems/dossier-finished"}
+                                          "/problems/unauthorized", "/problems/dossier-finished",
+                                          "/problems/already-received", "/problems/not-received",
+                                          "/problems/decision-made", "/problems/bad-return",
+                                          "/problems/return-limit", "/problems/awaiting-obligation",
+                                          "/problems/outside-receiving-scope"}
     assert httpx.get(f"{stack.url}/problems/not-current").json()["status"] == 409
+    assert httpx.get(f"{stack.url}/problems/decision-made").json()["status"] == 409
+    # The life cycle's bodies and the obligation outcome are published.
+    schemas = document["components"]["schemas"]
+    assert "obligation" in schemas["Outcome"]["enum"]
+    assert set(schemas["ReturnBody"]["required"]) == {"to", "note"} and schemas["ReasonBody"]["required"] == ["note"]
+    assert {"await_receipt", "result_desk"} <= set(schemas["SubmitDossier"]["properties"])
+    assert {"received_by", "result_desk", "portal_history"} <= set(schemas["Sheet"]["properties"])
 
 
 def test_schemathesis_finds_no_server_error(stack: Stack) -> None:

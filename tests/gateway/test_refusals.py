@@ -115,6 +115,7 @@ async def test_404_every_route_of_a_dossier_without_a_step_on_it(any_api: Api, t
     routes = [
         ("GET", "/v1/dossiers/{id}", None),
         ("GET", "/v1/dossiers/{id}/sheet", None),
+        ("GET", "/v1/dossiers/{id}/timeline", None),
         ("POST", "/v1/dossiers/{id}/steps/tiep-nhan/complete", {}),
         ("POST", "/v1/dossiers/{id}/steps/tiep-nhan/complete", {"outcome": "rejected", "note": "không"}),
         ("POST", "/v1/dossiers/{id}/steps/khong-co/complete", {}),

@@ -9,13 +9,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from activities.portal_payload import PortalPayload
 from definitions.loader import load_catalog, load_procedures
 from monitoring.collector import read_gauges
 from monitoring.exporter import build_registry, serve
-from store import orphans, projection
+from store import orphans, portal_outbox, projection
 from store.db import make_engine, make_session_factory
 from tests.monitoring.builders import NOW, dossier, situation, step
 from tests.monitoring.conftest import DEFINITIONS
+from tests.store.builders import portal_journey
 from workflows.payloads import DossierState, DossierStatus
 
 STORE_FAMILIES = {
@@ -29,6 +31,15 @@ STORE_FAMILIES = {
     "lienthong_steps_overdue": {"sector", "agency"},
     "lienthong_dossiers_abandoned": {"sector"},
     "lienthong_dossiers_without_due": {"sector"},
+    "lienthong_dossiers_awaiting_applicant": {"sector", "level", "reason"},
+    "lienthong_dossier_applicant_wait_oldest_seconds": {"sector", "reason"},
+    "lienthong_dossiers_withdrawal_requested": {"sector"},
+    "lienthong_dossiers_awaiting_receipt": {"desk"},
+    "lienthong_dossier_receipt_wait_oldest_seconds": {"desk"},
+    "lienthong_dossier_receipt_wait_oldest_working_seconds": {"desk"},
+    "lienthong_portal_sync_pending": set(),
+    "lienthong_portal_sync_lag_seconds": set(),
+    "lienthong_portal_sync_parked": set(),
 }
 
 
@@ -108,7 +119,7 @@ def test_one_scrape_is_a_fixed_number_of_queries(store: sessionmaker[Session]) -
         statements.clear()
         with store() as session:
             g = read_gauges(session, NOW)
-        assert len(statements) == few == 7, statements  # 2 registries, 3 counts, 2 stuck
+        assert len(statements) == few == 13, statements  # 3 registries, 3 counts, 2 stuck, 3 of issue 14, 2 portal
         assert g.overdue[("G13-TN01", "xa")] == 25
     finally:
         event.remove(engine, "before_cursor_execute", count)
@@ -199,3 +210,24 @@ def test_open_dossiers_without_a_due_count_once_their_row_is_five_minutes_old(st
         later = read_gauges(session, NOW + timedelta(minutes=6))
     assert later.without_due["G13-TN01"] == 1  # S; not T (finished), not A (has a due)
     assert later.without_due["G15-TP07"] == 0
+
+
+def test_the_portal_gauges_say_what_waits_how_long_and_what_was_refused(store: sessionmaker[Session]) -> None:
+    with store() as session:
+        idle = read_gauges(session, NOW)
+    assert (idle.portal_pending, idle.portal_lag, idle.portal_parked) == (0, 0.0, 0)
+    first, second, *_ = portal_journey("HS-P")
+    with store.begin() as session:
+        projection.write_changes(session, first, portal=PortalPayload(), now=NOW - timedelta(minutes=12))
+        projection.write_changes(session, second, portal=PortalPayload(), now=NOW - timedelta(minutes=2))
+    with store() as session:
+        waiting = read_gauges(session, NOW)
+    assert (waiting.portal_pending, waiting.portal_lag, waiting.portal_parked) == (4, 12 * 60.0, 0)
+    with store.begin() as session:
+        one, two, three, five = portal_outbox.list_rows(session, "HS-P")
+        portal_outbox.mark_delivered(session, one.id, NOW)
+        portal_outbox.mark_delivered(session, two.id, NOW)
+        portal_outbox.park(session, five.id, NOW, "HTTP 422")  # the dossier's last change: not superseded
+    with store() as session:
+        later = read_gauges(session, NOW + timedelta(minutes=1))
+    assert (later.portal_pending, later.portal_lag, later.portal_parked) == (1, 3 * 60.0, 1)

@@ -1,6 +1,8 @@
 """The collector's queries (rewritten for the partial indexes of migration 0003) give the
 same numbers as the queries they replaced, on a mixed store, on SQLite and PostgreSQL;
-and the databases can use those indexes for them."""
+and the databases can use those indexes for them. The families added since (issue 14:
+the applicant's turns, withdrawals, online dossiers waiting for receipt) are checked
+against the same numbers counted row by row."""
 
 from __future__ import annotations
 
@@ -12,11 +14,21 @@ import pytest
 from sqlalchemy import and_, case, event, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitoring.collector import AWAITING, NO_DUE_AFTER, OPEN_STATUSES, PROCESSING, StoreGauges, read_gauges
+from definitions.calendar import UnknownCalendarError, load_calendar
+from monitoring.collector import (
+    AWAITING,
+    NO_DESK,
+    NO_DUE_AFTER,
+    OPEN_STATUSES,
+    PROCESSING,
+    REASONS,
+    StoreGauges,
+    read_gauges,
+)
 from store import projection
-from store.models import ABANDONED, DefinitionRow, DossierRow, DossierStepRow, SectorRow
+from store.models import ABANDONED, AgencyRow, DefinitionRow, DossierRow, DossierStepRow, SectorRow
 from tests.monitoring.builders import NOW
-from workflows.payloads import PORTAL_STATUS, DossierState, DossierStatus, StepState, StepStatus
+from workflows.payloads import PORTAL_STATUS, DossierState, DossierStatus, Note, PortalStatus, StepState, StepStatus
 
 # ----------------------------------------------------------------------------- the queries before (873f146)
 
@@ -98,7 +110,47 @@ def read_gauges_before(session: Session, now: datetime) -> StoreGauges:
             g.abandoned[sector] = g.abandoned.get(sector, 0) + 1
         elif status in OPEN_STATUSES and due_at is None and updated_at < now - NO_DUE_AFTER:
             g.without_due[sector] = g.without_due.get(sector, 0) + 1
+    _issue_14_row_by_row(session, now, g, sector_levels, sectors)
     return g
+
+
+def _issue_14_row_by_row(session: Session, now: datetime, g: StoreGauges, sector_levels: set[tuple[str, str]],
+                         sectors: set[str]) -> None:
+    """The families of issue 14, counted row by row from every dossier."""
+    for sector, level in sector_levels:
+        for reason in REASONS.values():
+            g.awaiting_applicant[(sector, level, reason)] = 0
+    for sector in sectors:
+        g.withdrawal_requested[sector] = 0
+        for reason in REASONS.values():
+            g.applicant_wait_oldest[(sector, reason)] = 0.0
+    for desk in session.scalars(select(AgencyRow.code).where(AgencyRow.receives_dossiers.is_(True),
+                                                             AgencyRow.retired_at.is_(None))):
+        g.awaiting_receipt[desk] = 0
+        g.receipt_wait_oldest[desk] = g.receipt_wait_oldest_working[desk] = 0.0
+    rows = session.execute(select(DossierRow.sector, DossierRow.level, DossierRow.status, DossierRow.portal_status,
+                                  DossierRow.received_by, DossierRow.calendar, DossierRow.received_at,
+                                  DossierRow.awaiting_since)).tuples()
+    for sector, level, status, portal, desk, calendar, received_at, since in rows:
+        if status in REASONS:
+            key = (sector, level, REASONS[status])
+            g.awaiting_applicant[key] = g.awaiting_applicant.get(key, 0) + 1
+            if since is not None:
+                turn = (sector, REASONS[status])
+                g.applicant_wait_oldest[turn] = max(g.applicant_wait_oldest.get(turn, 0.0),
+                                                    max(0.0, (now - since).total_seconds()))
+        if portal == PortalStatus.WITHDRAWAL_REQUESTED:
+            g.withdrawal_requested[sector] = g.withdrawal_requested.get(sector, 0) + 1
+        if status == DossierStatus.SUBMITTED:
+            desk = desk or NO_DESK
+            wall = max(0.0, (now - received_at).total_seconds())
+            try:
+                working = max(0.0, load_calendar(calendar).elapsed(received_at, now).total_seconds())
+            except UnknownCalendarError:
+                working = wall
+            g.awaiting_receipt[desk] = g.awaiting_receipt.get(desk, 0) + 1
+            g.receipt_wait_oldest[desk] = max(g.receipt_wait_oldest.get(desk, 0.0), wall)
+            g.receipt_wait_oldest_working[desk] = max(g.receipt_wait_oldest_working.get(desk, 0.0), working)
 
 
 # ----------------------------------------------------------------------------- a mixed store
@@ -108,7 +160,13 @@ PLACES = [("G13-TN01", "xa"), ("G13-TN01", "tinh"), ("G15-TP07", "xa"), ("G05-KD
 PROCEDURES = ["1.012756", "1.000001", "2.000722", "3.000722"]
 AGENCIES = ["vpdk-tinh", "bpmc-xa-xa-tan-lap", "thue-co-so", "so-nnmt", "ubnd-xa-xa-tan-lap"]
 STATUSES = [DossierStatus.PROCESSING] * 5 + [DossierStatus.AWAITING_SUPPLEMENT] * 2 + [
-    DossierStatus.COMPLETED, DossierStatus.REJECTED]
+    DossierStatus.COMPLETED, DossierStatus.REJECTED] + [  # issue 14's
+    DossierStatus.SUBMITTED, DossierStatus.AWAITING_OBLIGATION, DossierStatus.NOT_RECEIVED, DossierStatus.WITHDRAWN,
+    DossierStatus.RESULT_READY]
+DESKS = [None, "bpmc-xa-xa-tan-lap", "bpmc-tinh", "bpmc-xa-da-giai-the"]  # the last: a desk the registry lacks
+CALENDARS = ["vn-gov", "vn-gov", "continuous", "khong-co"]  # the last cannot be loaded: wall-clock time
+REQUESTED = {DossierStatus.AWAITING_SUPPLEMENT: "supplement_requested",
+             DossierStatus.AWAITING_OBLIGATION: "obligation_requested"}
 
 
 def _instant(rng: random.Random) -> datetime | None:
@@ -144,14 +202,26 @@ def mixed_store(rng: random.Random, count: int) -> list[DossierState]:
         due = _instant(rng)
         legal = due if rng.random() < 0.5 or due is None else due + timedelta(hours=rng.choice([-48, -3, 5, 72]))
         finished = status in (DossierStatus.COMPLETED, DossierStatus.REJECTED)
+        # Online dossiers submitted between 10 days and a minute ago; the others received 20 days ago.
+        received = NOW - timedelta(minutes=rng.uniform(1, 60 * 24 * 10)) if status == DossierStatus.SUBMITTED \
+            else NOW - timedelta(days=20)
+        # The applicant's turns: requested (and maybe asked again, of either kind) at random; some without a note.
+        notes = [Note(at=NOW - timedelta(hours=rng.uniform(1, 24 * 40)), kind=kind, text="x")
+                 for kind in rng.sample(["supplement_requested", "obligation_requested", "resubmitted"], 2)]
+        if status in REQUESTED and rng.random() < 0.8:
+            notes.append(Note(at=NOW - timedelta(hours=rng.uniform(0, 24 * 30)), kind=REQUESTED[status], text="y"))
+        portal = PORTAL_STATUS[status]
+        if status == DossierStatus.PROCESSING and rng.random() < 0.1:
+            portal = PortalStatus.WITHDRAWAL_REQUESTED  # a withdrawal that did not stop (the workflow never leaves one)
         states.append(DossierState(
             dossier_id=f"HS-MIX-{n:04d}", procedure_code=rng.choice(PROCEDURES), procedure_version=1,
-            procedure_name="Thủ tục", content_hash="0" * 64, sector=sector, level=level, calendar="vn-gov",
-            channel="online", status=status, portal_status=PORTAL_STATUS[status],
-            received_at=NOW - timedelta(days=20), clock_started_at=NOW - timedelta(days=20),
+            procedure_name="Thủ tục", content_hash="0" * 64, sector=sector, level=level,
+            calendar=rng.choice(CALENDARS), channel="online", status=status, portal_status=portal,
+            received_at=received, received_by=rng.choice(DESKS), clock_started_at=NOW - timedelta(days=20),
             due_at=due, original_due_at=legal, overdue=rng.random() < 0.25,
             completed_at=NOW - timedelta(hours=1) if finished else None, verdict="late" if finished else None,
-            steps=[_step(rng, k) for k in range(rng.randint(0, 4))],
+            paused_at=NOW - timedelta(days=rng.uniform(0, 9)) if status in REQUESTED and rng.random() < 0.7 else None,
+            notes=notes, steps=[_step(rng, k) for k in range(rng.randint(0, 4))],
         ))
     return states
 
@@ -184,12 +254,18 @@ def test_the_gauges_are_those_of_the_previous_queries_on_a_mixed_store(store: se
     # Not vacuous: every family has numbers, overdue ones included.
     assert sum(before.overdue.values()) and sum(before.steps_overdue.values())
     assert sum(before.procedure_overdue.values()) and any(before.oldest_overdue_age.values())
+    assert {reason for (_, _, reason), count in before.awaiting_applicant.items() if count} == set(REASONS.values())
+    assert {reason for (_, reason), age in before.applicant_wait_oldest.items() if age} == set(REASONS.values())
+    assert sum(before.withdrawal_requested.values()) and NO_DESK in before.awaiting_receipt
+    assert "bpmc-xa-da-giai-the" in before.awaiting_receipt  # addressed to a desk the registry does not list
+    assert any(before.receipt_wait_oldest_working[d] < before.receipt_wait_oldest[d] for d in before.awaiting_receipt)
 
 
 def test_the_same_without_held_steps_in_finished_dossiers(store: sessionmaker[Session]) -> None:
     """The usual store: the second half of the steps query is skipped, same numbers."""
     states = [s for s in mixed_store(random.Random(12), 300)
-              if not (s.finished and any(st.status == StepStatus.ASSIGNED and st.agency for st in s.steps))]
+              if not (s.status not in OPEN_STATUSES and any(st.status == StepStatus.ASSIGNED and st.agency
+                                                            for st in s.steps))]
     _project(store, states)
     assert _held_in_finished(store) == 0
     for now in INSTANTS:
@@ -237,7 +313,7 @@ def _scrape_statements(sessions: sessionmaker[Session]) -> list[tuple[str, objec
             read_gauges(session, NOW)
     finally:
         event.remove(engine, "before_cursor_execute", capture)
-    return captured[2:]  # after the two registry look-ups
+    return captured[3:]  # after the three registry look-ups
 
 
 def _scans(plan: str) -> list[tuple[str, str]]:
@@ -273,7 +349,11 @@ def test_the_queries_read_the_partial_indexes(store: sessionmaker[Session], stat
             explain = "EXPLAIN (COSTS OFF) " if postgresql else "EXPLAIN QUERY PLAN "
             rows = connection.exec_driver_sql(explain + statement, parameters)  # type: ignore[arg-type]
             plans.append("\n".join(" ".join(str(c) for c in row if c is not None) for row in rows))
-    dossiers, steps, finished, abandoned, no_due = (_scans(plan) for plan in plans)
+    (dossiers, steps, finished, abandoned, no_due, applicant, withdrawal, receipt, portal_pending,
+     portal_parked) = (_scans(plan) for plan in plans)
+    # The National Portal's outbox (migration 0008): what waits, and what was parked.
+    assert portal_pending == [("portal_outbox", "ix_portal_outbox_pending_created")], plans[8]
+    assert ("portal_outbox", "ix_portal_outbox_parked") in portal_parked, plans[9]
     assert dossiers == [("dossiers", "ix_dossiers_open")], plans[0]
     by_primary_key = not postgresql and not statistics
     open_dossier = "sqlite_autoindex_dossiers_1" if by_primary_key else "ix_dossiers_open_by_id"
@@ -285,13 +365,17 @@ def test_the_queries_read_the_partial_indexes(store: sessionmaker[Session], stat
     # the same few rows.
     assert abandoned == [("dossiers", "ix_dossiers_abandoned")], plans[3]
     assert no_due == [("dossiers", "ix_dossiers_due_at" if by_primary_key else "ix_dossiers_without_due")], plans[4]
+    # Issue 14 (migrations 0007 and 0011): each from its partial index.
+    assert applicant == [("dossiers", "ix_dossiers_awaiting_applicant")], plans[5]
+    assert withdrawal == [("dossiers", "ix_dossiers_withdrawal_requested")], plans[6]
+    assert receipt == [("dossiers", "ix_dossiers_awaiting_receipt")], plans[7]
 
 
 def test_without_held_steps_in_finished_dossiers_the_third_query_reads_nothing(store: sessionmaker[Session]) -> None:
-    _project(store, [s for s in mixed_store(random.Random(14), 100) if not s.finished])
+    _project(store, [s for s in mixed_store(random.Random(14), 100) if s.status in OPEN_STATUSES])
     engine = store.kw["bind"]
     statements = _scrape_statements(store)
-    assert len(statements) == 5  # the two stuck families' queries after the third
+    assert len(statements) == 10  # the two stuck families', issue 14's three and the two portal queries after the third
     statement, parameters = statements[2]
     assert re.search(r"\bWHERE (false|0 = 1) GROUP BY", statement), statement
     if engine.dialect.name == "postgresql":

@@ -93,3 +93,25 @@ def test_metric_names_are_found_in_promql() -> None:
             ' or histogram_quantile(0.9, sum by (le) (rate(x_bucket[1m]))) and absent(up{job="a"})')
     assert metric_names(expr) == {"lienthong_dossiers_finished_total", "sector:lienthong_dossiers_on_time:ratio_30d",
                                   "x_bucket", "up"}
+
+
+def test_the_overview_shows_biểu_06_by_level_and_sector_beside_the_overdue_gauges() -> None:
+    """The view a province director reads: on-time rate over the dashboard's range (worker
+    counters of resolved dossiers, by level and sector), next to the overdue gauges now."""
+    board = json.loads((GRAFANA / "dashboards" / "lienthong-overview.json").read_text())
+    panels = {p["title"]: p for p in board["panels"]}
+    assert board["panels"][[p["title"] for p in board["panels"]].index(
+        "Biểu 06: on time by level and sector over the chosen range, overdue now") + 1]["title"] \
+        == "On-time rate by level over the range"
+    for title, by in (("On-time rate by level over the range", "level"),
+                      ("On-time rate by sector over the range", "sector")):
+        expr = panels[title]["targets"][0]["expr"]
+        assert expr == (f'sum by ({by}) (increase(lienthong_dossiers_resolved_total{{verdict=~"early|on_time"}}'
+                        f"[$__range])) / (sum by ({by}) (increase(lienthong_dossiers_resolved_total[$__range])) > 0)")
+        assert panels[title]["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert panels["Overdue now by level"]["targets"][0]["expr"] == \
+        "sort_desc(sum by (level) (lienthong_dossiers_overdue))"
+    table = panels["Biểu 06 by level and sector: resolved over the range, in progress now"]
+    assert all("sum by (level, sector)" in t["expr"] for t in table["targets"])
+    assert [t["expr"].count("$__range") for t in table["targets"]] == [1, 1, 1, 1, 2, 0, 0]
+    assert table["fieldConfig"]["overrides"][0]["matcher"] == {"id": "byName", "options": "on-time rate"}

@@ -102,3 +102,30 @@ def test_a_broken_event_costs_a_data_point_not_the_activity() -> None:
     odd = dossier("Z", status=DossierStatus.COMPLETED, calendar="no-such-calendar")
     write = event(odd, 9, "completed")
     metrics.observe(write.events[0], write.state)  # unknown calendar: logged, not raised
+
+
+def test_a_dossier_is_resolved_once_at_decision_766s_end_time(store: sessionmaker[Session]) -> None:
+    """Status 9 resolves it; its return (10) afterwards does not count again; a dossier
+    stopped before 9 is resolved at the stop (the Biểu 06 report's columns 7-10)."""
+    recording = RecordingActivities(store)
+    labels = {"sector": "G13-TN01", "level": "xa"}
+
+    def resolved(status: str, verdict: str) -> float:
+        return value("lienthong_dossiers_resolved_total", **labels, status=status, verdict=verdict)
+
+    before = {(s, v): resolved(s, v) for s in metrics.RESOLVING for v in metrics.VERDICTS}
+    received = dossier("R1", steps=[step("tham-dinh", "vpdk-tinh")])
+    ready = received.model_copy(update={"status": DossierStatus.RESULT_READY, "verdict": "early",
+                                        "finished_at": NOW})
+    returned = ready.model_copy(update={"status": DossierStatus.COMPLETED, "completed_at": NOW})
+    stopped = dossier("R2", steps=[step("tham-dinh", "vpdk-tinh")]).model_copy(update={
+        "status": DossierStatus.WITHDRAWN, "verdict": "late", "completed_at": NOW})
+    rejected_after_9 = ready.model_copy(update={"dossier_id": "R3", "status": DossierStatus.REJECTED,
+                                                "completed_at": NOW})
+    writes = [event(received, 1, "received"), event(ready, 2, "result_ready"), event(returned, 3, "completed"),
+              event(stopped, 1, "withdrawal_requested"), event(stopped, 2, "withdrawn"),
+              event(rejected_after_9, 1, "result_ready"), event(rejected_after_9, 2, "rejected")]
+    for w in writes + writes[::-1]:  # retried in any order: counted once
+        recording.write_changes(w)
+    after = {(s, v): resolved(s, v) - before[(s, v)] for s in metrics.RESOLVING for v in metrics.VERDICTS}
+    assert {key: n for key, n in after.items() if n} == {("result_ready", "early"): 2, ("withdrawn", "late"): 1}

@@ -14,6 +14,8 @@ configuration `make run` and the second terminal share by default.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import os
 import queue
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +42,10 @@ from store.db import make_engine, make_session_factory
 from store.models import DefinitionRow
 from tests.processes import free_port, stop_process
 from tests.support.codec import TEST_CONVERTER, TEST_KEYS
-from tests.support.pictures import parse_mermaid
+from tests.support.pictures import SVG, parse_mermaid
 from workers.cli import run
 from workflows.dossier import DossierWorkflow
+from workflows.payloads import DossierState
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -49,7 +53,8 @@ LIENTHONG = Path(sys.executable).parent / "lienthong"
 MARKER = "<!-- readme-test: pasted in order -->"
 GATEWAY = "http://127.0.0.1:8080"  # what the README says `make run` serves
 EXPORTER = "http://127.0.0.1:9464"
-CHANGES = ("dossiers submit", "dossiers complete", "dossiers resubmit", "dossiers extend", "-X POST")
+CHANGES = ("dossiers submit", "dossiers complete", "dossiers resubmit", "dossiers pay", "dossiers extend",
+           "dossiers receive", "dossiers refuse", "dossiers withdraw", "dossiers return", "-X POST")
 DOSSIER_ID = re.compile(r"\bHS-\d{4}-\d{6}\b")
 QUOTED = re.compile(r'→ "([^"]*)"')
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -246,6 +251,15 @@ class Walkthrough:
             else:
                 pytest.fail(f"the store never caught up with dossier {dossier_id} (seq {target})")
 
+    def state(self, dossier_id: str) -> DossierState:
+        """The workflow's `state` query (through the test codec)."""
+
+        async def query() -> DossierState:
+            client = await Client.connect(self.stack.address, data_converter=TEST_CONVERTER)
+            return await client.get_workflow_handle_for(DossierWorkflow.run, dossier_id).query(DossierWorkflow.state)
+
+        return asyncio.run(query())
+
     async def _workflow_seq(self, dossier_id: str) -> int:
         client = await Client.connect(self.stack.address, data_converter=TEST_CONVERTER)
         handle = client.get_workflow_handle_for(DossierWorkflow.run, dossier_id)
@@ -324,8 +338,50 @@ def sheet_json(_: Walkthrough, ran: Ran) -> None:
     assert utc_everywhere(sheet) > 5
 
 
+def timeline_picture(_: Walkthrough, ran: Ran) -> None:
+    written = re.search(r"written to (\S+\.svg)$", ran.out.strip())
+    assert written, ran.out
+    root = ET.fromstring(Path(written.group(1)).read_bytes())
+    rows = [g.get("data-step") for g in root.iter(f"{SVG}g") if "row" in (g.get("class") or "").split()]
+    # The parallel branches, handed over at one instant, in the procedure's order.
+    assert rows == ["tiep-nhan", "xac-nhan-hien-trang", "xac-dinh-nghia-vu-tai-chinh", "tham-dinh"], rows
+    assert [r.get("data-kind") for r in root.iter(f"{SVG}rect") if r.get("data-kind")] == ["supplement"]
+
+
 def extended(_: Walkthrough, ran: Ran) -> None:
     assert "dossier HS-2026-000123: extended until" in ran.out
+
+
+def waiting_for_receipt(walk: Walkthrough, ran: Ran) -> None:
+    assert "due:" not in ran.out, ran.out  # no clock before receipt
+    state = walk.state("HS-2026-000125")
+    assert (state.status, state.portal_status, state.received_by) == ("submitted", 1, "bpmc-xa-xa-tan-lap")
+
+
+def awaiting_the_desk(_: Walkthrough, ran: Ran) -> None:
+    lines = ran.out.splitlines()
+    waiting = lines[:lines.index("1 waiting for receipt") + 1]
+    assert [line.split()[0] for line in waiting[2:-1]] == ["HS-2026-000125"], ran.out
+    assert "HS-2026-000124" in ran.out.split("1 waiting for receipt")[1]  # its open step, below
+
+
+def received_online(walk: Walkthrough, ran: Ran) -> None:
+    state = walk.state("HS-2026-000125")
+    assert state.status == "processing" and state.received_by == "bpmc-xa-xa-tan-lap" and state.due_at is not None
+    assert state.submitted_at is not None and state.received_at >= state.submitted_at
+
+
+def withdrawn(walk: Walkthrough, ran: Ran) -> None:
+    state = walk.state("HS-2026-000125")
+    assert (state.status, state.portal_status) == ("withdrawn", 8)
+    assert all(st.status != "assigned" for st in state.steps)  # out of every inbox
+
+
+def withdrawn_sheet(_: Walkthrough, ran: Ran) -> None:
+    lines = ran.out.splitlines()
+    history = lines[lines.index("portal status:") + 1:lines.index("result:")]
+    assert [int(line.split()[2]) for line in history] == [1, 2, 4, 7, 8], ran.out
+    assert "  received by bpmc-xa-xa-tan-lap; result returned at bpmc-xa-xa-tan-lap" in lines
 
 
 def token_printed(_: Walkthrough, ran: Ran) -> None:
@@ -357,6 +413,47 @@ def refused_token(_: Walkthrough, ran: Ran) -> None:
     assert ran.json()["status"] == 401
 
 
+# The walk-through's three land-registration dossiers (level xa, sector G13-TN01): two in
+# progress (received this month, or HS-2026-000124, received 2026-11-23, carried over) and
+# HS-2026-000125, received online this month and withdrawn: resolved (its end time, 8).
+LAND_ROW = {"received_total": 3, "resolved_total": 1, "in_progress_total": 2}
+
+
+def report_table(_: Walkthrough, ran: Ran) -> None:
+    lines = ran.out.splitlines()
+    assert lines[0].startswith("Biểu 06/VPCP/KSTT: ") and lines[1].startswith("Kỳ báo cáo: từ ngày 01/")
+    total = next(line for line in lines if line.strip().startswith("Tổng cộng")).split()
+    assert (total[2], total[6], total[10]) == ("3", "1", "2"), total  # columns 3, 7 and 11
+    assert "Cấp xã" in ran.out and "Đất đai" in ran.out
+
+
+def report_csv(_: Walkthrough, ran: Ran) -> None:
+    rows = {row["code"]: row for row in csv.DictReader(io.StringIO(ran.out))}
+    land = rows["1.012756"]
+    assert land["kind"] == "procedure" and land["name"].startswith("Đăng ký đất đai")
+    assert {key: int(land[key]) for key in LAND_ROW} == LAND_ROW
+
+
+def report_workbook(_: Walkthrough, ran: Ran) -> None:
+    from openpyxl import load_workbook
+
+    assert ran.out == "" and "written to" in ran.err
+    target = Path(ran.err.strip().rsplit(" written to ", 1)[1])
+    sheet = load_workbook(target).active
+    assert sheet is not None and sheet["A1"].value == "Biểu 06/VPCP/KSTT" and sheet["M9"].value == "(13)"
+
+
+def monitoring_token_printed(_: Walkthrough, ran: Ran) -> None:
+    assert ran.out == "" and "(monitoring: reads reports only)" in ran.err
+
+
+def report_through_the_gateway(_: Walkthrough, ran: Ran) -> None:
+    report = ran.json()
+    assert report["by"] == "sector" and report["complete"] is False and utc_everywhere(report) == 2
+    land = next(row for row in report["rows"] if row["code"] == "G13-TN01")
+    assert {key: land[key] for key in LAND_ROW} == LAND_ROW
+
+
 # Every command of the marked blocks, in order: how it starts, and its check (on top
 # of exit 0 and the README's quoted fragments). A command added to the README
 # without a line here fails the test.
@@ -385,8 +482,14 @@ EXPECTED: list[tuple[str, Check]] = [
     ("lienthong inbox vpdk-tinh --limit 50 --offset 0 --json", cli_inbox),
     ("lienthong dossiers sheet HS-2026-000123", sheet_text),
     ("lienthong dossiers sheet HS-2026-000123 --json", sheet_json),
+    ("lienthong dossiers timeline HS-2026-000123", timeline_picture),
     ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000124 --received-at", submitted_with_a_due),
     ("lienthong dossiers extend HS-2026-000123", extended),
+    ("lienthong dossiers submit --procedure 1.012756 --id HS-2026-000125 --channel online", waiting_for_receipt),
+    ("lienthong inbox bpmc-xa-xa-tan-lap", awaiting_the_desk),
+    ("lienthong dossiers receive HS-2026-000125", received_online),
+    ("lienthong dossiers withdraw HS-2026-000125", withdrawn),
+    ("lienthong dossiers sheet HS-2026-000125", withdrawn_sheet),
     ("lienthong dossiers resync HS-2026-000123", lines_of("up to date HS-2026-000123")),
     ("lienthong calendars apply --calendar vn-gov", lines_of("0 moved")),
     ("TOKEN=$(lienthong agencies issue-token vpdk-tinh)", token_printed),
@@ -397,6 +500,12 @@ EXPECTED: list[tuple[str, Check]] = [
     ('lienthong agencies revoke-token "$TOKEN"', lines_of("of vpdk-tinh revoked")),
     ('curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/inbox', refused_token),
     ("curl -s http://127.0.0.1:9464/metrics | grep lienthong_dossiers_overdue", lines_of("sector=")),
+    ("FROM=$(TZ=Asia/Ho_Chi_Minh date +%Y-%m-01) TO=", nothing),
+    ('lienthong report --from "$FROM" --to "$TO"', report_table),
+    ('lienthong report --from "$FROM" --to "$TO" --by procedure --format csv', report_csv),
+    ('lienthong report --from "$FROM" --to "$TO" --format xlsx --out', report_workbook),
+    ("MONITOR=$(lienthong agencies issue-token ubnd-tinh --role monitoring)", monitoring_token_printed),
+    ('curl -s -H "Authorization: Bearer $MONITOR"', report_through_the_gateway),
 ]
 
 

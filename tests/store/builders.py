@@ -112,3 +112,44 @@ def make_routing(
         due_at=due_at,
         reason=reason,  # type: ignore[arg-type]
     )
+
+
+def portal_journey(dossier_id: str = "HS-2026-000001", applicant: str | None = "Nguyễn Văn A") -> list[StoreWrite]:
+    """A dossier's store writes from receipt to the result returned, with the portal
+    statuses the workflow sets on its events (issue 14's kinds): seqs 1-10, a step_overdue
+    (seq 4, not sent to the portal) among them."""
+
+    def event(seq: int, kind: str, step: str | None = None, portal: int | None = None,
+              actor: str = "system", note: str | None = None) -> DossierEvent:
+        return DossierEvent(dossier_id=dossier_id, seq=seq, kind=kind, at=T0 + timedelta(hours=seq), actor=actor,
+                            step_id=step, note=note, portal_status=portal)
+
+    def state(progress: int, status: DossierStatus = DossierStatus.PROCESSING, **fields: object) -> DossierState:
+        return make_state(dossier_id, progress=progress).model_copy(update={
+            "received_by": "bpmc-xa-xa-tan-lap", "status": status, "portal_status": PORTAL_STATUS[status],
+            "completed_at": None, "verdict": None, **fields})
+
+    def write(events: list[DossierEvent], at: DossierState) -> StoreWrite:
+        return StoreWrite(events=events, state=at, steps=[s.id for s in at.steps], applicant=applicant)
+
+    finished = T0 + timedelta(hours=7)
+    returned = T0 + timedelta(hours=10)
+    return [
+        write([event(1, "received", portal=2, actor="bpmc-xa-xa-tan-lap"),
+               event(2, "step_assigned", "tiep-nhan", portal=4)], state(0)),
+        write([event(3, "step_completed", "tiep-nhan", actor="bpmc-xa-xa-tan-lap"),
+               event(4, "step_overdue", "tham-dinh"),
+               event(5, "step_assigned", "tham-dinh")], state(1)),
+        write([event(6, "step_completed", "tham-dinh", actor="vpdk-tinh", note="đủ điều kiện"),
+               event(7, "result_ready", portal=9), event(8, "step_assigned", "tra-ket-qua")],
+              state(2, DossierStatus.RESULT_READY, finished_at=finished, verdict="early")),
+        write([event(9, "step_completed", "tra-ket-qua", actor="bpmc-xa-xa-tan-lap"),
+               event(10, "completed", portal=10)],
+              state(3, DossierStatus.COMPLETED, finished_at=finished, completed_at=returned, verdict="early")),
+    ]
+
+
+# (seq, kind, TrangThaiHoSo) of the rows portal_journey queues: every event but the step_overdue.
+PORTAL_JOURNEY_ROWS = [(1, "received", 2), (2, "step_assigned", 4), (3, "step_completed", 4),
+                       (5, "step_assigned", 4), (6, "step_completed", 4), (7, "result_ready", 9),
+                       (8, "step_assigned", 9), (9, "step_completed", 9), (10, "completed", 10)]

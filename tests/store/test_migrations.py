@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Table, func, insert, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import identity, projection
 from store.db import make_engine, make_session_factory
-from store.migrate import current, downgrade, head, main, upgrade
+from store.migrate import alembic_config, current, downgrade, head, main, upgrade
 from store.models import DossierIdRow, DossierRow, DossierStepRow, SectorRow, metadata
 from tests.conftest import REPO
 from tests.store.builders import make_state
-from workflows.payloads import DossierState
+from workflows.payloads import DossierState, DossierStatus, Note
 
 TABLES = {
     "definitions", "agencies", "sectors", "dossiers", "dossier_steps",
@@ -151,14 +152,16 @@ def _projection(url: str) -> tuple[int, int, int]:
 
 
 COLUMNS_0007 = {"received_by", "finished_at"}
+COLUMNS_0011 = {"awaiting_since"}
 
 
 def _apply_before_0004(session: Session, state: DossierState, seq: int) -> None:
     """`apply_state` as the projection wrote a new dossier before 0004 (no run_id column)."""
-    _apply_old(session, state, seq, {"run_id"} | COLUMNS_0007)
+    _apply_old(session, state, seq, {"run_id"} | COLUMNS_0007 | COLUMNS_0011)
 
 
-def _apply_old(session: Session, state: DossierState, seq: int, missing: set[str] = COLUMNS_0007) -> None:
+def _apply_old(session: Session, state: DossierState, seq: int,
+               missing: set[str] = COLUMNS_0007 | COLUMNS_0011) -> None:
     """`apply_state` as the projection wrote a new dossier before the migration that added `missing`."""
     now = datetime.now(UTC)
     values = {k: v for k, v in projection._dossier_values(state, seq, now).items() if k not in missing}
@@ -200,7 +203,7 @@ def test_0003_replaces_the_monitoring_indexes_and_downgrade_puts_them_back(db_ur
     assert _indexes(db_url) == old
     assert _projection(db_url) == before
     assert upgrade(db_url) == head()
-    assert set(_indexes(db_url)) == set(new) | set(INDEXES_0005) | set(INDEXES_0007)
+    assert set(_indexes(db_url)) == set(new) | set(INDEXES_0005) | set(INDEXES_0007) | set(INDEXES_0011)
 
 
 def test_0004_reserves_every_projected_id_and_downgrade_drops_the_reservations(db_url: str) -> None:
@@ -339,5 +342,72 @@ def test_0007_allows_the_life_cycle_statuses_and_records_portal_statuses(db_url:
 
     assert downgrade(db_url, "0006") == "0006"
     assert _indexes(db_url) == old
+    assert (_projection(db_url), _statuses(db_url)) == before
+    assert upgrade(db_url) == head()
+
+
+# The exporter's indexes of 0011 (the applicant's turn, withdrawals not stopped yet).
+INDEXES_0011 = {
+    "ix_dossiers_awaiting_applicant": ("dossiers", ["sector", "level", "status", "awaiting_since"],
+                                       ("'awaiting_supplement'", "'awaiting_obligation'")),
+    "ix_dossiers_withdrawal_requested": ("dossiers", ["sector", "level"], ("portal_status = 7",)),
+}
+
+
+def _awaiting_since(url: str) -> dict[str, datetime | None]:
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            return dict(session.execute(select(DossierRow.id, DossierRow.awaiting_since)).tuples().all())
+    finally:
+        engine.dispose()
+
+
+def _before(revision: str) -> str:
+    """The revision ``revision`` follows (the chain may gain revisions in between)."""
+    before = ScriptDirectory.from_config(alembic_config()).get_revision(revision).down_revision
+    assert isinstance(before, str), before
+    return before
+
+
+def test_0011_fills_when_the_applicants_turn_began_and_downgrade_drops_it(db_url: str) -> None:
+    previous = _before("0011")
+    assert upgrade(db_url, previous) == previous
+    requested = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
+    paused = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
+    waiting = make_state("HS-NOTE", progress=1).model_copy(update={
+        "status": DossierStatus.AWAITING_SUPPLEMENT, "paused_at": requested,
+        "notes": [Note(at=requested - timedelta(days=1), kind="supplement_requested", text="first"),
+                  Note(at=requested - timedelta(hours=1), kind="resubmitted", text="done"),
+                  Note(at=requested, kind="supplement_requested", text="again")]})
+    paying = make_state("HS-PAUSED", progress=1).model_copy(update={
+        "status": DossierStatus.AWAITING_OBLIGATION, "paused_at": paused})  # no note: its paused_at
+    engine = make_engine(db_url)
+    with make_session_factory(engine).begin() as session:
+        for state in (make_state("HS-0", progress=1), waiting, paying):
+            _apply_old(session, state, 1, COLUMNS_0011)
+    engine.dispose()
+    before = (_projection(db_url), _statuses(db_url))
+    old = _indexes(db_url)
+
+    assert upgrade(db_url, "0011") == "0011"
+    new = _indexes(db_url)
+    for name, (table, columns, conditions) in INDEXES_0011.items():
+        assert new[name][:2] == (table, columns), name
+        where = new[name][2]
+        assert where is not None and all(c in where for c in conditions), (name, where)
+    assert {k: v for k, v in new.items() if k not in INDEXES_0011} == old  # the others are untouched
+    assert _awaiting_since(db_url) == {"HS-0": None, "HS-NOTE": requested, "HS-PAUSED": paused}
+    assert (_projection(db_url), _statuses(db_url)) == before
+    # The projection writes the same value from then on.
+    assert projection.awaiting_since(waiting) == requested and projection.awaiting_since(paying) == paused
+
+    assert downgrade(db_url, previous) == previous
+    assert _indexes(db_url) == old
+    engine = make_engine(db_url)
+    try:
+        assert "awaiting_since" not in {c["name"] for c in inspect(engine).get_columns("dossiers")}
+    finally:
+        engine.dispose()
     assert (_projection(db_url), _statuses(db_url)) == before
     assert upgrade(db_url) == head()

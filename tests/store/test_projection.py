@@ -21,7 +21,7 @@ from store.projection import (
     write_changes,
 )
 from tests.store.builders import make_state, make_write
-from workflows.payloads import DossierState
+from workflows.payloads import PORTAL_STATUS, DossierState, DossierStatus, Note
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
@@ -77,6 +77,7 @@ def test_projection_equals_the_event_state(sessions: sessionmaker[Session]) -> N
         "received_at": state.received_at,
         "received_by": None,
         "finished_at": None,
+        "awaiting_since": None,  # the agencies hold it (migration 0011)
         "clock_started_at": state.clock_started_at,
         "due_at": state.due_at,
         "original_due_at": state.original_due_at,
@@ -94,6 +95,24 @@ def test_projection_equals_the_event_state(sessions: sessionmaker[Session]) -> N
         assert get_dossier(session, state.dossier_id) == state
         assert get_dossier(session, "HS-unknown") is None
         assert last_seq(session, state.dossier_id) == 1
+
+
+def test_the_applicants_turn_is_projected_from_its_latest_request(sessions: sessionmaker[Session]) -> None:
+    """`dossiers.awaiting_since` (migration 0011): the latest request of the waiting kind;
+    NULL again once the dossier is resubmitted."""
+    first, second = NOW + timedelta(hours=1), NOW + timedelta(hours=5)
+    notes = [Note(at=first, kind="obligation_requested", text="lệ phí trước bạ"),
+             Note(at=first + timedelta(hours=1), kind="resubmitted", text="paid"),
+             Note(at=second, kind="obligation_requested", text="tiền sử dụng đất"),
+             Note(at=second + timedelta(hours=1), kind="supplement_requested", text="not this kind")]
+    paying = make_state(progress=1).model_copy(update={
+        "status": DossierStatus.AWAITING_OBLIGATION, "portal_status": PORTAL_STATUS[DossierStatus.AWAITING_OBLIGATION],
+        "notes": notes})
+    assert _record(sessions, paying, 1)
+    assert _dossier(sessions, paying.dossier_id)["awaiting_since"] == second
+    resumed = paying.model_copy(update={"status": DossierStatus.PROCESSING, "portal_status": 4})
+    assert _record(sessions, resumed, 2)
+    assert _dossier(sessions, paying.dossier_id)["awaiting_since"] is None
 
 
 def test_the_same_event_twice_is_recorded_once(sessions: sessionmaker[Session]) -> None:

@@ -56,9 +56,9 @@ class DevStack:
             self._sessions.append(make_session_factory(make_engine(self.database_url)))
         return self._sessions[0]
 
-    def token(self, agency: str) -> str:
+    def token(self, agency: str, role: str = tokens.AGENCY) -> str:
         with self.sessions().begin() as session:
-            return tokens.issue(session, agency, "tests", datetime.now(UTC)).token
+            return tokens.issue(session, agency, "tests", datetime.now(UTC), role).token
 
     def output(self, chars: int = 6000) -> str:
         return self.log.read_text(errors="replace")[-chars:]

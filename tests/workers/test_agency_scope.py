@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from services import tokens
 from services.submission import StoreRegistry, SubmissionError, local_today, prepare_dossier
 from store.models import AgencyRow, DossierEventRow, DossierIdRow, DossierRow, GatewayTokenRow, InboxItemRow
 from tests.workers.conftest import Cli
+from workflows.payloads import DossierInput
 
 LAND = "1.012756"  # level xa, routed to bpmc-xa-{commune} and vpdk-tinh; not on the province-wide list
 BUSINESS = "2.001610"  # level tinh, not on the list
@@ -127,3 +129,46 @@ def test_agencies_retire_stops_new_steps_and_tokens(cli: Cli) -> None:
     with pytest.raises(SubmissionError, match="'bpmc-tinh'.* retired"):
         cli.ok("agencies", "retire", PROVINCE_DESK)
         prepare(cli, BUSINESS, {}, PROVINCE_DESK)
+
+
+def test_an_online_dossier_is_addressed_to_a_desk_whose_scope_covers_it(cli: Cli) -> None:
+    """Issue 14: an online dossier (or one checked before receipt) names the desk that
+    receives it, checked as any receiving desk (Art. 14); the result desk is a desk too."""
+    cli.ok("definitions", "deploy")
+    own = {"commune": "xa-tan-lap", "area_m2": 320}
+
+    def online(desk: str | None, channel: str = "online", **options: Any) -> DossierInput:
+        with cli.sessions()() as session:
+            return prepare_dossier(LAND, "HS-ONLINE-1", own, StoreRegistry(session, cli.definitions), local_today(),
+                                   channel, None, desk, **options)
+
+    dossier = online(COMMUNE_DESK)
+    assert dossier.awaits_receipt and dossier.received_by == COMMUNE_DESK
+    assert not online(COMMUNE_DESK, await_receipt=False).awaits_receipt
+    assert online(COMMUNE_DESK, channel="in_person", await_receipt=True).awaits_receipt
+    assert online(COMMUNE_DESK, result_desk="bpmc-xa-xa-an-phu").result_desk == "bpmc-xa-xa-an-phu"
+    refusals = [
+        ((None,), {}, "an online dossier names the one-stop desk it is addressed to (--received-by)"),
+        ((None,), {"channel": "in_person", "await_receipt": True},
+         "a dossier checked before receipt (--await-receipt) names the desk that receives it"),
+        ((PROVINCE_DESK,), {}, "--received-by 'bpmc-tinh' does not receive procedure 1.012756@1 (level xa)"),
+        ((COMMUNE_DESK,), {"result_desk": "vpdk-tinh"}, "--result-desk 'vpdk-tinh' does not receive dossiers; "
+                                                         "one-stop desks are: "),
+        ((COMMUNE_DESK,), {"result_desk": "bpmc-xa-khong-co"}, "--result-desk 'bpmc-xa-khong-co' is not a "
+                                                                "registered agency"),
+    ]
+    with cli.sessions()() as session:
+        before = counts(session)
+    for args, options, words in refusals:
+        with pytest.raises(SubmissionError, match=re.escape(words)):
+            online(*args, **options)
+    # The CLI refuses alike, before anything is reserved or started.
+    submit = ("dossiers", "submit", "--procedure", LAND, "--id", "HS-ONLINE-2", "--data", '{"commune": "xa-tan-lap"}')
+    assert "names the one-stop desk it is addressed to" in cli.refused(*submit, "--channel", "online")
+    assert "does not receive procedure 1.012756@1 (level xa)" in cli.refused(
+        *submit, "--channel", "online", "--received-by", PROVINCE_DESK)
+    assert "checked before receipt" in cli.refused(*submit, "--await-receipt")
+    assert "--result-desk 'vpdk-tinh' does not receive dossiers" in cli.refused(
+        *submit, "--received-by", COMMUNE_DESK, "--result-desk", "vpdk-tinh")
+    with cli.sessions()() as session:
+        assert counts(session) == before

@@ -16,12 +16,17 @@ import signal
 import subprocess
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete
 
+from definitions.calendar import load_calendar
 from services.instants import in_utc
 from store import projection
 from store.migrate import head
@@ -31,6 +36,8 @@ from tests.workers.conftest import StackCli as Cli
 from workflows.payloads import DossierState
 
 COMMUNE_DESK = "bpmc-xa-xa-tan-lap"
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+SVG = "{http://www.w3.org/2000/svg}"
 DATA = {"commune": "xa-tan-lap", "area_m2": 320, "applicant": "Nguyễn Văn A"}
 ROUTE = [  # (step, agency); the parallel branches may be completed in any order
     ("tiep-nhan", COMMUNE_DESK),
@@ -78,8 +85,15 @@ def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
               json.dumps(DATA, ensure_ascii=False), "--channel", "online", "--received-by", COMMUNE_DESK)
 
     out = cli.ok(*submit)
-    assert dossier in out and "1.012756@1" in out and "due:" in out
-    assert cli.refused(*submit) == f"dossier {dossier} already exists (status processing)"
+    assert dossier in out and "1.012756@1" in out and f"waiting:  for {COMMUNE_DESK} to receive it" in out
+    assert cli.refused(*submit) == f"dossier {dossier} already exists (status submitted)"
+
+    # Online: nothing is routed until the desk it is addressed to receives it (portal status 1 → 2 → 4).
+    waiting = cli.until(dossier, lambda s: s["status"] == "submitted", "submitted")
+    assert waiting["portal_status"] == 1 and waiting["due_at"] is None
+    assert "addressed to: bpmc-xa-xa-tan-lap (waiting for it" in cli.ok("dossiers", "show", dossier)
+    received = cli.ok("dossiers", "receive", dossier, "--agency", COMMUNE_DESK, "--note", "đủ thành phần")
+    assert received.startswith(f"dossier {dossier}: received by {COMMUNE_DESK} at ") and "due " in received
 
     # Steps not routed yet, or held by another agency, are refused and change nothing.
     cli.until(dossier, assigned("tiep-nhan"), "tiep-nhan assigned")
@@ -160,6 +174,70 @@ def test_land_registration_end_to_end(dev_stack: DevStack) -> None:
                     f"refused: dossier {dossier} is completed; it takes no more changes")
     assert cli.refused("dossiers", "show", "HS-KHONG-CO") == "unknown dossier HS-KHONG-CO"
     assert cli.refused("dossiers", "resubmit", "HS-KHONG-CO", "--agency", COMMUNE_DESK) == "unknown dossier HS-KHONG-CO"
+
+
+def test_timeline_of_a_late_extended_dossier_with_a_supplement(dev_stack: DevStack, tmp_path: Path) -> None:
+    """`dossiers timeline`: a dossier received on paper ten days ago (its first step late,
+    then extended), asked for a supplement and resubmitted, drawn on vn-gov working time."""
+    cli = Cli(dev_stack)
+    dossier = f"HS-E2E-TL-{uuid.uuid4().hex[:6]}"
+    received = (datetime.now(VN) - timedelta(days=10)).replace(microsecond=0)
+    cli.ok("dossiers", "submit", "--procedure", "1.012756", "--id", dossier, "--data",
+           json.dumps(DATA, ensure_ascii=False), "--received-by", COMMUNE_DESK, "--received-at", received.isoformat())
+    cli.until(dossier, lambda s: step(s, "tiep-nhan")["overdue"], "tiep-nhan overdue")
+    cli.ok("dossiers", "extend", dossier, "--agency", COMMUNE_DESK, "--until", "+1d", "--step", "tiep-nhan",
+           "--reason", "Hồ sơ giấy nhập muộn")
+    cli.ok("dossiers", "complete", dossier, "tiep-nhan", "--agency", COMMUNE_DESK)
+    cli.until(dossier, assigned("xac-nhan-hien-trang"), "xac-nhan-hien-trang assigned")
+    cli.ok("dossiers", "complete", dossier, "xac-nhan-hien-trang", "--agency", "ubnd-xa-xa-tan-lap",
+           "--outcome", "supplement", "--note", "Thiếu sơ đồ thửa đất")
+    cli.ok("dossiers", "resubmit", dossier, "--agency", COMMUNE_DESK)
+    state = DossierState.model_validate(cli.until(dossier, lambda s: s["status"] == "processing", "resumed"))
+
+    svg = cli.ok("dossiers", "timeline", dossier, "--format", "svg")
+    root = ET.fromstring(svg.encode("utf-8"))
+    calendar = load_calendar("vn-gov", dev_stack.definitions)
+    left, per_hour = float(root.get("data-plot-left")), float(root.get("data-px-per-working-hour"))
+    assert datetime.fromisoformat(root.get("data-origin")) == state.received_at == received
+
+    def x(at: datetime) -> float:
+        return left + calendar.elapsed(state.received_at, at).total_seconds() * per_hour / 3600
+
+    rows = [g for g in root.iter(f"{SVG}g") if "row" in (g.get("class") or "").split()]
+    assert [g.get("data-step") for g in rows] == ["tiep-nhan", "xac-nhan-hien-trang"]
+
+    def shapes(row: ET.Element, tag: str, cls: str) -> list[ET.Element]:
+        return [e for e in row.iter(f"{SVG}{tag}") if cls in (e.get("class") or "").split()]
+
+    first, second = rows
+    tiep_nhan = state.step("tiep-nhan")
+    assert tiep_nhan is not None and tiep_nhan.verdict == "late" and tiep_nhan.original_due_at is not None
+    (bar,) = shapes(first, "rect", "bar")
+    assert abs(float(bar.get("x")) - left) < 0.02
+    assert abs(float(bar.get("x")) + float(bar.get("width")) - x(tiep_nhan.completed_at)) < 0.02
+    (late,) = shapes(first, "rect", "late")
+    assert abs(float(late.get("x")) - x(tiep_nhan.original_due_at)) < 0.02
+    assert shapes(first, "line", "legal-due") and not shapes(second, "rect", "late")
+    assert shapes(second, "rect", "open")  # still with the commune: drawn to now
+    (pause,) = [r for r in root.iter(f"{SVG}rect") if r.get("data-kind") == "supplement"]
+    asked, back = (n.at for n in state.notes if n.kind in ("supplement_requested", "resubmitted"))
+    width = calendar.elapsed(asked, back).total_seconds() * per_hour / 3600
+    assert abs(float(pause.get("width")) - width) < 0.02  # seconds of working time, or none at night
+    assert "Tiếp nhận hồ sơ · bpmc-xa-xa-tan-lap" in svg and "Tiếp nhận (2)" in svg
+
+    out = tmp_path / "dong-thoi-gian.svg"
+    assert cli.ok("dossiers", "timeline", dossier, "--out", str(out)).strip() == (
+        f"timeline of dossier {dossier} (workflow) written to {out}")
+    written = ET.fromstring(out.read_bytes())
+    assert [g.get("data-step") for g in written.iter(f"{SVG}g") if g.get("data-step")] == [
+        "tiep-nhan", "xac-nhan-hien-trang"]
+
+    assert cli.refused("dossiers", "timeline", "HS-KHONG-CO") == "unknown dossier HS-KHONG-CO"
+    missing = tmp_path / "khong-co" / "t.svg"
+    assert cli.refused("dossiers", "timeline", dossier, "--out", str(missing)) == (
+        f"--out {missing}: cannot write the picture: No such file or directory")
+    wrong = cli("dossiers", "timeline", dossier, "--format", "png")
+    assert wrong.returncode == 2 and "invalid choice: 'png'" in wrong.stderr
 
 
 def test_worker_refuses_an_unmigrated_database(dev_stack: DevStack) -> None:

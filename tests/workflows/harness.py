@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
+from activities.portal import PortalConfig
 from definitions.calendar import load_calendar
 from definitions.schema import Procedure, ProcedureSnapshot
 from services.submission import dossier_agencies
@@ -76,14 +77,15 @@ def default_store() -> sessionmaker[Session]:
 
 @asynccontextmanager
 async def running_worker(client: Client, sessions: sessionmaker[Session] | None = None,
-                         http: httpx.Client | None = None) -> AsyncIterator[str]:
-    """A worker on a fresh task queue. Dossiers it leaves running are terminated on
-    exit: on the shared time-skipping server, orphans' timers would keep firing
-    with no worker to take them and stall the clock for later tests."""
+                         http: httpx.Client | None = None, portal: PortalConfig | None = None) -> AsyncIterator[str]:
+    """A worker on a fresh task queue (with `portal`: its store writes queue the National
+    Portal's changes). Dossiers it leaves running are terminated on exit: on the shared
+    time-skipping server, orphans' timers would keep firing with no worker to take them
+    and stall the clock for later tests."""
     task_queue = f"test-{uuid.uuid4()}"
     _started[task_queue] = []
     _stores[task_queue] = sessions or default_store()
-    async with build_worker(client, task_queue, _stores[task_queue], http=http):
+    async with build_worker(client, task_queue, _stores[task_queue], http=http, portal=portal):
         try:
             yield task_queue
         finally:

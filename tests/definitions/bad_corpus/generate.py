@@ -27,6 +27,8 @@ from pathlib import Path
 from definitions.limits import (
     MAX_EXTENSIONS,
     MAX_NESTING,
+    MAX_OBLIGATION_REQUESTS,
+    MAX_RETURNS,
     MAX_STEPS,
     MAX_SUPPLEMENT_REQUESTS,
     MAX_YAML_ALIASES,
@@ -129,6 +131,7 @@ SEQ = "          - id: tham-dinh\n            agency: vpdk-tinh\n            dea
 LAY = ("          - id: lay-y-kien\n            agency: so-nong-nghiep-moi-truong\n            deadline: 3d\n"
        "            when:\n              field: area_m2\n              gt: 500\n")
 WHEN = "            when:\n              field: area_m2\n              gt: 500\n"
+TRA = "  - id: tra-ket-qua\n    agency: bpmc-xa-{commune}\n    deadline: 0.5d\n"
 
 
 @dataclass(frozen=True)
@@ -503,6 +506,60 @@ CASES: list[Case] = [
     Case("yaml-billion-laughs", "yaml-too-many-aliases", "the classic alias bomb: 9 lists of 9 aliases (9^9 values)",
          sub("              gt: 500\n", LAUGHS), "in: [&l0", None,
          f"the file has more than {MAX_YAML_ALIASES} aliases (*name, repeating what &name marks) (MAX_YAML_ALIASES)"),
+    # ---- issue 14: financial obligations, returns to an earlier step, the result step
+    Case("on-obligation-unknown", "bad-on-obligation", "on_obligation is neither pause nor continue",
+         sub("on_supplement: pause\n", "on_supplement: pause\non_obligation: wait\n"), "on_obligation:",
+         "on_obligation", "'wait' is not allowed; expected 'pause' or 'continue'"),
+    Case("max-obligation-requests-too-many", "bad-max-obligation-requests",
+         "max_obligation_requests above MAX_OBLIGATION_REQUESTS",
+         sub("on_supplement: pause\n", f"on_supplement: pause\nmax_obligation_requests: {MAX_OBLIGATION_REQUESTS + 1}\n"),
+         "max_obligation_requests:", "max_obligation_requests",
+         f"{MAX_OBLIGATION_REQUESTS + 1} is out of range; expected a whole number from 0 to {MAX_OBLIGATION_REQUESTS} "
+         "(MAX_OBLIGATION_REQUESTS)"),
+    Case("max-returns-negative", "bad-max-returns", "max_returns is -1",
+         sub("on_supplement: pause\n", "on_supplement: pause\nmax_returns: -1\n"), "max_returns:", "max_returns",
+         f"-1 is out of range; expected a whole number from 0 to {MAX_RETURNS} (MAX_RETURNS)"),
+    Case("returns-to-is-text", "bad-type", "returns_to is one id, not a list",
+         sub(TRA, TRA + "    returns_to: tiep-nhan\n"), "returns_to:", "steps[2].returns_to",
+         "expected a list of ids of steps that come earlier in the same list, e.g. [tham-dinh], got 'tiep-nhan'"),
+    Case("returns-to-unknown-step", "return-to-unknown-step", "the last step returns to a misspelt id",
+         sub(TRA, TRA + "    returns_to: [tiep-nhann]\n"), "returns_to:", "steps[2].returns_to[0]",
+         "unknown step 'tiep-nhann' (close: tiep-nhan); expected a step that comes earlier in the same list"),
+    Case("returns-to-itself", "return-to-itself", "a step returns to itself",
+         sub(TRA, TRA + "    returns_to: [tra-ket-qua]\n"), "returns_to:", "steps[2].returns_to[0]",
+         "'tra-ket-qua' is this step itself; expected a step that comes earlier in the same list (the interpreter "
+         "re-runs that list from the target on): tiep-nhan"),
+    Case("returns-to-later-step", "return-to-later-step", "the first step returns to the last one",
+         sub("    deadline: 0.5d\n  - parallel", "    deadline: 0.5d\n    returns_to: [tra-ket-qua]\n  - parallel"),
+         "returns_to:", "steps[0].returns_to[0]",
+         "'tra-ket-qua' (steps[2]) comes later, not before this step; expected a step that comes earlier in the same "
+         "list (the interpreter re-runs that list from the target on): none: no step comes before steps[0]"),
+    Case("returns-into-a-parallel", "return-into-block", "the last step returns to a step inside the parallel",
+         sub(TRA, TRA + "    returns_to: [tham-dinh]\n"), "returns_to:", "steps[2].returns_to[0]",
+         "'tham-dinh' (steps[1].parallel[1].sequence[0]) is inside the parallel at steps[1]; expected a step that "
+         "comes earlier in the same list"),
+    Case("returns-to-another-branch", "return-to-other-branch", "a step returns to a step of another parallel branch",
+         sub(WHEN, WHEN + "            returns_to: [xac-dinh-thue]\n"), "returns_to:",
+         "steps[1].parallel[1].sequence[1].returns_to[0]",
+         "'xac-dinh-thue' (steps[1].parallel[0]) is in another branch of the parallel at steps[1]; expected a step "
+         "that comes earlier in the same list (the interpreter re-runs that list from the target on): tham-dinh"),
+    Case("returns-out-of-its-sequence", "return-out-of-list", "a step in a sequence returns to a step before the "
+         "parallel holding it", sub(WHEN, WHEN + "            returns_to: [tiep-nhan]\n"), "returns_to:",
+         "steps[1].parallel[1].sequence[1].returns_to[0]",
+         "'tiep-nhan' (steps[0]) is not in the list this step is in (steps[1].parallel[1].sequence)"),
+    Case("returns-result-not-last", "misplaced-result-step", "returns_result: true on the first step",
+         sub("    deadline: 0.5d\n  - parallel", "    deadline: 0.5d\n    returns_result: true\n  - parallel"),
+         "returns_result:", "steps[0].returns_result",
+         "true, but this step is not the procedure's last step; expected it only on the last of the top-level "
+         "steps (steps[2])"),
+    Case("returns-result-in-a-final-parallel", "misplaced-result-step",
+         "the procedure ends with its parallel, one of whose steps says returns_result: true",
+         chain(sub(TRA, ""), sub(WHEN, WHEN + "            returns_result: true\n")), "returns_result:",
+         "steps[1].parallel[1].sequence[1].returns_result",
+         "the procedure ends with a parallel (steps[1]), so no step can return the result"),
+    Case("returns-result-not-boolean", "bad-type", "returns_result is `yes please`",
+         sub(TRA, TRA + "    returns_result: yes please\n"), "returns_result:", "steps[2].returns_result",
+         "'yes please' is not true or false; expected true or false"),
     # issue 14: a procedure's own receipt cut-off (appended: earlier files keep their numbers)
     Case("receipt-cutoff-not-a-time", "bad-receipt-cutoff", "receipt_cutoff is 25:00",
          sub("calendar: vn-gov\n", 'calendar: vn-gov\nreceipt_cutoff: "25:00"\n'), "receipt_cutoff:",
@@ -590,6 +647,11 @@ REGISTRY_CASES: list[Case] = [
          sub(A3, "  - {code: thue-co-so, name: Thuế cơ sở, level: trung-uong, "
                  "webhook: \"http://169.254.169.254/latest\"}\n"),
          "  - {code: thue-co-so", "agencies[2].webhook", "link-local", registry="agencies.yaml"),
+    # issue 14: the province-wide list names procedures of the folder (checked when a whole folder is read)
+    Case("province-wide-code-without-procedure", "registry-province-wide-without-procedure",
+         "the province-wide list names a code no procedure file of the folder declares",
+         sub("agencies:\n", 'province_wide_procedures: ["9.900001"]\nagencies:\n'), "province_wide_procedures:",
+         "province_wide_procedures[0]", "'9.900001' is declared by no procedure file in", registry="agencies.yaml"),
 ]
 REGISTRY_TEXTS = {"agencies.yaml": AGENCIES, "sectors.yaml": SECTORS}
 
@@ -620,7 +682,7 @@ def expected_line(body: str | bytes, anchor: str | None) -> int:
 
 
 def file_name(number: int, case: Case) -> str:
-    return f"{number:02d}-{case.slug}.yaml"
+    return f"{number:02d}-{case.slug}.yaml"  # 100 and on: three digits
 
 
 def render() -> dict[str, bytes]:
@@ -651,7 +713,8 @@ def render() -> dict[str, bytes]:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(HERE.glob("[0-9][0-9]*-*.yaml"))  # 01- to 99-, then 100- on
+    """The case files, in case order (NN- then NNN-)."""
+    return sorted(HERE.glob("[0-9][0-9]*-*.yaml"), key=lambda path: int(path.name.split("-", 1)[0]))
 
 
 def registry_folders() -> list[Path]:
