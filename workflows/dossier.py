@@ -632,14 +632,18 @@ class DossierWorkflow:
         span = self._procedure.max_extension or self._procedure.deadline
         for st in steps:
             assert st.due_at is not None
-            if request.new_due <= st.due_at:
-                raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is not after step "
-                             f"{st.id!r}'s current due {st.due_at.isoformat()}")
             latest = self._calendar.add(st.due_at, span)
             if request.new_due > latest:  # also keeps absurd instants (year 9999) out of every later write
                 raise refuse("BadExtension", f"new due {request.new_due.isoformat()} is more than {span} of working "
                              f"time after step {st.id!r}'s current due; at most {latest.isoformat()} "
                              f"(procedure max_extension)")
+            # Judged as it will be given: an instant outside working time becomes the end of
+            # that day's working time (19:00 -> 17:00), which may be no later than the due.
+            given = self._calendar.appointment(request.new_due)
+            if given <= st.due_at:
+                moved = "" if given == request.new_due else f" (in working time: {given.isoformat()})"
+                raise refuse("BadExtension", f"new due {request.new_due.isoformat()}{moved} is not after step "
+                             f"{st.id!r}'s current due {st.due_at.isoformat()}")
 
     def _extendable_steps(self, request: Extend) -> list[StepState]:
         """The agency's current steps that may still get a new appointment (Mẫu 04): the

@@ -368,6 +368,29 @@ async def test_an_extension_is_bounded_and_kept_in_working_time(env):
         assert "moved into working time" in s.notes[-1].text
 
 
+async def test_an_extension_asked_after_hours_on_the_due_day_is_no_later_and_refused(private_time_skipping_env):
+    """An appointment asked for 19:00 on a due day that ends at 17:00 becomes 17:00, the
+    due itself: refused, not counted as the dossier's one new appointment."""
+    env = private_time_skipping_env
+    gov = calendar_from_snapshot(load_calendar("vn-gov").snapshot(datetime.now(UTC)))
+    day = (await env.get_current_time()).astimezone(gov.timezone).date() + timedelta(days=1)
+    while not all(gov.is_working_day(day + timedelta(days=n)) for n in range(3)):
+        day += timedelta(days=1)
+    opens = gov.periods_on(day)[0][0]  # the first working instant of three working days in a row
+    await env.sleep(opens - await env.get_current_time())
+    snap = snapshot(calendar="vn-gov", deadline="5d", steps=[{"id": "tham-dinh", "agency": "vpdk-tinh",
+                                                                "deadline": "3d"}])
+    async with running_worker(env.client) as tq:
+        handle = await start_dossier(env.client, tq, snap, received_at=opens)
+        due = (await until(handle, assigned("tham-dinh"))).step("tham-dinh").due_at
+        assert due == gov.periods_on(day + timedelta(days=2))[-1][1]  # the third day's end
+        evening = datetime.combine(day + timedelta(days=2), time(19, 0), tzinfo=gov.timezone)
+        message = await refused(extend(handle, "vpdk-tinh", evening, "chờ ý kiến sở"), "BadExtension")
+        assert "in working time" in message and "is not after" in message
+        s = await state(handle)
+        assert s.extensions == 0 and s.step("tham-dinh").due_at == due
+
+
 async def test_rejection_ends_the_dossier_with_the_note(env):
     async with running_worker(env.client) as tq:
         handle = await start_dossier(env.client, tq)
