@@ -296,3 +296,23 @@ async def test_the_result_is_returned_at_the_receiving_desk(env):
             await complete(handle, step_id, agency)
         s = await until(handle, assigned("tra-ket-qua"))
         assert s.step("tra-ket-qua").agency == OTHER_DESK
+
+
+@pytest.mark.parametrize("received, starts", [
+    # Decree 63/2024 Art. 7(2): received *after* 15:00 -> counted from the next working day.
+    ((15, 0, 0), datetime(2026, 3, 2, 15, 0, tzinfo=VN)),
+    ((15, 1, 0), datetime(2026, 3, 3, 7, 30, tzinfo=VN)),
+])
+async def test_the_procedures_receipt_cut_off_is_after_15_00(env, received, starts):
+    snap = snapshot(calendar="vn-gov", deadline="5d", receipt_cutoff="15:00",
+                    steps=[{"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"}])
+    at = datetime(2026, 3, 2, *received, tzinfo=VN)  # a Monday
+    async with running_worker(env.client) as tq:
+        handle = await start_dossier(env.client, tq, snap, received_at=at, received_by=DESK)
+        s = await until(handle, assigned("tiep-nhan"))
+        assert s.received_at == at and s.clock_started_at == starts
+        # Without the procedure's cut-off (vn-gov has none), the same receipt starts at once.
+        plain = await start_dossier(env.client, tq, snapshot(calendar="vn-gov", deadline="5d", steps=snap.procedure
+                                                             .model_dump(mode="json")["steps"]),
+                                    received_at=at, received_by=DESK)
+        assert (await until(plain, assigned("tiep-nhan"))).clock_started_at == at
