@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from definitions.registries import Catalog, load_catalog
 from tests.definitions.bad_corpus.generate import CATALOG
 from workers.cli import run
 
@@ -32,3 +33,17 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
         return Result(code, captured.out, captured.err)
 
     yield invoke
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A small definitions folder of its own (tests/definitions/test_loader.py's)."""
+    from tests.definitions.test_loader import small_folder
+
+    return small_folder(tmp_path)
+
+
+@pytest.fixture
+def catalog(root: Path) -> Catalog:
+    """The small folder's registries (test_catalogue and test_shipped have the shipped ones)."""
+    return load_catalog(root)

@@ -78,16 +78,6 @@ def small_folder(target: Path) -> Path:
     return target
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return small_folder(tmp_path)
-
-
-@pytest.fixture
-def catalog(root: Path) -> Catalog:
-    return load_catalog(root)
-
-
 def problems_in(root: Path, text: str, name: str = "p.yaml") -> tuple[Path, list[Problem]]:
     path = write(root / "procedures", name, text)
     count, problems = validate_paths([path], root)

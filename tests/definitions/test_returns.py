@@ -9,22 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from definitions.loader import Catalog, load_catalog, load_procedure, load_procedures, validate_paths
 from definitions.schema import Parallel, Sequence, Step
-from tests.definitions.test_loader import VALID, assert_problem, problems_in, small_folder, write
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return small_folder(tmp_path)
-
-
-@pytest.fixture
-def catalog(root: Path) -> Catalog:
-    return load_catalog(root)
-
+from tests.definitions.test_loader import VALID, assert_problem, problems_in, write
 
 # Line numbers matter in the tests below.
 BRANCHED = """\

@@ -22,6 +22,7 @@ from store import projection
 from store.models import DossierEventRow
 from tests.support.dev_stack import DevStack, start_dev_stack
 from tests.support.environment import lienthong_env
+from tests.support.procedures import life_cycle_procedure
 from workflows.dossier import DossierWorkflow
 from workflows.payloads import DossierState
 
@@ -51,21 +52,7 @@ steps:
   - {{id: tham-dinh, name: Thẩm định, agency: {LAND_OFFICE}, deadline: 5d}}
   - {{id: tra-ket-qua, name: Trả kết quả, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
 """,
-    "cong-vong-doi.yaml": f"""\
-code: "{LIFE_CYCLE_PROCEDURE}"
-name: Thủ tục thử vòng đời hồ sơ
-sector: G13-TN01
-level: xa
-version: 1
-calendar: continuous
-deadline: 10d
-max_returns: 1
-steps:
-  - {{id: tiep-nhan, name: Tiếp nhận, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
-  - {{id: tham-dinh, name: Thẩm định, agency: {LAND_OFFICE}, deadline: 3d}}
-  - {{id: phe-duyet, name: Phê duyệt, agency: {DEPARTMENT}, deadline: 1d, returns_to: [tham-dinh]}}
-  - {{id: tra-ket-qua, name: Trả kết quả, agency: "bpmc-xa-{{commune}}", deadline: 1d, returns_result: true}}
-""",
+    "cong-vong-doi.yaml": life_cycle_procedure(LIFE_CYCLE_PROCEDURE, LAND_OFFICE, DEPARTMENT),
     "cong-tai.yaml": f"""\
 code: "{LOAD_PROCEDURE}"
 name: Thủ tục thử tải

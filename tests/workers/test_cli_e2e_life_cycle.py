@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from store.models import DossierEventRow, DossierIdRow
+from tests.support.procedures import life_cycle_procedure
 from tests.workers.conftest import DevStack, copy_definitions, start_dev_stack
 from tests.workers.conftest import StackCli as Cli
 
@@ -31,21 +32,7 @@ LAND_OFFICE = "vpdk-tinh"
 DEPARTMENT = "so-nong-nghiep-moi-truong"
 DATA = json.dumps({"commune": "xa-tan-lap", "applicant": "Lê Văn D"}, ensure_ascii=False)
 PROCEDURE = "T.LC01"
-LIFE_CYCLE = f"""\
-code: "{PROCEDURE}"
-name: Thủ tục thử vòng đời hồ sơ
-sector: G13-TN01
-level: xa
-version: 1
-calendar: continuous
-deadline: 10d
-max_returns: 1
-steps:
-  - {{id: tiep-nhan, name: Tiếp nhận, agency: "bpmc-xa-{{commune}}", deadline: 1d}}
-  - {{id: tham-dinh, name: Thẩm định, agency: {LAND_OFFICE}, deadline: 3d}}
-  - {{id: phe-duyet, name: Phê duyệt, agency: {DEPARTMENT}, deadline: 1d, returns_to: [tham-dinh]}}
-  - {{id: tra-ket-qua, name: Trả kết quả, agency: "bpmc-xa-{{commune}}", deadline: 1d, returns_result: true}}
-"""
+LIFE_CYCLE = life_cycle_procedure(PROCEDURE, LAND_OFFICE, DEPARTMENT)
 
 
 @pytest.fixture(scope="module")

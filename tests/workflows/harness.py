@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.portal import PortalConfig
@@ -192,6 +194,16 @@ async def resubmit(handle: WorkflowHandle[DossierWorkflow, DossierResult], note:
     assert agency is not None
     change = Resubmit(agency=agency, note=note)
     return await _after(handle, await handle.execute_update(DossierWorkflow.resubmit, change))
+
+
+async def refused(coro, kind: str) -> str:
+    """The refusal an Update got: its kind must be `kind`; returns its message."""
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await coro
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    assert cause.type == kind, (cause.type, cause.message)
+    return cause.message
 
 
 async def desk(handle: WorkflowHandle[DossierWorkflow, DossierResult], action: str, agency: str,

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from definitions.calendar import calendar_from_snapshot, load_calendar
@@ -22,6 +21,7 @@ from tests.workflows.harness import (
     extend,
     finished,
     recorded_events,
+    refused,
     resubmit,
     running_worker,
     snapshot,
@@ -32,20 +32,6 @@ from tests.workflows.harness import (
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 DESK = "bpmc-xa-xa-tan-lap"
-
-
-@pytest.fixture
-def env(time_skipping_env):
-    return time_skipping_env
-
-
-async def refused(coro, kind: str) -> str:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await coro
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError), cause
-    assert cause.type == kind, (cause.type, cause.message)
-    return cause.message
 
 
 async def test_steps_run_in_order_and_the_dossier_completes_on_time(env):

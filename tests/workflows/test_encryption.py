@@ -33,11 +33,6 @@ LOCAL_ACTIVITY_BOOKKEEPING = {"seq", "attempt", "activity_id", "activity_type", 
 WRONG_A = data_converter(keyring_from("test-a:" + base64.b64encode(b"x" * 32).decode()))
 
 
-@pytest.fixture
-def env(time_skipping_env):
-    return time_skipping_env
-
-
 def with_converter(client: Client, converter: Any) -> Client:
     return Client(**{**client.config(), "data_converter": converter})
 

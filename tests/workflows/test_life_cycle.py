@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 
 from definitions.calendar import calendar_from_snapshot, load_calendar
 from tests.workflows.harness import (
@@ -22,6 +20,7 @@ from tests.workflows.harness import (
     complete,
     desk,
     finished,
+    refused,
     resubmit,
     running_worker,
     send_back,
@@ -42,20 +41,6 @@ REVIEWED = [
     {"id": "phe-duyet", "agency": "so-nnmt", "deadline": "1d", "returns_to": ["tham-dinh", "tiep-nhan"]},
     {"id": "tra-ket-qua", "agency": "bpmc-xa-{commune}", "deadline": "1d", "returns_result": True},
 ]
-
-
-@pytest.fixture
-def env(time_skipping_env):
-    return time_skipping_env
-
-
-async def refused(coro, kind: str) -> str:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await coro
-    cause = info.value.cause
-    assert isinstance(cause, ApplicationError), cause
-    assert cause.type == kind, (cause.type, cause.message)
-    return cause.message
 
 
 async def test_online_dossier_waits_for_receipt_and_its_clock_starts_then(env):

@@ -23,7 +23,7 @@ Create Date: 2026-12-10
   ``lienthong_dossiers_without_due{sector}``. Normally empty (the workflow computes
   the due before its first store write).
 
-Self-contained like 0001 (no import of store.models); names are final (op.f).
+No import of store.models (the schema as it was then); names are final (op.f).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from store.migrations.checks import replace_check
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -50,7 +52,7 @@ ADDED = [
 
 
 def upgrade() -> None:
-    _replace_check(BEFORE, AFTER)
+    replace_check("dossiers", CONSTRAINT, BEFORE, AFTER)
     for name, columns, where in ADDED:
         op.create_index(op.f(name), "dossiers", columns, postgresql_where=sa.text(where),
                         sqlite_where=sa.text(where))
@@ -62,26 +64,4 @@ def downgrade() -> None:
     last_known = "state->>'status'" if op.get_bind().dialect.name == "postgresql" \
         else "json_extract(state, '$.status')"
     op.execute(f"UPDATE dossiers SET status = {last_known} WHERE status = 'abandoned'")
-    _replace_check(AFTER, BEFORE)
-
-
-def _replace_check(old: str, new: str) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.drop_constraint(op.f(CONSTRAINT), "dossiers", type_="check")
-        op.create_check_constraint(op.f(CONSTRAINT), "dossiers", new)
-        return
-    # SQLite: rewrite the CREATE TABLE text (see the module docstring).
-    table_sql = bind.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dossiers'")) \
-        .scalar_one()
-    clause = f"CONSTRAINT {CONSTRAINT} CHECK ({old})"
-    if table_sql.count(clause) != 1:
-        raise RuntimeError(f"dossiers: expected the constraint {clause!r} once in {table_sql!r}")
-    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
-    bind.execute(sa.text("PRAGMA writable_schema = ON"))
-    try:
-        bind.execute(sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = 'dossiers'"),
-                     {"sql": table_sql.replace(clause, f"CONSTRAINT {CONSTRAINT} CHECK ({new})")})
-        bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))  # every connection re-reads it
-    finally:
-        bind.execute(sa.text("PRAGMA writable_schema = OFF"))
+    replace_check("dossiers", CONSTRAINT, AFTER, BEFORE)

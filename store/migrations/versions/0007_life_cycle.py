@@ -21,7 +21,7 @@ Create Date: 2026-11-29
   open (in progress). ``ix_dossiers_awaiting_receipt`` (received_by, received_at) over
   submitted dossiers: the gauges of online dossiers waiting for receipt, by desk.
 
-Self-contained like 0001 (no import of store.models); names are final (op.f).
+No import of store.models (the schema as it was then); names are final (op.f).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from store.migrations.checks import replace_check
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -60,8 +62,8 @@ def _open_indexes(open_condition: str) -> list[tuple[str, list[str], str]]:
 
 
 def upgrade() -> None:
-    _replace_check("dossiers", DOSSIER_CHECK, DOSSIER_BEFORE, DOSSIER_AFTER)
-    _replace_check("dossier_steps", STEP_CHECK, STEP_BEFORE, STEP_AFTER)
+    replace_check("dossiers", DOSSIER_CHECK, DOSSIER_BEFORE, DOSSIER_AFTER)
+    replace_check("dossier_steps", STEP_CHECK, STEP_BEFORE, STEP_AFTER)
     op.add_column("dossier_events", sa.Column("portal_status", sa.Integer(), nullable=True))
     op.add_column("dossiers", sa.Column("received_by", sa.String(), nullable=True))
     op.add_column("dossiers", sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True))
@@ -83,8 +85,8 @@ def downgrade() -> None:
     newer = bind.execute(sa.text(f"SELECT count(*) FROM dossiers WHERE NOT ({DOSSIER_BEFORE})")).scalar_one()
     if newer:
         raise RuntimeError(f"{newer} dossier(s) are in a status 0006 does not know; downgrade refused")
-    _replace_check("dossier_steps", STEP_CHECK, STEP_AFTER, STEP_BEFORE)
-    _replace_check("dossiers", DOSSIER_CHECK, DOSSIER_AFTER, DOSSIER_BEFORE)
+    replace_check("dossier_steps", STEP_CHECK, STEP_AFTER, STEP_BEFORE)
+    replace_check("dossiers", DOSSIER_CHECK, DOSSIER_AFTER, DOSSIER_BEFORE)
 
 
 def _rebuild_open_indexes(before: str, after: str) -> None:
@@ -93,25 +95,3 @@ def _rebuild_open_indexes(before: str, after: str) -> None:
     for name, columns, where in _open_indexes(after):
         op.create_index(op.f(name), "dossiers", columns, postgresql_where=sa.text(where),
                         sqlite_where=sa.text(where))
-
-
-def _replace_check(table: str, constraint: str, old: str, new: str) -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.drop_constraint(op.f(constraint), table, type_="check")
-        op.create_check_constraint(op.f(constraint), table, new)
-        return
-    # SQLite: rewrite the CREATE TABLE text (migration 0005's docstring says why).
-    table_sql = bind.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"),
-                             {"name": table}).scalar_one()
-    clause = f"CONSTRAINT {constraint} CHECK ({old})"
-    if table_sql.count(clause) != 1:
-        raise RuntimeError(f"{table}: expected the constraint {clause!r} once in {table_sql!r}")
-    version = bind.execute(sa.text("PRAGMA schema_version")).scalar_one()
-    bind.execute(sa.text("PRAGMA writable_schema = ON"))
-    try:
-        bind.execute(sa.text("UPDATE sqlite_master SET sql = :sql WHERE type = 'table' AND name = :name"),
-                     {"sql": table_sql.replace(clause, f"CONSTRAINT {constraint} CHECK ({new})"), "name": table})
-        bind.execute(sa.text(f"PRAGMA schema_version = {int(version) + 1}"))
-    finally:
-        bind.execute(sa.text("PRAGMA writable_schema = OFF"))
