@@ -193,14 +193,14 @@ async def test_a_new_appointment_does_not_make_a_late_dossier_on_time(env, deplo
     passes, as its verdict will be late; the exporter's gauge follows the appointment
     (its alerts are about dossiers past what the applicant was told)."""
     sessions = deployed_sessions
-    one_step = snapshot(code="T.R08", sector=DAT_DAI, level="xa", deadline="1d",
-                        steps=[{"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "1d"}])
+    one_step = snapshot(code="T.R08", sector=DAT_DAI, level="xa", deadline="2d",
+                        steps=[{"id": "tiep-nhan", "agency": "bpmc-xa-{commune}", "deadline": "2d"}])
     async with running_worker(env.client, sessions) as tq:
         handle = await start_dossier(env.client, tq, one_step, received_by=DESK)
         received = (await until(handle, assigned("tiep-nhan"))).received_at
-        await env.sleep(timedelta(hours=12))
-        await extend(handle, DESK, received + timedelta(days=1, hours=12), "Chờ kết quả xác minh")
-        await env.sleep(timedelta(hours=13))  # past the legal due, before the new appointment
+        await env.sleep(timedelta(hours=12))  # more than a working day before the due: allowed
+        await extend(handle, DESK, received + timedelta(days=2, hours=12), "Chờ kết quả xác minh")
+        await env.sleep(timedelta(hours=37))  # past the legal due, before the new appointment
         await settled(sessions, [handle])
         now = await env.get_current_time()
         with sessions() as session:

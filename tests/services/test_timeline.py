@@ -134,7 +134,7 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=VN)
 
 
-async def test_a_dossier_with_a_pause_a_late_extended_step_a_weekend_and_a_return(private_time_skipping_env):
+async def test_a_dossier_with_an_extended_step_a_pause_a_late_step_a_weekend_and_a_return(private_time_skipping_env):
     env = private_time_skipping_env
     calendar = load_calendar("vn-gov")
     monday = working_weeks(calendar, await env.get_current_time(), 3)
@@ -147,6 +147,11 @@ async def test_a_dossier_with_a_pause_a_late_extended_step_a_weekend_and_a_retur
         await sleep_until(env, at(monday, 10))
         await complete(handle, "tiep-nhan", DESK)
         await until(handle, assigned("tham-dinh"))
+        # At once, more than a working day before its due (Mẫu 04's rule), the land office
+        # gives a new appointment: Friday of the second week, 17:00.
+        await sleep_until(env, at(monday, 11))
+        await extend(handle, "vpdk-tinh", at(week2 + timedelta(days=4), 17), "Chờ kết quả đo đạc lại",
+                     step_id="tham-dinh")
 
         # Tuesday 10:00 a supplement is asked for; the applicant brings it on Friday 10:00.
         await sleep_until(env, at(monday + timedelta(days=1), 10))
@@ -154,13 +159,10 @@ async def test_a_dossier_with_a_pause_a_late_extended_step_a_weekend_and_a_retur
         await sleep_until(env, at(monday + timedelta(days=4), 10))
         await resubmit(handle, agency=DESK, note="Đã bổ sung")
 
-        # Its due (a working day left at the pause: Monday 10:00) passes; a new appointment
-        # is given on Monday 11:00 for Friday 17:00.
+        # Its legal due (a working day left at the pause: Monday 10:00) passes.
         await sleep_until(env, at(week2, 11))
-        s = await until(handle, lambda s: s.step("tham-dinh").overdue, "tham-dinh overdue")
+        s = await state(handle)
         assert close(s.step("tham-dinh").original_due_at, at(week2, 10))
-        await extend(handle, "vpdk-tinh", at(week2 + timedelta(days=4), 17), "Chờ kết quả đo đạc lại",
-                     step_id="tham-dinh")
 
         # While it is open: its bar runs to now, and its late part too.
         now = await env.get_current_time()
@@ -259,7 +261,9 @@ async def test_a_dossier_with_a_pause_a_late_extended_step_a_weekend_and_a_retur
     assert near(float(late.get("x")) + float(late.get("width")), picture.x(late_pass.completed_at))
     (due,) = shapes(picture.row("tham-dinh", 1), "line", "due")
     (legal,) = shapes(picture.row("tham-dinh", 1), "line", "legal-due")
-    assert near(float(due.get("x1")), picture.x(at(week2 + timedelta(days=4), 17)))
+    # The appointment given on the first day, moved on by the pause's working time (3 days).
+    assert calendar.elapsed(at(week2 + timedelta(days=4), 17), late_pass.due_at) == timedelta(days=1)
+    assert near(float(due.get("x1")), picture.x(late_pass.due_at))
     assert near(float(legal.get("x1")), picture.x(late_pass.original_due_at))
     assert all(not shapes(g, "line", "legal-due") for g in picture.rows() if g.get("data-pass") != "1"
                or g.get("data-step") != "tham-dinh")
