@@ -60,7 +60,7 @@ PROCEDURE: dict[str, Any] = {
 }
 STEPS = ("tiep-nhan", "tham-dinh", "thue", "tra-ket-qua")
 # What one dossier's audit log holds at the end, in some order of the parallel steps.
-FINAL_EVENTS = Counter({("received", None): 1, ("completed", None): 1}
+FINAL_EVENTS = Counter({("received", None): 1, ("result_ready", None): 1, ("completed", None): 1}
                        | {("step_assigned", s): 1 for s in STEPS} | {("step_completed", s): 1 for s in STEPS})
 
 # Ways of sending one completion twice; the CLI is a process per call, so it gets a few.
