@@ -33,9 +33,11 @@ ENV PATH=/opt/lienthong/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     LIENTHONG_LOG_JSON=true
 # What WeasyPrint prints the forms with (services/documents): Pango, HarfBuzz's subsetter,
-# and Debian's DejaVu fonts, which have every Vietnamese letter. No browser.
+# and Debian's DejaVu fonts, which have every Vietnamese letter. No browser. Graphviz
+# draws `lienthong definitions graph --format svg` for operators running the image's CLI.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    graphviz \
  && rm -rf /var/lib/apt/lists/*
 # A fixed, unprivileged uid so mounted volumes and Kubernetes securityContext agree.
 RUN groupadd --system --gid 10001 lienthong \

@@ -85,6 +85,12 @@ def test_the_runtime_has_what_weasyprint_prints_with() -> None:
         assert package in runtime, package
 
 
+def test_the_runtime_draws_procedure_graphs() -> None:
+    """`lienthong definitions graph --format svg` runs Graphviz's dot (Debian's graphviz)."""
+    runtime = DOCKERFILE.read_text().split("AS runtime", 1)[1]
+    assert re.search(r"apt-get install[^\n]*(\\\n[^\n]*)*\bgraphviz\b", runtime)
+
+
 def test_base_image_is_pinned() -> None:
     (base,) = [rest for keyword, rest in instructions() if keyword == "ARG" and rest.startswith("PYTHON_IMAGE=")]
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+", base)
