@@ -41,6 +41,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 VERDICTS = ("early", "on_time", "late")  # Decision 766/QĐ-TTg
 FINISHED_STATUSES = tuple(status.value for status in payloads.FINISHED_STATUSES)
+TURN_OPENERS = frozenset(payloads.APPLICANT_TURN_OPENED_BY.values())  # the applicant holds the dossier from here
 HOUR = 3600.0
 WORKING_DAY = 8 * HOUR  # vn-gov: 07:30–11:30 + 13:00–17:00
 # Working seconds: from minutes (tests, `continuous` short deadlines) to 60 working days.
@@ -195,7 +196,7 @@ def working_time(state: DossierState) -> timedelta | None:
     total = calendar.elapsed(start, end)
     paused_since: datetime | None = None
     for note in sorted(state.notes, key=lambda n: n.at):
-        if note.kind in ("supplement_requested", "obligation_requested") and paused_since is None:
+        if note.kind in TURN_OPENERS and paused_since is None:
             paused_since = note.at
         elif note.kind == "resubmitted" and paused_since is not None:
             total -= _overlap(calendar, paused_since, note.at, start, end)

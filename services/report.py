@@ -56,6 +56,7 @@ from config.settings import Settings
 from definitions.limits import MAX_REPORT_DAYS
 from services.instants import UtcInstant
 from store.models import REPORT_EVENT_KINDS, AgencyRow, DossierEventRow, DossierRow, SectorRow
+from workflows.payloads import APPLICANT_TURN_OPENED_BY
 
 FORM = "Biểu 06/VPCP/KSTT"
 TITLE = ("TÌNH HÌNH, KẾT QUẢ GIẢI QUYẾT THỦ TỤC HÀNH CHÍNH TẠI CƠ QUAN, ĐƠN VỊ TRỰC TIẾP "
@@ -70,7 +71,7 @@ LEVEL_NAMES = {"tinh": "Cấp tỉnh", "huyen": "Cấp huyện", "xa": "Cấp x�
                "trung-uong": "Cơ quan ngành dọc trung ương tại địa phương"}
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X")
 
-PAUSES = ("supplement_requested", "obligation_requested")  # the applicant holds the dossier from here
+PAUSES = tuple(APPLICANT_TURN_OPENED_BY.values())  # the applicant holds the dossier from here
 FIGURES = ("received_total", "received_online", "received_in_person_postal", "carried_over",
            "resolved_total", "resolved_early", "resolved_on_time", "resolved_late",
            "in_progress_total", "in_progress_within_time", "in_progress_overdue")

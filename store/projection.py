@@ -37,7 +37,7 @@ from store import inbox, portal_outbox
 from store.models import DossierEventRow, DossierRow, DossierStepRow
 from store.upsert import insert_on_conflict, row_parameters
 from workflows import payloads
-from workflows.payloads import DossierEvent, DossierState, DossierStatus, StoreWrite
+from workflows.payloads import DossierEvent, DossierState, StoreWrite
 
 OPEN_STATUSES = tuple(status.value for status in payloads.OPEN_STATUSES)
 
@@ -243,15 +243,10 @@ def _dossier_values(state: DossierState, seq: int, now: datetime, run_id: str | 
     }
 
 
-# The note that opens each of the applicant's turns (portal 5 and 6).
-_REQUESTS = {DossierStatus.AWAITING_SUPPLEMENT: "supplement_requested",
-             DossierStatus.AWAITING_OBLIGATION: "obligation_requested"}
-
-
 def awaiting_since(state: DossierState) -> datetime | None:
     """When the applicant's current turn began: the latest request of its kind (else the
     instant the clocks stopped); None while the agencies hold the dossier."""
-    kind = _REQUESTS.get(state.status)
+    kind = payloads.APPLICANT_TURN_OPENED_BY.get(state.status)
     if kind is None:
         return None
     return next((note.at for note in reversed(state.notes) if note.kind == kind), state.paused_at)

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.clock import due as compute_due
     from workflows.clock import extendable_until, resumed_due
     from workflows.payloads import (
+        APPLICANT_TURN_OPENED_BY,
         PAUSED_STATUSES,
         PORTAL_STATUS,
         AgencyNotification,
@@ -431,7 +432,7 @@ class DossierWorkflow:
         if supplement or self._procedure.on_obligation == "pause":
             state.paused_at = now
         self._held_step = st.id
-        kind = "supplement_requested" if supplement else "obligation_requested"
+        kind = APPLICANT_TURN_OPENED_BY[state.status]
         if supplement:
             state.supplement_count += 1
             if self._procedure.supplement_deadline:

@@ -32,6 +32,9 @@ class DossierStatus(StrEnum):
 OPEN_STATUSES = (DossierStatus.PROCESSING, DossierStatus.AWAITING_SUPPLEMENT, DossierStatus.AWAITING_OBLIGATION)
 # The applicant holds the dossier: every clock is stopped (Decision 4).
 PAUSED_STATUSES = (DossierStatus.AWAITING_SUPPLEMENT, DossierStatus.AWAITING_OBLIGATION)
+# The audit-log event (and sheet note) that opens each of the applicant's turns.
+APPLICANT_TURN_OPENED_BY = {DossierStatus.AWAITING_SUPPLEMENT: "supplement_requested",
+                            DossierStatus.AWAITING_OBLIGATION: "obligation_requested"}
 # Ended: the workflow takes no more changes.
 FINISHED_STATUSES = (DossierStatus.COMPLETED, DossierStatus.REJECTED, DossierStatus.WITHDRAWN,
                      DossierStatus.NOT_RECEIVED)
